@@ -1,0 +1,165 @@
+"""Component folders: `config.json` + `model.safetensors`, written atomically, versioned.
+
+A component is a module plus the config that built it (ARCHITECTURE principle 1). Loading reads
+JSON and safetensors only, so an untrusted folder cannot run code. config.json holds:
+
+    {"format_version": 1, "component": "unet", "role": "decoder",
+     "model": {...the model's config...}, "settings": {...how the role uses it...}, "info": {...}}
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from t2i.config import ConfigError, config_from_dict, config_to_dict, read_json
+from t2i.models.clip import CLIP, CLIPConfig
+from t2i.models.prior import DiffusionPrior, PriorConfig
+from t2i.models.unet import UNet, UNetConfig
+
+FORMAT_VERSION = 1
+MODEL_CLASSES: dict[str, tuple[type[nn.Module], type]] = {
+    "unet": (UNet, UNetConfig),
+    "prior": (DiffusionPrior, PriorConfig),
+    "clip": (CLIP, CLIPConfig),
+}
+
+
+class CheckpointError(ValueError):
+    """A folder that is not a loadable component or pipeline; the message says why."""
+
+
+@dataclass
+class Component:
+    """A model with its role in a pipeline and the settings that role needs (diffusion schedule…)."""
+
+    model: nn.Module
+    role: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        for kind, (cls, _) in MODEL_CLASSES.items():
+            if type(self.model) is cls:
+                return kind
+        raise CheckpointError(f"{type(self.model).__name__} is not a saveable component")
+
+
+def build_model(kind: str, model_config: dict[str, Any]) -> nn.Module:
+    if kind not in MODEL_CLASSES:
+        raise CheckpointError(f"unknown component kind '{kind}' (known: {', '.join(MODEL_CLASSES)})")
+    cls, config_cls = MODEL_CLASSES[kind]
+    try:
+        return cls(config_from_dict(config_cls, model_config, where=f"{kind} config"))
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
+    except ValueError as e:
+        raise CheckpointError(f"{kind} config: {e}") from None
+
+
+def component_json(component: Component) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "component": component.kind,
+        "role": component.role,
+        "model": config_to_dict(component.model.config),
+        "settings": component.settings,
+        "info": component.info,
+    }
+
+
+def write_component_files(folder: Path, component: Component, *, dtype: torch.dtype = torch.float32) -> None:
+    """Write config.json and model.safetensors into an existing folder (not atomic by itself)."""
+    state = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous() for k, v in component.model.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format_version": str(FORMAT_VERSION)})
+    (folder / "config.json").write_text(json.dumps(component_json(component), indent=2))
+
+
+def save_component(path: str | Path, component: Component, *, dtype: torch.dtype = torch.float32) -> Path:
+    """Save atomically: the folder at `path` is either the old one or the complete new one."""
+    path = Path(path)
+    with atomic_folder(path) as tmp:
+        write_component_files(tmp, component, dtype=dtype)
+    return path
+
+
+class atomic_folder:
+    """Context manager giving a temporary sibling folder that replaces `path` on success."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        old = self.path.with_name(f".{self.path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.path.exists():
+            os.replace(self.path, old)
+        os.replace(self.tmp, self.path)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_component_json(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no such model folder")
+    cfg_path = path / "config.json"
+    if not cfg_path.exists():
+        raise CheckpointError(f"{path}: not a component folder (no config.json)")
+    try:
+        cfg = read_json(cfg_path)
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
+    version = cfg.get("format_version") if isinstance(cfg, dict) else None
+    if not isinstance(version, int):
+        raise CheckpointError(f"{cfg_path}: no format_version; not a t2i component")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {version} is newer than this t2i understands ({FORMAT_VERSION}); upgrade t2i")
+    for key in ("component", "role", "model"):
+        if key not in cfg:
+            raise CheckpointError(f"{cfg_path}: missing '{key}'")
+    return cfg
+
+
+def load_component(path: str | Path, *, role: str | None = None, weights: str = "model.safetensors") -> Component:
+    """Load a component folder; `role` (e.g. "decoder") makes a component of another role an error."""
+    path = Path(path)
+    cfg = read_component_json(path)
+    if role is not None and cfg["role"] != role:
+        raise CheckpointError(f"{path}: this is a {cfg['role']} checkpoint, expected a {role}")
+    model = build_model(cfg["component"], cfg["model"])
+    load_weights(model, path / weights)
+    return Component(model=model.eval(), role=cfg["role"], settings=cfg.get("settings", {}), info=cfg.get("info", {}))
+
+
+def load_weights(model: nn.Module, file: Path) -> None:
+    if not file.exists():
+        raise CheckpointError(f"{file.parent}: missing {file.name}")
+    try:
+        state = load_file(str(file))
+    except Exception as e:  # safetensors raises several types for truncated or foreign files
+        raise CheckpointError(f"{file}: unreadable weights ({e})") from None
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(f"{file}: weights do not fit the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for name, tensor in state.items():
+        if tensor.shape != own[name].shape:
+            raise CheckpointError(f"{file}: {name} has shape {tuple(tensor.shape)}, config expects {tuple(own[name].shape)}")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})

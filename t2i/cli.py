@@ -1,0 +1,129 @@
+"""The `t2i` command: a thin shell over the library. Bad input is one line on stderr and exit code 2."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class UsageError(ValueError):
+    """Bad input detected by the CLI itself."""
+
+
+def _sampling_args(p: argparse.ArgumentParser, *, prior: bool = True) -> None:
+    g = p.add_argument_group("sampling (defaults come from the model)")
+    if prior:
+        g.add_argument("--prior-steps", type=int)
+        g.add_argument("--prior-guidance", type=float)
+        g.add_argument("--prior-candidates", type=int, help="embeddings drawn per caption; the closest to the text is kept")
+    g.add_argument("--decoder-steps", type=int)
+    g.add_argument("--decoder-guidance", type=float)
+    g.add_argument("--upsampler-steps", type=int)
+    g.add_argument("--sampler", choices=("ddim", "ddpm"))
+    g.add_argument("--threshold", choices=("none", "static", "dynamic"))
+
+
+def _sampling_options(args: argparse.Namespace) -> dict:
+    keys = ("prior_steps", "prior_guidance", "prior_candidates", "decoder_steps", "decoder_guidance", "upsampler_steps", "sampler", "threshold")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="t2i", description="Text-to-image generation by diffusion (unCLIP / DALL-E 2).")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="images from a prompt, or from a file of prompts")
+    g.add_argument("prompt", nargs="?")
+    g.add_argument("-o", "--output", help="output PNG (a grid when -n > 1)")
+    g.add_argument("--prompts-file", help="one prompt per line; writes {line:04d}_{sample:02d}.png into --out-dir")
+    g.add_argument("--out-dir")
+    g.add_argument("-n", "--num-images", type=int, default=1)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--model", default="emoji", help="shipped model name or pipeline folder (default: emoji)")
+    g.add_argument("--batch-size", type=int, default=16, help="images sampled together in batch mode")
+    _sampling_args(g)
+
+    v = sub.add_parser("variations", help="new images from an image's CLIP embedding")
+    v.add_argument("image")
+    v.add_argument("-o", "--output", required=True)
+    v.add_argument("-n", "--num-images", type=int, default=4)
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--model", default="emoji")
+    _sampling_args(v, prior=False)
+
+    t = sub.add_parser("train", help="train one stage")
+    t.add_argument("stage", choices=("clip", "prior", "decoder", "upsampler"))
+    t.add_argument("--data", required=True, help="emoji, shapes, or a folder / CSV / JSONL of images and captions")
+    t.add_argument("--config", help="preset name or JSON file (default: the --data name's preset, else emoji)")
+    t.add_argument("--out", help="run folder (default runs/DATA-STAGE)")
+    t.add_argument("--clip", help="trained CLIP (run folder or component folder); needed by prior and decoder")
+    t.add_argument("--steps", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--sample-every", type=int)
+    t.add_argument("--save-every", type=int)
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    t.add_argument("--init-from", help="start from these weights (component or run folder) with a fresh optimiser")
+    t.add_argument("--no-progress", action="store_true")
+
+    a = sub.add_parser("assemble", help="put trained stages together into one pipeline folder")
+    a.add_argument("--clip", required=True)
+    a.add_argument("--prior", required=True)
+    a.add_argument("--decoder", required=True)
+    a.add_argument("--upsampler", action="append", default=[], help="repeat for a cascade, lowest resolution first")
+    a.add_argument("--config", help="preset whose 'pipeline' section gives the default sampling options")
+    a.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16, half the size)")
+    a.add_argument("-o", "--output", required=True)
+
+    e = sub.add_parser("eval", help="measure a model's quality")
+    e.add_argument("benchmark", choices=("shapes", "emoji"))
+    e.add_argument("--model", required=True)
+    e.add_argument("--samples", type=int, default=4, help="images per prompt")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--limit", type=int, help="shapes: prompts per task; emoji: number of captions")
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("-o", "--output", help="folder for the JSON result and sample sheets")
+    _sampling_args(e)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.formatwarning = lambda message, category, *a, **k: f"t2i: warning: {message}\n"
+    from t2i.errors import USER_ERRORS
+
+    try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise UsageError("--threads must be >= 1")
+            import torch
+
+            torch.set_num_threads(args.threads)
+        from t2i import commands
+
+        return getattr(commands, f"cmd_{args.command}")(args) or 0
+    except USER_ERRORS as e:
+        if os.environ.get("T2I_DEBUG"):
+            raise
+        print(f"t2i: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("t2i: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    if isinstance(e, OSError) and e.filename and str(e.filename) not in text:
+        text = f"{e.filename}: {text}"
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

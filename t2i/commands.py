@@ -1,0 +1,182 @@
+"""What each `t2i` subcommand does, as plain calls of the library (the CLI only parses)."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from t2i.cli import UsageError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+def check_output_file(path: str | None, flag: str = "-o") -> Path:
+    """Fail before any work if the image cannot be written there."""
+    if not path:
+        raise UsageError(f"{flag} is required")
+    out = Path(path)
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise UsageError(f"{path}: output must end in one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"{path}: folder {parent} does not exist")
+    if out.is_dir() or not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise UsageError(f"{path}: cannot write there")
+    return out
+
+
+def check_output_dir(path: str | None) -> Path:
+    if not path:
+        raise UsageError("--out-dir is required with --prompts-file")
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{path}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise UsageError(f"{path}: cannot write there")
+    return out
+
+
+def read_prompts(path: str) -> list[str]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a UTF-8 text file") from None
+    if not lines:
+        raise UsageError(f"{path}: no prompts")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            raise UsageError(f"{path}: line {i} is empty (one prompt per line)")
+    return lines
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from t2i.eval.grid import grid_image
+    from t2i.pipelines.unclip import load_pipeline
+    from t2i.progress import StepBar
+
+    if args.num_images < 1:
+        raise UsageError(f"-n must be >= 1, got {args.num_images}")
+    if args.prompts_file:
+        if args.prompt:
+            raise UsageError("give either a prompt or --prompts-file, not both")
+        prompts, out_dir = read_prompts(args.prompts_file), check_output_dir(args.out_dir)
+    else:
+        if args.prompt is None:
+            raise UsageError("give a prompt (or --prompts-file FILE --out-dir DIR)")
+        if not args.prompt.strip():
+            raise UsageError("empty prompt")
+        out = check_output_file(args.output)
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be >= 1")
+    pipe = load_pipeline(args.model)
+    options = pipe.defaults.updated(**_options(args))  # validates ranges before any work
+
+    if not args.prompts_file:
+        images = pipe([args.prompt], num_images=args.num_images, seed=args.seed, **_options(args))
+        (images[0] if len(images) == 1 else grid_image(images)).save(out)
+        print(out)
+        return 0
+    # Batch mode: prompts in chunks; each chunk's seed is derived from --seed and its position.
+    per_chunk = max(1, args.batch_size // args.num_images)
+    with StepBar(total=len(prompts) * args.num_images, desc="generate", unit="img") as bar:
+        for start in range(0, len(prompts), per_chunk):
+            chunk = prompts[start : start + per_chunk]
+            images = pipe(chunk, num_images=args.num_images, seed=args.seed + start, **vars(options))
+            for i, image in enumerate(images):
+                line, sample = start + i // args.num_images, i % args.num_images
+                image.save(out_dir / f"{line:04d}_{sample:02d}.png")
+            bar.update(len(images))
+    print(out_dir)
+    return 0
+
+
+def _options(args: argparse.Namespace) -> dict:
+    from t2i.cli import _sampling_options
+
+    return _sampling_options(args)
+
+
+def cmd_variations(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from t2i.eval.grid import grid_image
+    from t2i.pipelines.unclip import load_pipeline
+
+    if args.num_images < 1:
+        raise UsageError(f"-n must be >= 1, got {args.num_images}")
+    out = check_output_file(args.output)
+    try:
+        with Image.open(args.image) as im:
+            image = im.copy()
+    except FileNotFoundError:
+        raise UsageError(f"{args.image}: no such file") from None
+    except OSError:
+        raise UsageError(f"{args.image}: not a readable image") from None
+    pipe = load_pipeline(args.model)
+    images = pipe.variations(image, num_images=args.num_images, seed=args.seed, **_options(args))
+    (images[0] if len(images) == 1 else grid_image(images)).save(out)
+    print(out)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from t2i.train.build import make_trainer, presets, read_preset
+
+    config = args.config or (args.data if args.data in presets() else "emoji")
+    out = Path(args.out or f"runs/{Path(args.data).name}-{args.stage}")
+    if (out / "latest").exists() and not args.resume and not args.init_from:
+        raise UsageError(f"{out} already holds a run: pass --resume to continue it, or another --out")
+    if args.resume and args.init_from:
+        raise UsageError("--resume and --init-from exclude each other")
+    overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "sample_every": args.sample_every, "save_every": args.save_every}
+    trainer = make_trainer(args.stage, read_preset(config), data=args.data, out_dir=out, clip=args.clip, train_overrides=overrides, init_from=args.init_from, progress=not args.no_progress)
+    if args.resume:
+        if not trainer.resume():
+            raise UsageError(f"{out}: no checkpoint to resume from")
+        print(f"resumed {out} at step {trainer.step}")
+    figures = trainer.train()
+    print(f"{args.stage}: step {trainer.step}, " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items() if k != "step"))
+    print(f"checkpoint: {trainer.latest_checkpoint()}")
+    return 0
+
+
+def cmd_assemble(args: argparse.Namespace) -> int:
+    import torch
+
+    from t2i.checkpoint import load_component
+    from t2i.config import config_from_dict
+    from t2i.pipelines.unclip import SamplingOptions, UnclipPipeline
+    from t2i.train.build import read_preset, resolve_component
+
+    defaults = SamplingOptions()
+    if args.config:
+        defaults = config_from_dict(SamplingOptions, read_preset(args.config).get("pipeline", {}), where="pipeline")
+    pipe = UnclipPipeline(
+        clip=load_component(resolve_component(args.clip), role="clip"),
+        prior=load_component(resolve_component(args.prior), role="prior"),
+        decoder=load_component(resolve_component(args.decoder), role="decoder"),
+        upsamplers=[load_component(resolve_component(u), role="upsampler") for u in args.upsampler],
+        defaults=defaults,
+        info={"sources": {"clip": args.clip, "prior": args.prior, "decoder": args.decoder, "upsamplers": args.upsampler}},
+    )
+    path = pipe.save(args.output, dtype=torch.float32 if args.fp32 else torch.float16)
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    print(f"{path} ({size / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from t2i.eval import benchmarks
+    from t2i.pipelines.unclip import load_pipeline
+
+    if args.samples < 1:
+        raise UsageError("--samples must be >= 1")
+    pipe = load_pipeline(args.model)
+    pipe.defaults.updated(**_options(args))
+    run = benchmarks.shapes_benchmark if args.benchmark == "shapes" else benchmarks.emoji_fidelity
+    result = run(pipe, samples=args.samples, seed=args.seed, limit=args.limit, batch_size=args.batch_size, out_dir=args.output, **_options(args))
+    print(json.dumps(result["summary"], indent=2))
+    return 0

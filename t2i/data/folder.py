@@ -1,0 +1,151 @@
+"""User data: images with captions from a folder, a CSV or a JSONL file.
+
+Three layouts are accepted:
+  folder  images (png/jpg/jpeg/webp/bmp, searched recursively), each with a same-named .txt
+          file holding one caption per non-empty line;
+  .csv    a header with `path` and `caption` columns, paths relative to the CSV's folder;
+  .jsonl  one {"path": ..., "caption": ...} object per line (caption may also be a list).
+Several rows for one path add captions. Images become RGB (alpha composited on white),
+centre-cropped to a square and resized. Bad images are skipped and summarised in a single
+warning, so one corrupt file never ends a training run.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from t2i.data.dataset import ImageCaptionSet
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+SKIP_REASONS = ("unreadable", "missing", "without caption", "with unreadable caption")  # report order
+
+
+def load_folder(path: str | Path, size: int) -> ImageCaptionSet:
+    """Load a folder, CSV or JSONL dataset as (size, size) RGB images with their captions."""
+    if size < 1:
+        raise ValueError(f"image size must be positive, got {size}")
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"dataset path not found: {root}")
+    skipped: Counter[str] = Counter()
+    if root.is_dir():
+        listing = _scan_folder(root, skipped)
+    elif root.suffix.lower() == ".csv":
+        listing = _read_csv(root)
+    elif root.suffix.lower() == ".jsonl":
+        listing = _read_jsonl(root)
+    else:
+        raise ValueError(f"unsupported dataset file {root}: expected a folder, a .csv or a .jsonl file")
+
+    images, captions, names = [], [], []
+    for image_path, texts in listing.items():
+        if not texts:
+            skipped["without caption"] += 1
+            continue
+        pixels = _load_image(image_path, size, skipped)
+        if pixels is not None:
+            images.append(pixels)
+            captions.append(texts)
+            names.append(image_path.stem)
+
+    total = len(images) + sum(skipped.values())
+    summary = ", ".join(f"{skipped[reason]} {reason}" for reason in SKIP_REASONS if skipped[reason])
+    if not images:
+        raise ValueError(f"no usable images in {root}" + (f" ({total} found: {summary})" if total else ""))
+    if skipped:
+        warnings.warn(f"skipped {sum(skipped.values())} of {total} images in {root} ({summary})", stacklevel=2)
+    return ImageCaptionSet(images=np.stack(images), captions=captions, names=names)
+
+
+def _scan_folder(root: Path, skipped: Counter[str]) -> dict[Path, list[str]]:
+    listing: dict[Path, list[str]] = {}
+    for image_path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+        caption_file = image_path.with_suffix(".txt")
+        if not caption_file.is_file():
+            listing[image_path] = []
+            continue
+        try:
+            lines = caption_file.read_text(encoding="utf-8-sig").splitlines()
+        except (OSError, UnicodeDecodeError):
+            skipped["with unreadable caption"] += 1
+            continue
+        listing[image_path] = _dedupe(lines)
+    return listing
+
+
+def _read_csv(manifest: Path) -> dict[Path, list[str]]:
+    listing: dict[Path, list[str]] = {}
+    with manifest.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        columns = [c.strip() for c in reader.fieldnames or []]
+        if "path" not in columns or "caption" not in columns:
+            raise ValueError(f"{manifest}: header must contain 'path' and 'caption' columns, got {columns}")
+        reader.fieldnames = columns
+        for line, row in enumerate(reader, start=2):
+            if not (row.get("path") or "").strip():
+                raise ValueError(f"{manifest}:{line}: empty path")
+            _add(listing, manifest, row["path"], [row.get("caption") or ""])
+    return listing
+
+
+def _read_jsonl(manifest: Path) -> dict[Path, list[str]]:
+    listing: dict[Path, list[str]] = {}
+    with manifest.open(encoding="utf-8-sig") as f:
+        for line, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{manifest}:{line}: not valid JSON ({error.msg})") from None
+            if not isinstance(row, dict) or not isinstance(row.get("path"), str):
+                raise ValueError(f"{manifest}:{line}: expected an object with a string 'path'")
+            caption = row.get("caption", "")
+            texts = caption if isinstance(caption, list) else [caption]
+            if not all(isinstance(t, str) for t in texts):
+                raise ValueError(f"{manifest}:{line}: 'caption' must be a string or a list of strings")
+            _add(listing, manifest, row["path"], texts)
+    return listing
+
+
+def _add(listing: dict[Path, list[str]], manifest: Path, image: str, texts: list[str]) -> None:
+    """Merge captions of rows naming the same file (however the path is spelled)."""
+    key = (manifest.parent / image.strip()).resolve()
+    listing[key] = _dedupe(listing.get(key, []) + texts)
+
+
+def _dedupe(lines: list[str]) -> list[str]:
+    return [t for t in dict.fromkeys(line.strip() for line in lines) if t]
+
+
+def _load_image(image_path: Path, size: int, skipped: Counter[str]) -> np.ndarray | None:
+    if not image_path.is_file():
+        skipped["missing"] += 1
+        return None
+    try:
+        with Image.open(image_path) as opened:
+            opened.load()
+            image = ImageOps.exif_transpose(opened)  # phone photos store rotation in EXIF
+            image = _to_rgb(image)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        # PIL raises all of these for truncated, corrupt or mislabelled files
+        skipped["unreadable"] += 1
+        return None
+    image = ImageOps.fit(image, (size, size), method=Image.LANCZOS, centering=(0.5, 0.5))
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB with any transparency composited on white (the background the models learn)."""
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        canvas.alpha_composite(rgba)
+        return canvas.convert("RGB")
+    return image.convert("RGB")

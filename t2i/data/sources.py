@@ -1,0 +1,53 @@
+"""One entry point from a dataset name or path to an ImageCaptionSet.
+
+"emoji" is the packaged emoji set, "shapes" the procedural shapes world, and anything
+else a user folder, CSV or JSONL file (see t2i.data.folder). The names win over a local
+folder of the same name; write "./emoji" to load such a folder.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from t2i.data.dataset import ImageCaptionSet
+from t2i.data.emoji import SPLITS, load_emoji
+from t2i.data.folder import load_folder
+
+def load_dataset(name_or_path: str, size: int, split: str = "train", *,
+                 shapes_count: int = 20000, seed: int = 0) -> ImageCaptionSet:
+    """Load a dataset by name ("emoji", "shapes") or from a folder/CSV/JSONL path.
+
+    split: "train", "heldout" or "all".
+      emoji:  ~10% of base emoji (with their skin-tone variants) are held out.
+      shapes: "train" is shapes_count scenes from `seed`; "heldout" is shapes_count // 10
+              fresh scenes from a separate random stream (unseen scenes, same world);
+              "all" is both. shapes_count and seed apply to "shapes" only.
+      folder: "train" and "all" are the whole set; "heldout" is refused rather than
+              silently handing back training images.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+    if name_or_path == "emoji":
+        return load_emoji(size, split)
+    if name_or_path == "shapes":
+        return _load_shapes(size, split, shapes_count, seed)
+    if not Path(name_or_path).expanduser().exists():
+        raise ValueError(f"unknown dataset {name_or_path!r}: expected emoji, shapes, or a folder/CSV/JSONL path")
+    if split == "heldout":
+        raise ValueError(f"dataset {name_or_path!r} has no held-out split; only emoji and shapes have one")
+    return load_folder(name_or_path, size)
+
+
+def _load_shapes(size: int, split: str, count: int, seed: int) -> ImageCaptionSet:
+    from t2i.data.shapes import make_training_set  # the renderer is only needed for this source
+
+    if split == "train":
+        return make_training_set(count, size, seed)
+    # A stream derived from (seed, 1) never coincides with the training stream of any plain seed
+    heldout_seed = int(np.random.SeedSequence((seed, 1)).generate_state(1)[0])
+    heldout = make_training_set(max(1, count // 10), size, heldout_seed)
+    if split == "heldout":
+        return heldout
+    train = make_training_set(count, size, seed)
+    return ImageCaptionSet(np.concatenate([train.images, heldout.images]), train.captions + heldout.captions)

@@ -1,0 +1,155 @@
+"""Samplers: pure functions of a denoiser, a starting point and a list of timesteps.
+
+A *denoiser* is `denoise(x_t (B, ...), t LongTensor (B,)) -> x0_hat (B, ...)` where t
+indexes the TRAINING schedule (0..T-1). A sampler walks a strictly descending list of
+kept training timesteps [t_0 > t_1 > ... > t_{n-1}]; between consecutive kept steps
+t > s it uses the respaced chain whose one-step ᾱ ratio is ᾱ_t / ᾱ_s, and after the
+last kept step it jumps to s = -1 with ᾱ_{-1} = 1, i.e. it returns the final x0_hat.
+
+Nothing is kept between calls: the same inputs and an identically seeded generator
+give identical outputs. Each noisy step draws exactly one `torch.randn` of x's shape
+and dtype from `generator` (on the generator's device), so runs are reproducible.
+"""
+from __future__ import annotations
+
+import math
+import operator
+from typing import Callable, Sequence
+
+import torch
+
+from .gaussian import randn_like
+
+Tensor = torch.Tensor
+Denoiser = Callable[[Tensor, Tensor], Tensor]
+Progress = Callable[[int, int], None]
+
+
+def respace(num_train_steps: int, num_sample_steps: int) -> list[int]:
+    """Evenly spaced training timesteps, descending, from T-1 down to 0.
+
+    With num_sample_steps == T this is exactly [T-1, ..., 0]; with 1 it is [T-1].
+    """
+    if not isinstance(num_train_steps, int) or num_train_steps < 1:
+        raise ValueError(f"num_train_steps must be a positive int, got {num_train_steps!r}")
+    if not isinstance(num_sample_steps, int) or not 1 <= num_sample_steps <= num_train_steps:
+        raise ValueError(f"num_sample_steps must be an int in [1, {num_train_steps}], got {num_sample_steps!r}")
+    if num_sample_steps == 1:
+        return [num_train_steps - 1]
+    # round(i (T-1) / (n-1)) in exact integer arithmetic (half rounds up); the spacing is
+    # >= 1 because n <= T, so the steps are distinct.
+    span, gaps = num_train_steps - 1, num_sample_steps - 1
+    ascending = [(2 * i * span + gaps) // (2 * gaps) for i in range(num_sample_steps)]
+    return ascending[::-1]
+
+
+def _prepare(x_T: Tensor, timesteps: Sequence[int], alphas_cumprod: Tensor) -> tuple[list[int], list[float]]:
+    """Validate sampler inputs; return timesteps as ints and ᾱ as Python floats."""
+    if not isinstance(x_T, Tensor) or x_T.ndim < 1:
+        raise ValueError("x_T must be a tensor (B, ...)")
+    if not isinstance(alphas_cumprod, Tensor) or alphas_cumprod.ndim != 1 or alphas_cumprod.numel() < 1:
+        raise ValueError("alphas_cumprod must be a 1-D tensor (T,)")
+    ac = alphas_cumprod.detach().to("cpu", torch.float64).tolist()
+    if not all(0.0 < a < 1.0 for a in ac):
+        raise ValueError("alphas_cumprod values must lie in (0, 1)")
+    steps = [operator.index(t) for t in timesteps]
+    if not steps:
+        raise ValueError("timesteps must not be empty")
+    if any(a <= b for a, b in zip(steps, steps[1:])):
+        raise ValueError(f"timesteps must be strictly descending, got {steps}")
+    if steps[0] >= len(ac) or steps[-1] < 0:
+        raise ValueError(f"timesteps must lie in [0, {len(ac) - 1}], got {steps[0]}..{steps[-1]}")
+    return steps, ac
+
+
+def _denoise(denoise: Denoiser, x: Tensor, t: int) -> Tensor:
+    t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+    x0 = denoise(x, t_batch)
+    if x0.shape != x.shape:
+        raise ValueError(f"denoise returned shape {tuple(x0.shape)} for input {tuple(x.shape)}")
+    return x0
+
+
+def ddpm_sample(denoise: Denoiser, x_T: Tensor, timesteps: Sequence[int], alphas_cumprod: Tensor, *,
+                generator: torch.Generator | None = None, progress: Progress | None = None) -> Tensor:
+    """Ancestral sampling (Ho et al. 2020) over `timesteps`; returns x0 (B, ...).
+
+    Between kept steps t > s the respaced chain has β' = 1 - ᾱ_t/ᾱ_s and the step draws
+    from its posterior q(x_s | x_t, x0_hat):
+        mean = sqrt(ᾱ_s) β'/(1-ᾱ_t) x0_hat + sqrt(1-β') (1-ᾱ_s)/(1-ᾱ_t) x_t
+        var  = β' (1-ᾱ_s)/(1-ᾱ_t)
+    The last step returns x0_hat without noise. `progress(done, total)` is called per step.
+    """
+    steps, ac = _prepare(x_T, timesteps, alphas_cumprod)
+    x = x_T
+    for i, t in enumerate(steps):
+        x0 = _denoise(denoise, x, t)
+        if i == len(steps) - 1:
+            x = x0
+        else:
+            ab_t, ab_s = ac[t], ac[steps[i + 1]]
+            beta = 1.0 - ab_t / ab_s
+            coef_x0 = math.sqrt(ab_s) * beta / (1.0 - ab_t)
+            coef_xt = math.sqrt(1.0 - beta) * (1.0 - ab_s) / (1.0 - ab_t)
+            std = math.sqrt(beta * (1.0 - ab_s) / (1.0 - ab_t))
+            x = coef_x0 * x0 + coef_xt * x + std * randn_like(x, generator=generator)
+        if progress is not None:
+            progress(i + 1, len(steps))
+    return x
+
+
+def ddim_sample(denoise: Denoiser, x_T: Tensor, timesteps: Sequence[int], alphas_cumprod: Tensor, *,
+                eta: float = 0.0, generator: torch.Generator | None = None,
+                progress: Progress | None = None) -> Tensor:
+    """DDIM (Song et al. 2021) over `timesteps`; returns x0 (B, ...).
+
+    With eps_hat = (x_t - sqrt(ᾱ_t) x0_hat)/sqrt(1-ᾱ_t) and
+    σ = η sqrt((1-ᾱ_s)/(1-ᾱ_t)) sqrt(1 - ᾱ_t/ᾱ_s), a step t -> s is
+        x_s = sqrt(ᾱ_s) x0_hat + sqrt(1-ᾱ_s-σ²) eps_hat + σ z.
+    η = 0 is deterministic; η = 1 has exactly the ancestral (DDPM) transition.
+    """
+    if not isinstance(eta, (int, float)) or not math.isfinite(eta) or eta < 0.0:
+        raise ValueError(f"eta must be a finite float >= 0, got {eta!r}")
+    steps, ac = _prepare(x_T, timesteps, alphas_cumprod)
+    x = x_T
+    for i, t in enumerate(steps):
+        x0 = _denoise(denoise, x, t)
+        if i == len(steps) - 1:
+            x = x0
+        else:
+            ab_t, ab_s = ac[t], ac[steps[i + 1]]
+            eps = (x - math.sqrt(ab_t) * x0) / math.sqrt(1.0 - ab_t)
+            sigma = eta * math.sqrt((1.0 - ab_s) / (1.0 - ab_t) * (1.0 - ab_t / ab_s))
+            # Rounding (or η > 1) can push this below zero; the direction term then vanishes.
+            dir_coef = math.sqrt(max(1.0 - ab_s - sigma ** 2, 0.0))
+            x = math.sqrt(ab_s) * x0 + dir_coef * eps
+            if sigma > 0.0:
+                x = x + sigma * randn_like(x, generator=generator)
+        if progress is not None:
+            progress(i + 1, len(steps))
+    return x
+
+
+SAMPLERS: dict[str, Callable[..., Tensor]] = {"ddpm": ddpm_sample, "ddim": ddim_sample}
+
+
+def sample(name: str, denoise: Denoiser, x_T: Tensor, *, num_train_steps: int, steps: int,
+           alphas_cumprod: Tensor, eta: float = 0.0, generator: torch.Generator | None = None,
+           progress: Progress | None = None) -> Tensor:
+    """Respace `num_train_steps` to `steps` and run sampler `name` ("ddpm" or "ddim").
+
+    x_T (B, ...) should be standard normal noise; returns x0 (B, ...). `eta` applies to
+    DDIM only (DDPM is DDIM with η = 1), so a non-zero eta with "ddpm" is an error.
+    """
+    if name not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {name!r}")
+    if alphas_cumprod.ndim != 1 or alphas_cumprod.shape[0] != num_train_steps:
+        raise ValueError(f"alphas_cumprod has shape {tuple(alphas_cumprod.shape)}, "
+                         f"expected ({num_train_steps},)")
+    timesteps = respace(num_train_steps, steps)
+    if name == "ddpm":
+        if eta != 0.0:
+            raise ValueError("eta only applies to the 'ddim' sampler")
+        return ddpm_sample(denoise, x_T, timesteps, alphas_cumprod, generator=generator, progress=progress)
+    return ddim_sample(denoise, x_T, timesteps, alphas_cumprod, eta=eta, generator=generator,
+                       progress=progress)

@@ -1,0 +1,92 @@
+"""A small CLIP: a trainable ViT image encoder and a trainable head over the frozen text encoder.
+
+Both map to a shared unit-norm embedding space, trained with the symmetric contrastive loss of
+Radford et al. 2021 with a learned temperature. The text head is a small transformer over the
+frozen per-token states (not just the pooled vector) so that word order and attribute binding
+("a red circle and a blue square") survive into the embedding.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from t2i.nn.attention import TransformerBlock
+
+
+@dataclass(frozen=True)
+class CLIPConfig:
+    image_size: int = 32
+    patch_size: int = 4
+    image_width: int = 192
+    image_depth: int = 4
+    image_heads: int = 3
+    text_dim: int = 384
+    text_width: int = 192
+    text_depth: int = 2
+    text_heads: int = 3
+    max_tokens: int = 32
+    embed_dim: int = 256
+
+    def __post_init__(self) -> None:
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
+
+
+class CLIP(nn.Module):
+    def __init__(self, config: CLIPConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        n_patches = (c.image_size // c.patch_size) ** 2
+        self.patch_embed = nn.Linear(3 * c.patch_size**2, c.image_width)
+        self.image_cls = nn.Parameter(torch.randn(c.image_width) * 0.02)
+        self.image_pos = nn.Parameter(torch.randn(n_patches + 1, c.image_width) * 0.02)
+        self.image_blocks = nn.ModuleList(TransformerBlock(dim=c.image_width, num_heads=c.image_heads) for _ in range(c.image_depth))
+        self.image_norm = nn.LayerNorm(c.image_width)
+        self.image_proj = nn.Linear(c.image_width, c.embed_dim, bias=False)
+
+        self.text_in = nn.Linear(c.text_dim, c.text_width)
+        self.text_pos = nn.Parameter(torch.randn(c.max_tokens, c.text_width) * 0.02)
+        self.text_blocks = nn.ModuleList(TransformerBlock(dim=c.text_width, num_heads=c.text_heads) for _ in range(c.text_depth))
+        self.text_norm = nn.LayerNorm(c.text_width)
+        self.text_proj = nn.Linear(c.text_width + c.text_dim, c.embed_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(2.659))  # log(1 / 0.07), as CLIP starts
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1] -> (B, embed_dim) unit norm; any H = W is resized to image_size."""
+        c = self.config
+        if images.shape[-1] != c.image_size:
+            images = F.interpolate(images, size=(c.image_size, c.image_size), mode="area" if images.shape[-1] > c.image_size else "bilinear")
+        x = self.patch_embed(rearrange(images, "b c (h p) (w q) -> b (h w) (c p q)", p=c.patch_size, q=c.patch_size))
+        x = torch.cat([self.image_cls.expand(len(x), 1, -1), x], dim=1) + self.image_pos
+        for block in self.image_blocks:
+            x = block(x)
+        return F.normalize(self.image_proj(self.image_norm(x[:, 0])), dim=-1)
+
+    def encode_text(self, tokens: torch.Tensor, token_mask: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """Frozen encoder output (tokens (B, T, 384), mask (B, T), pooled (B, 384)) -> (B, embed_dim) unit norm."""
+        c = self.config
+        if tokens.shape[1] > c.max_tokens:
+            raise ValueError(f"{tokens.shape[1]} text tokens, this CLIP takes at most {c.max_tokens}")
+        x = self.text_in(tokens.float()) + self.text_pos[: tokens.shape[1]]
+        eye = torch.eye(tokens.shape[1], dtype=torch.bool, device=tokens.device)
+        mask = (token_mask[:, None, :] | eye)[:, None]
+        for block in self.text_blocks:
+            x = block(x, mask=mask)
+        m = token_mask[..., None].to(x.dtype)
+        mean = (self.text_norm(x) * m).sum(1) / m.sum(1).clamp(min=1)
+        return F.normalize(self.text_proj(torch.cat([mean, pooled.float()], dim=-1)), dim=-1)
+
+    def contrastive_loss(self, image_embed: torch.Tensor, text_embed: torch.Tensor, same: torch.Tensor | None = None) -> torch.Tensor:
+        """Symmetric InfoNCE over a batch of matching pairs. `same` (B, B) bool marks other pairs
+        that are also true matches (two images of one caption), which are not counted as negatives."""
+        scale = self.logit_scale.clamp(max=4.6052).exp()  # temperature floor 0.01, as CLIP
+        logits = scale * image_embed @ text_embed.t()
+        if same is not None:
+            off_diag = same & ~torch.eye(len(same), dtype=torch.bool, device=same.device)
+            logits = logits.masked_fill(off_diag, float("-inf"))
+        target = torch.arange(len(logits), device=logits.device)
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))

@@ -1,0 +1,180 @@
+"""The one UNet of the project: unCLIP's decoder and upsamplers, Imagen's base and super-resolution models.
+
+Conditioning is chosen by the config, never by a subclass:
+- `embed_dim`: a vector (a CLIP image embedding) added to the time embedding and turned into
+  `num_embed_tokens` extra tokens that the attention layers attend to (DALL-E 2's decoder);
+- `text_dim`: per-token text states attended to by every attention layer (GLIDE, Imagen), with
+  `pooled_text` adding their masked mean to the time embedding (Imagen);
+- `low_res`: an upsampler's low-resolution image, resized and concatenated to the input, with
+  `noise_aug` embedding its noise-augmentation level next to the timestep.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from t2i.nn.embeddings import ScalarEmbedding
+from t2i.nn.resnet import Downsample, ResBlock, SpatialAttention, Upsample, group_norm, zero_init
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    image_size: int = 32
+    in_channels: int = 3
+    out_channels: int = 3
+    base_channels: int = 64
+    channel_mults: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 2
+    attention_levels: tuple[int, ...] = (1, 2)  # level indices (0 = full resolution) with attention
+    head_dim: int = 32
+    dropout: float = 0.0
+    embed_dim: int = 0  # CLIP image embedding size; 0 = not conditioned on one
+    num_embed_tokens: int = 4
+    text_dim: int = 0  # text token state size; 0 = no text tokens
+    pooled_text: bool = False
+    context_dim: int = 256  # width of the attention context tokens
+    low_res: bool = False
+    noise_aug: bool = False
+    patch_size: int = 1  # space-to-depth factor before the first conv: CPU convs are far faster on fewer, wider pixels
+
+
+    def __post_init__(self) -> None:
+        levels = len(self.channel_mults)
+        if self.image_size % (self.patch_size * 2 ** (levels - 1)):
+            raise ValueError(f"image_size {self.image_size} is not divisible by patch_size·2^{levels - 1}")
+        if any(not 0 <= lv < levels for lv in self.attention_levels):
+            raise ValueError(f"attention_levels {self.attention_levels} out of range for {levels} levels")
+        if self.noise_aug and not self.low_res:
+            raise ValueError("noise_aug needs low_res")
+        if self.pooled_text and not self.text_dim:
+            raise ValueError("pooled_text needs text_dim")
+
+
+class UNet(nn.Module):
+    """Predicts the diffusion target (noise, x0 or v) for x_t.
+
+    forward(x (B, C, H, W) in [-1, 1] scale, t (B,) long, embed (B, embed_dim), embed_keep (B,) bool,
+    tokens (B, T, text_dim), token_mask (B, T) bool, low_res (B, 3, h, w), aug_level (B,) long)
+    -> (B, out_channels, H, W). `embed_keep` False swaps in a learned null embedding (guidance);
+    a row of `token_mask` all False means "no text".
+    """
+
+    def __init__(self, config: UNetConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        ch = c.base_channels
+        emb_dim = 4 * ch
+        self.time_embed = ScalarEmbedding(feature_dim=ch, out_dim=emb_dim)
+        self.aug_embed = ScalarEmbedding(feature_dim=ch, out_dim=emb_dim) if c.noise_aug else None
+        self.has_context = bool(c.embed_dim or c.text_dim)
+        if c.embed_dim:
+            self.null_embed = nn.Parameter(torch.zeros(c.embed_dim))
+            self.embed_to_time = nn.Linear(c.embed_dim, emb_dim)
+            self.embed_to_tokens = nn.Linear(c.embed_dim, c.num_embed_tokens * c.context_dim)
+        if c.text_dim:
+            self.text_proj = nn.Linear(c.text_dim, c.context_dim)
+            self.pooled_to_time = nn.Linear(c.text_dim, emb_dim) if c.pooled_text else None
+        if self.has_context:
+            self.context_norm = nn.LayerNorm(c.context_dim)
+        context_dim = c.context_dim if self.has_context else 0
+
+        in_ch = (c.in_channels + (3 if c.low_res else 0)) * c.patch_size**2
+        self.conv_in = nn.Conv2d(in_ch, ch, 3, padding=1)
+        self.down = nn.ModuleList()
+        skips = [ch]
+        cur = ch
+        for level, mult in enumerate(c.channel_mults):
+            for _ in range(c.num_res_blocks):
+                out = ch * mult
+                self.down.append(self._stage(cur, out, emb_dim, level in c.attention_levels, context_dim))
+                cur = out
+                skips.append(cur)
+            if level < len(c.channel_mults) - 1:
+                self.down.append(Downsample(cur))
+                skips.append(cur)
+        self.mid = nn.ModuleList([
+            ResBlock(in_ch=cur, out_ch=cur, emb_dim=emb_dim, dropout=c.dropout),
+            SpatialAttention(channels=cur, head_dim=c.head_dim, context_dim=context_dim),
+            ResBlock(in_ch=cur, out_ch=cur, emb_dim=emb_dim, dropout=c.dropout),
+        ])
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(c.channel_mults))):
+            for i in range(c.num_res_blocks + 1):
+                out = ch * mult
+                self.up.append(self._stage(cur + skips.pop(), out, emb_dim, level in c.attention_levels, context_dim))
+                cur = out
+                if level > 0 and i == c.num_res_blocks:
+                    self.up.append(Upsample(cur))
+        self.norm_out = group_norm(cur)
+        self.conv_out = zero_init(nn.Conv2d(cur, c.out_channels * c.patch_size**2, 3, padding=1))
+
+    def _stage(self, in_ch: int, out_ch: int, emb_dim: int, attend: bool, context_dim: int) -> nn.ModuleList:
+        blocks = [ResBlock(in_ch=in_ch, out_ch=out_ch, emb_dim=emb_dim, dropout=self.config.dropout)]
+        if attend:
+            blocks.append(SpatialAttention(channels=out_ch, head_dim=self.config.head_dim, context_dim=context_dim))
+        return nn.ModuleList(blocks)
+
+    def _conditioning(self, t, embed, embed_keep, tokens, token_mask, aug_level):
+        """Time embedding (B, E) and attention context (B, M, context_dim) with its mask (B, M)."""
+        c = self.config
+        emb = self.time_embed(t)
+        parts, masks = [], []
+        if c.embed_dim:
+            if embed is None:
+                raise ValueError("this UNet is conditioned on an image embedding: pass embed")
+            if embed_keep is not None:
+                embed = torch.where(embed_keep[:, None], embed, self.null_embed.to(embed.dtype))
+            emb = emb + self.embed_to_time(embed)
+            parts.append(self.embed_to_tokens(embed).view(len(embed), c.num_embed_tokens, c.context_dim))
+            masks.append(torch.ones(len(embed), c.num_embed_tokens, dtype=torch.bool, device=embed.device))
+        if c.text_dim:
+            if tokens is None or token_mask is None:
+                raise ValueError("this UNet is conditioned on text: pass tokens and token_mask")
+            parts.append(self.text_proj(tokens))
+            masks.append(token_mask)
+            if self.pooled_to_time is not None:
+                m = token_mask[..., None].to(tokens.dtype)
+                pooled = (tokens * m).sum(1) / m.sum(1).clamp(min=1)
+                emb = emb + self.pooled_to_time(pooled)
+        if self.aug_embed is not None:
+            if aug_level is None:
+                raise ValueError("this upsampler needs aug_level")
+            emb = emb + self.aug_embed(aug_level)
+        if not parts:
+            return emb, None, None
+        return emb, self.context_norm(torch.cat(parts, dim=1)), torch.cat(masks, dim=1)
+
+    def forward(self, x, t, *, embed=None, embed_keep=None, tokens=None, token_mask=None, low_res=None, aug_level=None):
+        emb, context, context_mask = self._conditioning(t, embed, embed_keep, tokens, token_mask, aug_level)
+        if self.config.low_res:
+            if low_res is None:
+                raise ValueError("this upsampler needs low_res")
+            x = torch.cat([x, F.interpolate(low_res, size=x.shape[-2:], mode="bilinear", align_corners=False)], dim=1)
+        h = self.conv_in(F.pixel_unshuffle(x, self.config.patch_size))
+        skips = [h]
+        for block in self.down:
+            h = self._run(block, h, emb, context, context_mask)
+            skips.append(h)
+        for block in self.mid:
+            h = self._run(block, h, emb, context, context_mask)
+        for block in self.up:
+            if isinstance(block, Upsample):
+                h = block(h)
+            else:
+                h = self._run(block, torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)
+        return F.pixel_shuffle(self.conv_out(F.silu(self.norm_out(h))), self.config.patch_size)
+
+    @staticmethod
+    def _run(block, h, emb, context, context_mask):
+        if isinstance(block, (Downsample, Upsample)):
+            return block(h)
+        if isinstance(block, ResBlock):
+            return block(h, emb)
+        if isinstance(block, SpatialAttention):
+            return block(h, context, context_mask)
+        for layer in block:
+            h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h, context, context_mask)
+        return h

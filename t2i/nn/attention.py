@@ -1,0 +1,49 @@
+"""Multi-head attention and the pre-norm transformer block used by CLIP and the prior."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention over x, optionally also attending to extra context keys/values.
+
+    x: (B, N, dim); context: (B, M, context_dim) or None; mask: bool, broadcastable to
+    (B, 1, N, N [+ M]), True where attention is allowed.
+    """
+
+    def __init__(self, *, dim: int, num_heads: int, context_dim: int = 0) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.context_kv = nn.Linear(context_dim, 2 * dim) if context_dim else None
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, *, context: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        if context is not None:
+            if self.context_kv is None:
+                raise ValueError("this attention layer was built without context_dim")
+            ck, cv = rearrange(self.context_kv(context), "b m (two h d) -> two b h m d", two=2, h=self.num_heads)
+            k, v = torch.cat([k, ck], dim=2), torch.cat([v, cv], dim=2)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out(rearrange(y, "b h n d -> b n (h d)"))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LayerNorm block: x + attn(norm(x)); x + mlp(norm(x)). (B, N, dim) -> (B, N, dim)."""
+
+    def __init__(self, *, dim: int, num_heads: int, mlp_ratio: int = 4, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = MultiHeadAttention(dim=dim, num_heads=num_heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp_ratio * dim, dim))
+
+    def forward(self, x: torch.Tensor, *, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), mask=mask)
+        return x + self.mlp(self.norm2(x))

@@ -1,0 +1,85 @@
+"""Sampling of each unCLIP stage, shared by the pipeline and by training previews.
+
+Each function takes a loaded Component and plain tensors, builds a denoiser from the
+component's diffusion settings, wraps it with classifier-free guidance and thresholding, and
+runs a pure sampler from t2i.diffusion.samplers.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from t2i.checkpoint import Component
+from t2i.diffusion.gaussian import GaussianDiffusion
+from t2i.diffusion.guidance import guided_denoiser, thresholded
+from t2i.diffusion.samplers import sample
+
+DIFFUSION_KEYS = ("schedule", "num_steps", "objective")
+
+
+def diffusion_of(component: Component) -> GaussianDiffusion:
+    d = component.settings.get("diffusion", {})
+    return GaussianDiffusion(**{k: d[k] for k in DIFFUSION_KEYS if k in d})
+
+
+def _run(component, denoise_with_cond, cond, null_cond, shape, *, steps, guidance, sampler, threshold, generator, progress=None):
+    diffusion = diffusion_of(component)
+    denoise = guided_denoiser(diffusion.denoiser(denoise_with_cond), cond, null_cond, guidance)
+    denoise = thresholded(denoise, threshold)
+    device = next(component.model.parameters()).device
+    x_T = torch.randn(shape, generator=generator).to(device)
+    return sample(sampler, denoise, x_T, num_train_steps=diffusion.num_steps, steps=steps, alphas_cumprod=diffusion.alphas_cumprod, generator=generator, progress=progress)
+
+
+@torch.no_grad()
+def run_prior(prior: Component, text_embed, tokens, token_mask, *, steps=25, guidance=2.0, candidates=1, sampler="ddim", generator=None, progress=None):
+    """CLIP text embeddings (B, E) + tokens -> CLIP image embeddings (B, E), unit norm.
+
+    With candidates = k, k embeddings are drawn per caption and the one most similar to the
+    caption's text embedding is kept (DALL-E 2, section 2.2)."""
+    b, e = text_embed.shape
+    k = max(1, candidates)
+    rep = lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731
+    te, tok, mask = rep(text_embed), rep(tokens), rep(token_mask)
+    ones = torch.ones(b * k, dtype=torch.bool, device=te.device)
+    cond = {"text_embed": te, "tokens": tok, "token_mask": mask, "keep": ones}
+    null = {"text_embed": te, "tokens": tok, "token_mask": mask, "keep": ~ones}
+    scale = prior.settings.get("embed_scale", math.sqrt(e))
+    z = _run(prior, prior.model, cond, null, (b * k, e), steps=steps, guidance=guidance, sampler=sampler, threshold="none", generator=generator, progress=progress)
+    z = F.normalize(z / scale, dim=-1).view(b, k, e)
+    best = (z * text_embed[:, None]).sum(-1).argmax(dim=1)
+    return z[torch.arange(b), best]
+
+
+@torch.no_grad()
+def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, steps=25, guidance=3.0, sampler="ddim", threshold="dynamic", generator=None, progress=None):
+    """CLIP image embeddings (B, E) (+ optional text tokens) -> images (B, 3, S, S) in [-1, 1]."""
+    cfg = decoder.model.config
+    b = len(embed)
+    keep = torch.ones(b, dtype=torch.bool, device=embed.device)
+    cond = {"embed": embed, "embed_keep": keep}
+    null = {"embed": embed, "embed_keep": ~keep}
+    if cfg.text_dim:
+        cond.update(tokens=tokens, token_mask=token_mask)
+        null.update(tokens=tokens, token_mask=torch.zeros_like(token_mask))
+    shape = (b, cfg.out_channels, cfg.image_size, cfg.image_size)
+    x = _run(decoder, decoder.model, cond, null, shape, steps=steps, guidance=guidance, sampler=sampler, threshold=threshold, generator=generator, progress=progress)
+    return x.clamp(-1, 1)
+
+
+@torch.no_grad()
+def run_upsampler(upsampler: Component, low_res, *, steps=20, sampler="ddim", generator=None, progress=None):
+    """Images (B, 3, s, s) in [-1, 1] -> (B, 3, S, S); the low-res input is noised to the fixed
+    augmentation level the upsampler was trained to expect at sampling time."""
+    cfg = upsampler.model.config
+    diffusion = diffusion_of(upsampler)
+    level = int(upsampler.settings.get("sample_aug_level", 0))
+    aug = torch.full((len(low_res),), level, dtype=torch.long, device=low_res.device)
+    noise = torch.randn(low_res.shape, generator=generator).to(low_res.device)
+    low = diffusion.q_sample(low_res, aug, noise) if level > 0 else low_res
+    cond = {"low_res": low, "aug_level": aug}
+    shape = (len(low_res), cfg.out_channels, cfg.image_size, cfg.image_size)
+    x = _run(upsampler, upsampler.model, cond, cond, shape, steps=steps, guidance=1.0, sampler=sampler, threshold="static", generator=generator, progress=progress)
+    return x.clamp(-1, 1)

@@ -1,0 +1,220 @@
+"""unCLIP (DALL-E 2): caption -> CLIP text embedding -> prior -> image embedding -> decoder -> upsamplers.
+
+A pipeline folder holds one component folder per stage and `pipeline.json`:
+
+    {"format_version": 1, "pipeline": "unclip", "clip": "clip", "prior": "prior",
+     "decoder": "decoder", "upsamplers": ["upsampler-64"], "defaults": {...sampling options...}}
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from t2i.checkpoint import FORMAT_VERSION, CheckpointError, Component, atomic_folder, load_component, write_component_files
+from t2i.config import ConfigError, config_from_dict, config_to_dict, read_json
+from t2i.data.dataset import to_model_range, to_uint8
+from t2i.pipelines.sampling import run_decoder, run_prior, run_upsampler
+
+SAMPLERS = ("ddim", "ddpm")
+MAX_STEPS = 1000
+MAX_GUIDANCE = 50.0
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How each stage samples. Guidance 1 = no classifier-free guidance."""
+
+    prior_steps: int = 25
+    prior_guidance: float = 2.0
+    prior_candidates: int = 2
+    decoder_steps: int = 25
+    decoder_guidance: float = 3.0
+    upsampler_steps: int = 15
+    sampler: str = "ddim"
+    threshold: str = "dynamic"
+
+    def __post_init__(self) -> None:
+        for name in ("prior_steps", "decoder_steps", "upsampler_steps"):
+            v = getattr(self, name)
+            if not 1 <= v <= MAX_STEPS:
+                raise ValueError(f"{name.replace('_', '-')} must be between 1 and {MAX_STEPS}, got {v}")
+        for name in ("prior_guidance", "decoder_guidance"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= MAX_GUIDANCE:
+                raise ValueError(f"{name.replace('_', '-')} must be between 0 and {MAX_GUIDANCE}, got {v}")
+        if not 1 <= self.prior_candidates <= 64:
+            raise ValueError(f"prior-candidates must be between 1 and 64, got {self.prior_candidates}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.threshold not in ("none", "static", "dynamic"):
+            raise ValueError(f"threshold must be none, static or dynamic, got {self.threshold!r}")
+
+    def updated(self, **overrides: Any) -> "SamplingOptions":
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown sampling option(s): {', '.join(unknown)}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+class UnclipPipeline:
+    def __init__(self, *, clip: Component, prior: Component, decoder: Component, upsamplers: list[Component] | None = None, defaults: SamplingOptions | None = None, info: dict | None = None) -> None:
+        self.clip, self.prior, self.decoder = clip, prior, decoder
+        self.upsamplers = list(upsamplers or [])
+        self.defaults = defaults or SamplingOptions()
+        self.info = info or {}
+        self.text_max_length = int(clip.model.config.max_tokens)
+        e = clip.model.config.embed_dim
+        if prior.model.config.embed_dim != e or decoder.model.config.embed_dim != e:
+            raise CheckpointError(f"stages disagree on the CLIP embedding size (clip {e}, prior {prior.model.config.embed_dim}, decoder {decoder.model.config.embed_dim})")
+
+    # ---- persistence -------------------------------------------------------------------------
+    @classmethod
+    def from_folder(cls, path: str | Path) -> "UnclipPipeline":
+        path = Path(path)
+        if not path.is_dir():
+            raise CheckpointError(f"{path}: no such model folder")
+        if not (path / "pipeline.json").exists():
+            raise CheckpointError(f"{path}: not a pipeline folder (no pipeline.json)")
+        try:
+            spec = read_json(path / "pipeline.json")
+        except ConfigError as e:
+            raise CheckpointError(str(e)) from None
+        version = spec.get("format_version") if isinstance(spec, dict) else None
+        if not isinstance(version, int):
+            raise CheckpointError(f"{path}/pipeline.json: no format_version; not a t2i pipeline")
+        if version > FORMAT_VERSION:
+            raise CheckpointError(f"{path}: pipeline format version {version} is newer than this t2i understands ({FORMAT_VERSION}); upgrade t2i")
+        if spec.get("pipeline") != "unclip":
+            raise CheckpointError(f"{path}: a {spec.get('pipeline')!r} pipeline, not unclip")
+        try:
+            defaults = config_from_dict(SamplingOptions, spec.get("defaults", {}), where=f"{path}/pipeline.json defaults")
+        except ValueError as e:
+            raise CheckpointError(str(e)) from None
+        stage = lambda key, role: load_component(path / str(spec.get(key, key)), role=role)  # noqa: E731
+        return cls(clip=stage("clip", "clip"), prior=stage("prior", "prior"), decoder=stage("decoder", "decoder"),
+                   upsamplers=[load_component(path / p, role="upsampler") for p in spec.get("upsamplers", [])],
+                   defaults=defaults, info=spec.get("info", {}))
+
+    def save(self, path: str | Path, *, dtype: torch.dtype = torch.float16) -> Path:
+        """Write the whole pipeline atomically (fp16 weights by default: half the size, loaded as fp32)."""
+        path = Path(path)
+        names = {"clip": self.clip, "prior": self.prior, "decoder": self.decoder}
+        ups = [f"upsampler-{u.model.config.image_size}" for u in self.upsamplers]
+        with atomic_folder(path) as tmp:
+            for name, comp in [*names.items(), *zip(ups, self.upsamplers)]:
+                (tmp / name).mkdir()
+                write_component_files(tmp / name, comp, dtype=dtype)
+            spec = {"format_version": FORMAT_VERSION, "pipeline": "unclip", **{k: k for k in names}, "upsamplers": ups, "defaults": config_to_dict(self.defaults), "info": self.info}
+            (tmp / "pipeline.json").write_text(json.dumps(spec, indent=2))
+        return path
+
+    @property
+    def image_size(self) -> int:
+        return (self.upsamplers[-1] if self.upsamplers else self.decoder).model.config.image_size
+
+    # ---- stages --------------------------------------------------------------------------------
+    def encode_text(self, prompts: list[str]):
+        """Prompts -> (TextEncoding, CLIP text embeddings (B, E)). Empty prompts are an error;
+        over-long ones are truncated with a warning."""
+        from t2i.text.encoder import get_text_encoder
+
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if not prompts:
+            raise ValueError("no prompts given")
+        for p in prompts:
+            if not isinstance(p, str) or not p.strip():
+                raise ValueError("empty prompt")
+        enc = get_text_encoder(self.text_max_length).encode(list(prompts))
+        with torch.no_grad():
+            text_embed = self.clip.model.encode_text(enc.tokens, enc.mask, enc.pooled)
+        return enc, text_embed
+
+    @torch.no_grad()
+    def embed_images(self, images: list[Image.Image]) -> torch.Tensor:
+        """PIL images -> (N, E) CLIP image embeddings."""
+        size = self.clip.model.config.image_size
+        arr = np.stack([np.asarray(_square_rgb(im).resize((size, size), Image.BOX)) for im in images])
+        return self.clip.model.encode_image(to_model_range(arr))
+
+    def decode(self, embeds: torch.Tensor, enc=None, *, options: SamplingOptions, generator: torch.Generator, progress: Callable | None = None) -> torch.Tensor:
+        """Image embeddings (B, E) -> images (B, 3, S, S) in [-1, 1], through the decoder and upsamplers."""
+        kw = {"tokens": enc.tokens, "token_mask": enc.mask} if enc is not None and self.decoder.model.config.text_dim else {}
+        x = run_decoder(self.decoder, embeds, **kw, steps=options.decoder_steps, guidance=options.decoder_guidance, sampler=options.sampler, threshold=options.threshold, generator=generator, progress=progress)
+        for up in self.upsamplers:
+            x = run_upsampler(up, x, steps=options.upsampler_steps, sampler=options.sampler, generator=generator, progress=progress)
+        return x
+
+    # ---- public calls --------------------------------------------------------------------------
+    def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, progress: Callable | None = None, **options: Any) -> list[Image.Image]:
+        """Generate `num_images` per prompt; returns PIL images, prompt-major. Same seed, same images."""
+        opts = self.defaults.updated(**options)
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if num_images < 1:
+            raise ValueError(f"number of images must be >= 1, got {num_images}")
+        enc, text_embed = self.encode_text(prompts)
+        rep = lambda x: x.repeat_interleave(num_images, dim=0)  # noqa: E731
+        enc = type(enc)(rep(enc.tokens), rep(enc.mask), rep(enc.pooled))
+        generator = torch.Generator().manual_seed(seed)
+        embeds = run_prior(self.prior, rep(text_embed), enc.tokens, enc.mask, steps=opts.prior_steps, guidance=opts.prior_guidance, candidates=opts.prior_candidates, sampler=opts.sampler, generator=generator, progress=progress)
+        return to_pil(self.decode(embeds, enc, options=opts, generator=generator, progress=progress))
+
+    def variations(self, image: Image.Image, *, num_images: int = 1, seed: int = 0, **options: Any) -> list[Image.Image]:
+        """DALL-E 2's image variations: decode new images from the CLIP embedding of `image`."""
+        if num_images < 1:
+            raise ValueError(f"number of images must be >= 1, got {num_images}")
+        opts = self.defaults.updated(**options)
+        embeds = self.embed_images([image]).repeat(num_images, 1)
+        return to_pil(self.decode(embeds, None, options=opts, generator=torch.Generator().manual_seed(seed)))
+
+    def interpolate(self, image_a: Image.Image, image_b: Image.Image, *, steps: int = 5, seed: int = 0, **options: Any) -> list[Image.Image]:
+        """Images decoded along the spherical path between two images' CLIP embeddings."""
+        if steps < 2:
+            raise ValueError("interpolation needs at least 2 steps")
+        opts = self.defaults.updated(**options)
+        a, b = self.embed_images([image_a, image_b])
+        w = torch.linspace(0, 1, steps)[:, None]
+        omega = torch.arccos((a * b).sum().clamp(-1 + 1e-6, 1 - 1e-6))
+        z = (torch.sin((1 - w) * omega) * a + torch.sin(w * omega) * b) / torch.sin(omega)
+        return to_pil(self.decode(F.normalize(z, dim=-1), None, options=opts, generator=torch.Generator().manual_seed(seed)))
+
+
+def _square_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGBA", "LA", "P"):
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    image = image.convert("RGB")
+    w, h = image.size
+    s = min(w, h)
+    return image.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+
+
+def to_pil(x: torch.Tensor) -> list[Image.Image]:
+    return [Image.fromarray(a) for a in to_uint8(x)]
+
+
+def shipped_models() -> dict[str, Path]:
+    root = Path(__file__).resolve().parent.parent / "assets" / "models"
+    return {p.name: p for p in sorted(root.iterdir()) if (p / "pipeline.json").exists()} if root.is_dir() else {}
+
+
+def load_pipeline(name_or_path: str | Path = "emoji") -> UnclipPipeline:
+    """A shipped model by name ("emoji", "shapes") or a pipeline folder by path."""
+    shipped = shipped_models()
+    if str(name_or_path) in shipped and not Path(name_or_path).exists():
+        return UnclipPipeline.from_folder(shipped[str(name_or_path)])
+    path = Path(name_or_path)
+    if not path.exists():
+        names = ", ".join(shipped) or "none installed"
+        raise CheckpointError(f"no model '{name_or_path}': not a folder, and not a shipped model ({names})")
+    return UnclipPipeline.from_folder(path)

@@ -1,0 +1,105 @@
+"""Disk cache of caption encodings, so a training run encodes each caption set only once.
+
+One safetensors file per (set of unique captions, max_length, encoder version), named by a
+sha256 of those. Rows are the sorted unique captions; tokens are stored and kept in memory
+as float16 (50k captions x 32 x 384 is 1.2 GB in fp16, twice that in fp32), so callers cast
+per batch: `enc.select(idx).to(device, torch.float32)`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+from t2i.text import encoder as _encoder
+from t2i.text.encoder import ENCODER_VERSION, TextEncoding
+
+
+def default_cache_dir() -> Path:
+    """$T2I_CACHE/text if T2I_CACHE is set (the project-wide cache root), else ~/.cache/t2i/text."""
+    root = os.environ.get("T2I_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "t2i") / "text"
+
+
+def cache_key(unique_captions: list[str], max_length: int) -> str:
+    """sha256 hex of the sorted unique captions, max_length and the encoder version."""
+    payload = json.dumps(
+        {"captions": sorted(unique_captions), "max_length": max_length, "version": ENCODER_VERSION},
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def encode_cached(
+    captions: list[str],
+    *,
+    max_length: int = 32,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+) -> tuple[TextEncoding, list[int]]:
+    """Encode the unique captions once (from disk when cached) and map each caption to its row.
+
+    Returns (encoding, index): encoding has U rows, one per sorted unique caption, with
+    tokens (U, T, 384) float16, mask (U, T) bool, pooled (U, 384) float32; index[i] is the
+    row of captions[i], so `encoding.select(index)` lines up with `captions`.
+    """
+    if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
+        raise ValueError("captions must be a list of strings")
+    if not captions:
+        raise ValueError("encode_cached needs at least one caption")
+    unique = sorted(set(captions))
+    row_of = {caption: i for i, caption in enumerate(unique)}
+    index = [row_of[caption] for caption in captions]
+
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = folder / f"{cache_key(unique, max_length)}.safetensors"
+    if path.exists():
+        try:
+            return _load(path, len(unique)), index
+        except Exception as err:  # any unreadable or inconsistent file is just a cache miss
+            warnings.warn(f"ignoring corrupt text cache {path} ({err}); re-encoding {len(unique)} captions")
+
+    encoding = _encoder.get_text_encoder(max_length).encode(unique, progress=progress, dtype=torch.float16)
+    encoding = encoding.to("cpu")
+    _save_atomic(encoding, path)
+    return encoding, index
+
+
+def _load(path: Path, num_rows: int) -> TextEncoding:
+    """Read and validate one cache file; raises on anything unexpected."""
+    from safetensors.torch import load_file
+
+    data = load_file(path)
+    if set(data) != {"tokens", "mask", "pooled"}:
+        raise ValueError(f"unexpected tensors {sorted(data)}")
+    tokens, mask, pooled = data["tokens"], data["mask"], data["pooled"]
+    if tokens.dtype != torch.float16 or mask.dtype != torch.bool or pooled.dtype != torch.float32:
+        raise ValueError(f"unexpected dtypes {tokens.dtype}, {mask.dtype}, {pooled.dtype}")
+    if len(mask) != num_rows:
+        raise ValueError(f"{len(mask)} rows for {num_rows} captions")
+    return TextEncoding(tokens, mask, pooled)  # validates the shapes
+
+
+def _save_atomic(encoding: TextEncoding, path: Path) -> None:
+    """Write to a temporary file in the same folder then rename, so readers never see half a file."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        tensors = {
+            "tokens": encoding.tokens.contiguous(),
+            "mask": encoding.mask.contiguous(),
+            "pooled": encoding.pooled.contiguous(),
+        }
+        save_file(tensors, tmp, metadata={"version": ENCODER_VERSION})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

