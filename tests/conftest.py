@@ -1,0 +1,13 @@
+"""Tests run on the CPU with one thread each and their own text-encoding cache."""
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("T2I_CACHE", str(tmp_path_factory.getbasetemp() / "t2i-cache"))
+    os.environ.pop("T2I_DEBUG", None)

@@ -1,0 +1,139 @@
+"""The shared networks: shapes, conditioning semantics, masks, and config/checkpoint contracts."""
+import json
+
+import pytest
+import torch
+
+from t2i.checkpoint import CheckpointError, Component, build_model, load_component, save_component
+from t2i.config import ConfigError, config_from_dict
+from t2i.models.clip import CLIP, CLIPConfig
+from t2i.models.prior import DiffusionPrior, PriorConfig
+from t2i.models.unet import UNet, UNetConfig
+
+DECODER = UNetConfig(image_size=32, patch_size=2, base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,), head_dim=8, embed_dim=12, text_dim=384, context_dim=16)
+UPSAMPLER = UNetConfig(image_size=64, patch_size=4, base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(), low_res=True, noise_aug=True)
+
+
+def _randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give zero-initialised layers random weights so every input can influence the output."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    return model.eval()
+
+
+def _decoder_inputs(b=2, t=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return dict(x=torch.randn(b, 3, 32, 32, generator=g), t=torch.tensor([10, 900])[:b], embed=torch.randn(b, 12, generator=g),
+                embed_keep=torch.ones(b, dtype=torch.bool), tokens=torch.randn(b, t, 384, generator=g), token_mask=torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)[:b])
+
+
+def test_unet_starts_as_zero_and_keeps_shape():
+    torch.manual_seed(0)
+    m = UNet(DECODER).eval()
+    inp = _decoder_inputs()
+    out = m(inp.pop("x"), inp.pop("t"), **inp)
+    assert out.shape == (2, 3, 32, 32)
+    assert torch.count_nonzero(out) == 0  # zero-initialised output layer: the residual starts at zero
+
+
+def test_unet_ignores_padding_and_drops_embedding():
+    m = _randomize(UNet(DECODER))
+    inp = _decoder_inputs()
+    x, t = inp.pop("x"), inp.pop("t")
+    base = m(x, t, **inp)
+    tok = inp["tokens"].clone()
+    tok[0, 3:] = 100.0  # padding positions of row 0
+    assert torch.allclose(m(x, t, **{**inp, "tokens": tok}), base, atol=1e-5)
+    # with the embedding dropped, its value no longer matters
+    drop = {**inp, "embed_keep": torch.zeros(2, dtype=torch.bool)}
+    other = {**drop, "embed": torch.randn(2, 12)}
+    assert torch.allclose(m(x, t, **drop), m(x, t, **other), atol=1e-6)
+    assert not torch.allclose(m(x, t, **drop), base, atol=1e-3)
+
+
+def test_upsampler_uses_low_res_and_aug_level():
+    m = _randomize(UNet(UPSAMPLER))
+    x, low = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 32, 32)
+    a = m(x, torch.tensor([5]), low_res=low, aug_level=torch.tensor([0]))
+    assert a.shape == (1, 3, 64, 64)
+    assert not torch.allclose(a, m(x, torch.tensor([5]), low_res=low, aug_level=torch.tensor([100])))
+    with pytest.raises(ValueError, match="low_res"):
+        m(x, torch.tensor([5]), aug_level=torch.tensor([0]))
+
+
+def test_unet_config_is_validated():
+    with pytest.raises(ValueError, match="divisible"):
+        UNetConfig(image_size=30, patch_size=2)
+    with pytest.raises(ValueError, match="noise_aug needs low_res"):
+        UNetConfig(noise_aug=True)
+
+
+def test_prior_is_causal_and_masks_padding():
+    cfg = PriorConfig(embed_dim=8, width=16, depth=2, num_heads=2, max_tokens=6)
+    m = _randomize(DiffusionPrior(cfg))
+    g = torch.Generator().manual_seed(1)
+    x, te, tok = torch.randn(2, 8, generator=g), torch.randn(2, 8, generator=g), torch.randn(2, 4, 384, generator=g)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    t = torch.tensor([3, 500])
+    out = m(x, t, text_embed=te, tokens=tok, token_mask=mask)
+    assert out.shape == (2, 8)
+    tok2 = tok.clone()
+    tok2[0, 2:] = -50.0
+    assert torch.allclose(m(x, t, text_embed=te, tokens=tok2, token_mask=mask), out, atol=1e-5)
+    # a dropped caption: text inputs no longer matter
+    keep = torch.tensor([False, True])
+    a = m(x, t, text_embed=te, tokens=tok, token_mask=mask, keep=keep)
+    b = m(x, t, text_embed=torch.randn(2, 8), tokens=torch.randn(2, 4, 384), token_mask=mask, keep=keep)
+    assert torch.allclose(a[0], b[0], atol=1e-6) and (a[1] - b[1]).abs().max() > 1e-4
+    mask_matrix = DiffusionPrior._attention_mask(mask, 8)[0, 0]
+    assert not mask_matrix[1, 2] and mask_matrix[7, :2].all() and not mask_matrix[7, 2:4].any()
+
+
+def test_clip_embeddings_and_loss():
+    torch.manual_seed(0)
+    m = CLIP(CLIPConfig(image_size=32, patch_size=8, image_width=16, image_depth=1, image_heads=2, text_width=16, text_depth=1, text_heads=2, embed_dim=8))
+    img = m.encode_image(torch.rand(3, 3, 64, 64) * 2 - 1)  # any side is resized to 32
+    txt = m.encode_text(torch.randn(3, 5, 384), torch.ones(3, 5, dtype=torch.bool), torch.randn(3, 384))
+    assert torch.allclose(img.norm(dim=-1), torch.ones(3)) and torch.allclose(txt.norm(dim=-1), torch.ones(3))
+    e = torch.eye(3, 8)
+    with torch.no_grad():
+        m.logit_scale.fill_(4.6052)
+    assert m.contrastive_loss(e, e) < 1e-3
+    # a duplicated caption's other image is not a negative
+    dup = torch.stack([e[0], e[0], e[2]])
+    same = torch.tensor([[1, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.bool)
+    assert m.contrastive_loss(dup, dup, same) < 1e-3 < m.contrastive_loss(dup, dup)
+
+
+def test_config_refuses_unknown_and_ill_typed_keys():
+    with pytest.raises(ConfigError, match="unknown option"):
+        config_from_dict(PriorConfig, {"width": 16, "wdith": 3})
+    with pytest.raises(ConfigError, match="expected int"):
+        config_from_dict(PriorConfig, {"width": "16"})
+    cfg = config_from_dict(UNetConfig, {"channel_mults": [1, 2], "attention_levels": [1]})
+    assert cfg.channel_mults == (1, 2)
+
+
+def test_component_round_trip_and_refusals(tmp_path):
+    torch.manual_seed(0)
+    comp = Component(model=_randomize(UNet(DECODER)), role="decoder", settings={"diffusion": {"objective": "eps"}})
+    save_component(tmp_path / "dec", comp)
+    back = load_component(tmp_path / "dec", role="decoder")
+    for (k, v), (k2, v2) in zip(comp.model.state_dict().items(), back.model.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    assert back.settings == comp.settings
+    with pytest.raises(CheckpointError, match="decoder checkpoint, expected a prior"):
+        load_component(tmp_path / "dec", role="prior")
+    cfg = json.loads((tmp_path / "dec/config.json").read_text())
+    (tmp_path / "dec/config.json").write_text(json.dumps({**cfg, "format_version": 99}))
+    with pytest.raises(CheckpointError, match="newer"):
+        load_component(tmp_path / "dec")
+    (tmp_path / "dec/config.json").write_text(json.dumps(cfg))
+    weights = tmp_path / "dec/model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="unreadable weights"):
+        load_component(tmp_path / "dec")
+    with pytest.raises(CheckpointError, match="unknown component kind"):
+        build_model("vae", {})
