@@ -115,25 +115,30 @@ class atomic_folder:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def read_versioned_json(path: Path, *, what: str) -> dict[str, Any]:
+    """Read a format-versioned JSON file; refuse a missing, foreign or newer one with a reason."""
+    if not path.exists():
+        raise CheckpointError(f"{path.parent}: not a {what} folder (no {path.name})")
+    try:
+        data = read_json(path)
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
+    version = data.get("format_version") if isinstance(data, dict) else None
+    if not isinstance(version, int):
+        raise CheckpointError(f"{path}: no format_version; not a t2i {what}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path.parent}: {what} format version {version} is newer than this t2i understands ({FORMAT_VERSION}); upgrade t2i")
+    return data
+
+
 def read_component_json(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"{path}: no such model folder")
-    cfg_path = path / "config.json"
-    if not cfg_path.exists():
-        raise CheckpointError(f"{path}: not a component folder (no config.json)")
-    try:
-        cfg = read_json(cfg_path)
-    except ConfigError as e:
-        raise CheckpointError(str(e)) from None
-    version = cfg.get("format_version") if isinstance(cfg, dict) else None
-    if not isinstance(version, int):
-        raise CheckpointError(f"{cfg_path}: no format_version; not a t2i component")
-    if version > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format version {version} is newer than this t2i understands ({FORMAT_VERSION}); upgrade t2i")
+    cfg = read_versioned_json(path / "config.json", what="component")
     for key in ("component", "role", "model"):
         if key not in cfg:
-            raise CheckpointError(f"{cfg_path}: missing '{key}'")
+            raise CheckpointError(f"{path / 'config.json'}: missing '{key}'")
     return cfg
 
 

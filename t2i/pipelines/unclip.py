@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from t2i.checkpoint import FORMAT_VERSION, CheckpointError, Component, atomic_folder, load_component, write_component_files
-from t2i.config import ConfigError, config_from_dict, config_to_dict, read_json
+from t2i.checkpoint import FORMAT_VERSION, CheckpointError, Component, atomic_folder, load_component, read_versioned_json, write_component_files
+from t2i.config import config_from_dict, config_to_dict
 from t2i.data.dataset import to_model_range, to_uint8
 from t2i.pipelines.sampling import run_decoder, run_prior, run_upsampler
 
@@ -82,17 +82,7 @@ class UnclipPipeline:
         path = Path(path)
         if not path.is_dir():
             raise CheckpointError(f"{path}: no such model folder")
-        if not (path / "pipeline.json").exists():
-            raise CheckpointError(f"{path}: not a pipeline folder (no pipeline.json)")
-        try:
-            spec = read_json(path / "pipeline.json")
-        except ConfigError as e:
-            raise CheckpointError(str(e)) from None
-        version = spec.get("format_version") if isinstance(spec, dict) else None
-        if not isinstance(version, int):
-            raise CheckpointError(f"{path}/pipeline.json: no format_version; not a t2i pipeline")
-        if version > FORMAT_VERSION:
-            raise CheckpointError(f"{path}: pipeline format version {version} is newer than this t2i understands ({FORMAT_VERSION}); upgrade t2i")
+        spec = read_versioned_json(path / "pipeline.json", what="pipeline")
         if spec.get("pipeline") != "unclip":
             raise CheckpointError(f"{path}: a {spec.get('pipeline')!r} pipeline, not unclip")
         try:

@@ -1,0 +1,237 @@
+"""Generation from Python and from the `t2i generate` command, on the session's tiny trained unCLIP."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import t2i
+from t2i.cli import main
+from t2i.pipelines.unclip import SamplingOptions, UnclipPipeline
+from tiny import PROMPTS, pixels, state_dicts_equal, tiny_run  # noqa: F401
+
+A, B = PROMPTS
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_run):
+    return t2i.load_pipeline(str(tiny_run.pipeline))
+
+
+def _components(p: UnclipPipeline):
+    return {"clip": p.clip, "prior": p.prior, "decoder": p.decoder, **{f"upsampler{i}": u for i, u in enumerate(p.upsamplers)}}
+
+
+def _same(xs, ys) -> bool:
+    return len(xs) == len(ys) and all(np.array_equal(x, y) for x, y in zip(pixels(xs), pixels(ys)))
+
+
+# ---------------------------------------------------------------- generation from Python
+
+def test_loaded_pipeline_has_the_assembled_stages_and_preset_defaults(pipe) -> None:
+    assert [c.role for c in _components(pipe).values()] == ["clip", "prior", "decoder", "upsampler"]
+    assert pipe.image_size == 64 and pipe.decoder.model.config.image_size == 32
+    # `assemble --config tiny` took the preset's pipeline section as the defaults
+    assert pipe.defaults == SamplingOptions(prior_steps=3, decoder_steps=3, upsampler_steps=2, prior_candidates=2)
+    assert all(not c.model.training for c in _components(pipe).values())
+
+
+def test_generate_returns_pil_images_of_the_right_count_and_size(pipe) -> None:
+    images = pipe([A, B], num_images=3, seed=0)
+    assert len(images) == 6
+    for im in images:
+        assert isinstance(im, Image.Image) and im.size == (64, 64) and im.mode == "RGB"
+    assert len(pipe(A, seed=0)) == 1  # a plain string is one prompt
+
+
+def test_same_seed_same_pixels_other_seed_other_pixels(pipe) -> None:
+    first = pipe([A], num_images=2, seed=7)
+    again = pipe([A], num_images=2, seed=7)
+    other = pipe([A], num_images=2, seed=8)
+    assert _same(first, again)
+    assert not np.array_equal(pixels(first)[0], pixels(other)[0])
+    # the two samples of one prompt are different draws
+    assert not np.array_equal(pixels(first)[0], pixels(first)[1])
+
+
+def test_images_are_prompt_major(pipe) -> None:
+    """[A, B] x 2 is the batch A, A, B, B: the same as four prompts, one image each."""
+    batched = pipe([A, B], num_images=2, seed=3)
+    prompt_major = pipe([A, A, B, B], num_images=1, seed=3)
+    sample_major = pipe([A, B, A, B], num_images=1, seed=3)
+    diff = lambda xs, ys: float(np.mean([np.abs(x.astype(int) - y.astype(int)).mean() for x, y in zip(pixels(xs), pixels(ys))]))  # noqa: E731
+    assert diff(batched, prompt_major) <= 0.01  # equal up to rare rounding flips of batch-size-dependent float sums
+    assert diff(batched, sample_major) > 10 * max(diff(batched, prompt_major), 0.05)
+
+
+def test_sampling_options_override_and_are_validated(pipe) -> None:
+    base = pipe([A], seed=1)
+    assert _same(base, pipe([A], seed=1, decoder_steps=pipe.defaults.decoder_steps))
+    assert not _same(base, pipe([A], seed=1, decoder_steps=5))
+    assert not _same(base, pipe([A], seed=1, decoder_guidance=1.0))
+    assert not _same(base, pipe([A], seed=1, sampler="ddpm"))
+    for bad in ({"decoder_steps": 0}, {"decoder_steps": 1001}, {"prior_steps": -1}, {"upsampler_steps": 5000},
+                {"prior_guidance": -1.0}, {"decoder_guidance": 1000.0}, {"prior_candidates": 0},
+                {"sampler": "euler"}, {"threshold": "soft"}, {"steps": 3}):
+        with pytest.raises(ValueError):
+            pipe([A], seed=1, **bad)
+    with pytest.raises(ValueError, match="empty prompt"):
+        pipe(["  "])
+    with pytest.raises(ValueError):
+        pipe([A], num_images=0)
+
+
+# DALL-E 2's image variations: the tiny decoder is text-conditioned (text_dim 384), and
+# run_decoder then calls torch.zeros_like(None) for the missing caption. Strict: remove the
+# marks once t2i/pipelines/sampling.py passes a "no text" condition (see the test report).
+DECODER_WITHOUT_CAPTION_BUG = pytest.mark.xfail(raises=TypeError, strict=True, reason="run_decoder needs tokens when the decoder has text_dim")
+
+
+@DECODER_WITHOUT_CAPTION_BUG
+def test_variations_return_images(pipe, tiny_run) -> None:
+    source = Image.open(tiny_run.data / "e00.png")
+    images = pipe.variations(source, num_images=3, seed=0)
+    assert len(images) == 3 and all(im.size == (64, 64) for im in images)
+    assert _same(images, pipe.variations(source, num_images=3, seed=0))
+
+
+@DECODER_WITHOUT_CAPTION_BUG
+def test_interpolate_returns_images(pipe, tiny_run) -> None:
+    a, b = Image.open(tiny_run.data / "e00.png"), Image.open(tiny_run.data / "e03.png")
+    images = pipe.interpolate(a, b, steps=4, seed=0)
+    assert len(images) == 4 and all(im.size == (64, 64) for im in images)
+
+
+def test_interpolate_needs_two_steps(pipe, tiny_run) -> None:
+    a = Image.open(tiny_run.data / "e00.png")
+    with pytest.raises(ValueError, match="at least 2"):
+        pipe.interpolate(a, a, steps=1)
+
+
+# ---------------------------------------------------------------- save / load
+
+def test_fp32_save_load_round_trip_is_bit_identical(pipe, tmp_path) -> None:
+    path = pipe.save(tmp_path / "copy", dtype=torch.float32)
+    loaded = t2i.load_pipeline(str(path))
+    assert loaded.defaults == pipe.defaults
+    ours, theirs = _components(pipe), _components(loaded)
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        assert theirs[name].role == ours[name].role and theirs[name].settings == ours[name].settings, name
+        assert state_dicts_equal(ours[name].model, theirs[name].model), name
+    assert _same(pipe([A, B], num_images=2, seed=5), loaded([A, B], num_images=2, seed=5))
+    assert not list(tmp_path.glob(".copy*"))  # no temporary folder left behind
+
+
+def test_fp16_save_is_half_size_loads_as_fp32_and_generates(pipe, tiny_run, tmp_path) -> None:
+    path = pipe.save(tmp_path / "half")  # fp16 by default
+    size = lambda p: sum(f.stat().st_size for f in p.rglob("*.safetensors"))  # noqa: E731
+    assert 0.45 < size(path) / size(tiny_run.pipeline) < 0.55
+    loaded = t2i.load_pipeline(str(path))
+    for name, comp in _components(loaded).items():
+        original = _components(pipe)[name].model.state_dict()
+        for key, value in comp.model.state_dict().items():
+            if value.is_floating_point():
+                assert value.dtype == torch.float32, (name, key)
+                assert torch.equal(value, original[key].half().float()), (name, key)
+    images = loaded([A], num_images=2, seed=0)
+    assert len(images) == 2 and all(im.size == (64, 64) for im in images)
+    assert _same(images, loaded([A], num_images=2, seed=0))
+
+
+def test_saving_over_a_pipeline_is_atomic(pipe, tmp_path, monkeypatch) -> None:
+    """A failure while writing leaves the old pipeline folder exactly as it was."""
+    import t2i.pipelines.unclip as unclip
+
+    path = pipe.save(tmp_path / "p", dtype=torch.float32)
+    before = {f.relative_to(path): f.read_bytes() for f in path.rglob("*") if f.is_file()}
+    real, calls = unclip.write_component_files, []
+
+    def failing(folder, component, **kw):
+        calls.append(folder)
+        if len(calls) == 3:  # clip and prior written, then the disk "fills up"
+            raise OSError(28, "No space left on device")
+        return real(folder, component, **kw)
+
+    monkeypatch.setattr(unclip, "write_component_files", failing)
+    with pytest.raises(OSError):
+        pipe.save(path, dtype=torch.float16)
+    after = {f.relative_to(path): f.read_bytes() for f in path.rglob("*") if f.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]
+    monkeypatch.undo()
+    assert state_dicts_equal(t2i.load_pipeline(str(path)).decoder.model, pipe.decoder.model)
+
+
+# ---------------------------------------------------------------- the generate command
+
+def test_cli_generate_writes_the_same_image_as_python(pipe, tiny_run, tmp_path, capsys) -> None:
+    out = tmp_path / "one.png"
+    assert main(["generate", A, "--model", str(tiny_run.pipeline), "--seed", "4", "-o", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    with Image.open(out) as im:
+        assert im.size == (64, 64)
+        assert np.array_equal(np.asarray(im.convert("RGB")), pixels(pipe([A], seed=4))[0])
+
+
+def test_cli_generate_options_reach_the_pipeline(pipe, tiny_run, tmp_path) -> None:
+    out = tmp_path / "steps.png"
+    assert main(["generate", A, "--model", str(tiny_run.pipeline), "--seed", "4", "--decoder-steps", "5",
+                 "--sampler", "ddpm", "--threads", "1", "-o", str(out)]) == 0
+    expected = pixels(pipe([A], seed=4, decoder_steps=5, sampler="ddpm"))[0]
+    with Image.open(out) as im:
+        assert np.array_equal(np.asarray(im.convert("RGB")), expected)
+
+
+def test_cli_generate_n4_writes_a_2x2_grid(pipe, tiny_run, tmp_path) -> None:
+    out = tmp_path / "grid.png"
+    assert main(["generate", B, "-n", "4", "--model", str(tiny_run.pipeline), "-o", str(out)]) == 0
+    with Image.open(out) as im:
+        sheet = np.asarray(im.convert("RGB"))
+    assert sheet.shape == (2 + 2 * 66, 2 + 2 * 66, 3)  # 2x2 tiles of 64 with 2-pixel white padding
+    singles = pixels(pipe([B], num_images=4, seed=0))
+    for i, single in enumerate(singles):
+        r, c = divmod(i, 2)
+        assert np.array_equal(sheet[2 + 66 * r : 66 + 66 * r, 2 + 66 * c : 66 + 66 * c], single), i
+    assert (sheet[:2] == 255).all() and (sheet[:, 66:68] == 255).all()
+
+
+def test_cli_prompts_file_names_files_by_line_and_sample(pipe, tiny_run, tmp_path, capsys) -> None:
+    prompts = [A, B, "open hands"]
+    listing = tmp_path / "prompts.txt"
+    listing.write_text("\n".join(prompts) + "\n", encoding="utf-8")
+    out_dir = tmp_path / "out" / "nested"
+    assert main(["generate", "--prompts-file", str(listing), "--out-dir", str(out_dir), "-n", "2", "--seed", "11",
+                 "--model", str(tiny_run.pipeline)]) == 0
+    assert capsys.readouterr().out.strip() == str(out_dir)
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert names == [f"{line:04d}_{sample:02d}.png" for line in range(3) for sample in range(2)]
+    # one chunk (3 prompts x 2 <= batch size 16) sampled with --seed: prompt-major like the Python call
+    expected = pixels(pipe(prompts, num_images=2, seed=11))
+    for line in range(3):
+        for sample in range(2):
+            with Image.open(out_dir / f"{line:04d}_{sample:02d}.png") as im:
+                assert np.array_equal(np.asarray(im.convert("RGB")), expected[2 * line + sample]), (line, sample)
+
+
+def test_cli_prompts_file_in_several_chunks(tiny_run, tmp_path) -> None:
+    """--batch-size 2 with -n 1: chunks of two prompts; chunk k uses --seed + its first line."""
+    prompts = [A, B, "open hands"]
+    listing = tmp_path / "prompts.txt"
+    listing.write_text("\n".join(prompts), encoding="utf-8")  # no final newline
+    assert main(["generate", "--prompts-file", str(listing), "--out-dir", str(tmp_path / "o"), "--batch-size", "2",
+                 "--seed", "5", "--model", str(tiny_run.pipeline)]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["0000_00.png", "0001_00.png", "0002_00.png"]
+    pipe = t2i.load_pipeline(str(tiny_run.pipeline))
+    with Image.open(tmp_path / "o" / "0002_00.png") as im:
+        assert np.array_equal(np.asarray(im.convert("RGB")), pixels(pipe([prompts[2]], seed=5 + 2))[0])
+
+
+def test_assembled_pipeline_json_records_its_sources(tiny_run) -> None:
+    spec = json.loads((tiny_run.pipeline / "pipeline.json").read_text())
+    assert spec["format_version"] == 1 and spec["pipeline"] == "unclip"
+    assert spec["upsamplers"] == ["upsampler-64"]
+    assert spec["info"]["sources"]["decoder"] == str(tiny_run.run("decoder"))
