@@ -70,7 +70,7 @@ class Stage(Protocol):
 
 def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
     """A generator that depends only on (seed, step, stream): the basis of exact resumption."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 7 + stream)
+    return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 1_009 + stream) % 2**63)
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -161,7 +161,8 @@ class Trainer:
                 g["lr"] = learning_rate(cfg, self.step)
             torch.manual_seed(cfg.seed * 7919 + self.step)  # dropout and any other global draws
             for micro in range(cfg.grad_accum):
-                stream = 2 * micro
+                # each process (GPU) draws its own batch; with one process this is stream 2·micro
+                stream = 2 * (micro + cfg.grad_accum * self.accelerator.process_index)
                 batch = stage.batch(self.step, cfg.batch_size, step_generator(cfg.seed, self.step, stream))
                 batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
                 with self.accelerator.autocast():
