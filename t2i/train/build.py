@@ -17,7 +17,6 @@ from t2i.checkpoint import CheckpointError, Component, build_model, load_compone
 from t2i.config import ConfigError, config_from_dict, read_json
 from t2i.train.trainer import TrainConfig, Trainer
 
-SHAPES_HELDOUT_SEED = 10_001
 STAGES = ("clip", "prior", "decoder", "upsampler")
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
 SECTION_KEYS = {"model", "diffusion", "options", "train"}
@@ -92,11 +91,8 @@ def make_trainer(stage: str, preset: dict[str, Any], *, data: str, out_dir: str 
     if stage == "clip":
         size = component.model.config.image_size
         train_set = load_dataset(data, size=size, split="train")
-        heldout = None  # user data has no held-out part: retrieval is then measured on training pairs
-        if data == "emoji":
-            heldout = load_dataset(data, size=size, split="heldout")
-        elif data == "shapes":  # fresh scenes from another seed
-            heldout = load_dataset(data, size=size, shapes_count=500, seed=SHAPES_HELDOUT_SEED)
+        # user data has no held-out part: retrieval is then measured on training pairs
+        heldout = load_dataset(data, size=size, split="heldout") if data in ("emoji", "shapes") else None
         stage_obj = S.ClipStage(component, train_set, heldout=heldout, max_length=max_length)
     elif stage == "prior":
         stage_obj = S.PriorStage(component, clip_comp, load_dataset(data, size=clip_comp.model.config.image_size), drop_text=options.get("drop_text", 0.1), max_length=max_length)
