@@ -125,9 +125,10 @@ def cold_start(args) -> dict:
         with Image.open(png) as im:
             size = im.size
     b = run_child([sys.executable, str(Path(__file__).resolve()), "--model", args.model, "--_breakdown", *threads])
-    parts = json.loads(b["stdout"].strip().splitlines()[-1]) if b["rc"] == 0 else {}
-    if parts:
-        parts["interpreter + rest"] = b["wall_s"] - sum(parts.values())
+    if b["rc"] != 0:
+        return {"error": "breakdown: " + (b["stderr"].strip().splitlines() or [f"exit code {b['rc']}"])[-1]}
+    parts = json.loads(b["stdout"].strip().splitlines()[-1])
+    parts["interpreter + rest"] = b["wall_s"] - sum(parts.values())
     return {"wall_s": summary(walls), "maxrss_mb": summary(rss), "image_size": size, "breakdown_s": parts,
             "breakdown_total_s": b["wall_s"]}
 
@@ -281,7 +282,7 @@ def main() -> int:
               f"{'PASS' if ok else 'FAIL'} ({t:.2f} s, {size[0]}x{size[1]}){note}")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
-    return 0
+    return 1 if "error" in cold else 0  # the goal's verdict is printed, not the exit code
 
 
 if __name__ == "__main__":
