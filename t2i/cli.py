@@ -14,6 +14,13 @@ class UsageError(ValueError):
     """Bad input detected by the CLI itself."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's own errors follow the one-line rule too."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"t2i: error: {message} (see {self.prog} --help)\n")
+
+
 def _sampling_args(p: argparse.ArgumentParser, *, prior: bool = True) -> None:
     g = p.add_argument_group("sampling (defaults come from the model)")
     if prior:
@@ -32,8 +39,15 @@ def _sampling_options(args: argparse.Namespace) -> dict:
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 
+def _seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"seed must be between 0 and 2^63-1, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="t2i", description="Text-to-image generation by diffusion (unCLIP / DALL-E 2).")
+    parser = _Parser(prog="t2i", description="Text-to-image generation by diffusion (unCLIP / DALL-E 2).")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -43,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--prompts-file", help="one prompt per line; writes {line:04d}_{sample:02d}.png into --out-dir")
     g.add_argument("--out-dir")
     g.add_argument("-n", "--num-images", type=int, default=1)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=_seed, default=0)
     g.add_argument("--model", default="emoji", help="shipped model name or pipeline folder (default: emoji)")
     g.add_argument("--batch-size", type=int, default=16, help="images sampled together in batch mode")
     _sampling_args(g)
@@ -52,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("image")
     v.add_argument("-o", "--output", required=True)
     v.add_argument("-n", "--num-images", type=int, default=4)
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--seed", type=_seed, default=0)
     v.add_argument("--model", default="emoji")
     _sampling_args(v, prior=False)
 
@@ -85,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("benchmark", choices=("shapes", "emoji"))
     e.add_argument("--model", required=True)
     e.add_argument("--samples", type=int, default=4, help="images per prompt")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=_seed, default=0)
     e.add_argument("--limit", type=int, help="shapes: prompts per task; emoji: number of captions")
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("-o", "--output", help="folder for the JSON result and sample sheets")

@@ -20,7 +20,9 @@ def check_output_file(path: str | None, flag: str = "-o") -> Path:
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"{path}: folder {parent} does not exist")
-    if out.is_dir() or not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+    if out.is_dir():
+        raise UsageError(f"{path}: is a folder, not an image file")
+    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise UsageError(f"{path}: cannot write there")
     return out
 

@@ -81,8 +81,12 @@ def test_images_are_prompt_major(decoder_pipe) -> None:
     prompt_major = pixels(decoder_pipe([A, A, B, B], num_images=1, seed=3, **kw))
     sample_major = pixels(decoder_pipe([A, B, A, B], num_images=1, seed=3, **kw))
     assert len(batched) == 4 and batched[0].shape == (32, 32, 3)
-    assert all(np.array_equal(x, y) for x, y in zip(batched, prompt_major))
-    assert [np.array_equal(x, y) for x, y in zip(batched, sample_major)] == [True, False, False, True]
+    changed = lambda xs, ys: [float((x != y).mean()) for x, y in zip(xs, ys)]  # noqa: E731
+    # equal: the text encoder runs on 2 rather than 4 captions, which may flip a rounding or two
+    assert max(changed(batched, prompt_major)) <= 0.002
+    # measured: positions 1 and 2 differ in about 4% of their values, 0 and 3 not at all
+    pos0, pos1, pos2, pos3 = changed(batched, sample_major)
+    assert pos0 <= 0.002 and pos3 <= 0.002 and pos1 > 0.01 and pos2 > 0.01
 
 
 def test_the_prompt_changes_the_image(decoder_pipe) -> None:
@@ -122,10 +126,8 @@ def test_sampling_options_are_validated(pipe) -> None:
 # DALL-E 2's image variations: the tiny decoder is text-conditioned (text_dim 384), and
 # run_decoder then calls torch.zeros_like(None) for the missing caption. Strict: remove the
 # marks once t2i/pipelines/sampling.py passes a "no text" condition (see the test report).
-DECODER_WITHOUT_CAPTION_BUG = pytest.mark.xfail(raises=TypeError, strict=True, reason="run_decoder needs tokens when the decoder has text_dim")
 
 
-@DECODER_WITHOUT_CAPTION_BUG
 def test_variations_return_images(pipe, tiny_run) -> None:
     source = Image.open(tiny_run.data / "e00.png")
     images = pipe.variations(source, num_images=3, seed=0)
@@ -133,11 +135,18 @@ def test_variations_return_images(pipe, tiny_run) -> None:
     assert _same(images, pipe.variations(source, num_images=3, seed=0))
 
 
-@DECODER_WITHOUT_CAPTION_BUG
 def test_interpolate_returns_images(pipe, tiny_run) -> None:
     a, b = Image.open(tiny_run.data / "e00.png"), Image.open(tiny_run.data / "e03.png")
     images = pipe.interpolate(a, b, steps=4, seed=0)
     assert len(images) == 4 and all(im.size == (64, 64) for im in images)
+
+
+def test_cli_variations_writes_a_grid(tiny_run, tmp_path, capsys) -> None:
+    out = tmp_path / "variations.png"
+    assert main(["variations", str(tiny_run.data / "e00.png"), "-n", "2", "--model", str(tiny_run.pipeline), "-o", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    with Image.open(out) as im:
+        assert im.size == (2 + 2 * 66, 2 + 66)  # two 64-pixel tiles side by side
 
 
 def test_interpolate_needs_two_steps(pipe, tiny_run) -> None:

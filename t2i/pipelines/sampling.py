@@ -62,6 +62,9 @@ def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, step
     cond = {"embed": embed, "embed_keep": keep}
     null = {"embed": embed, "embed_keep": ~keep}
     if cfg.text_dim:
+        if tokens is None:  # no caption (variations, interpolation): the decoder's "no text" condition
+            tokens = embed.new_zeros(b, 1, cfg.text_dim)
+            token_mask = torch.zeros(b, 1, dtype=torch.bool, device=embed.device)
         cond.update(tokens=tokens, token_mask=token_mask)
         null.update(tokens=tokens, token_mask=torch.zeros_like(token_mask))
     shape = (b, cfg.out_channels, cfg.image_size, cfg.image_size)

@@ -88,7 +88,8 @@ class UnclipPipeline:
         try:
             defaults = config_from_dict(SamplingOptions, spec.get("defaults", {}), where=f"{path}/pipeline.json defaults")
         except ValueError as e:
-            raise CheckpointError(str(e)) from None
+            where = f"{path}/pipeline.json defaults: "
+            raise CheckpointError(str(e) if str(e).startswith(str(path)) else where + str(e)) from None
         stage = lambda key, role: load_component(path / str(spec.get(key, key)), role=role)  # noqa: E731
         return cls(clip=stage("clip", "clip"), prior=stage("prior", "prior"), decoder=stage("decoder", "decoder"),
                    upsamplers=[load_component(path / p, role="upsampler") for p in spec.get("upsamplers", [])],

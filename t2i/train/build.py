@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from t2i.checkpoint import CheckpointError, Component, build_model, load_component, load_weights
 from t2i.config import ConfigError, config_from_dict, read_json
 from t2i.train.trainer import TrainConfig, Trainer
@@ -83,6 +85,7 @@ def make_trainer(stage: str, preset: dict[str, Any], *, data: str, out_dir: str 
         settings["embed_scale"] = math.sqrt(model_cfg["embed_dim"])
     if stage == "upsampler":
         settings.update(low_res_size=int(options.get("low_res_size", 32)), max_aug_level=int(options.get("max_aug_level", 0)), sample_aug_level=int(options.get("sample_aug_level", 0)))
+    torch.manual_seed(train_config.seed)  # the same seed, the same starting weights
     component = Component(model=build_model(kind, model_cfg), role=stage, settings=settings)
     if init_from is not None:
         load_weights(component.model, resolve_component(init_from) / "model.safetensors")

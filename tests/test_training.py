@@ -1,0 +1,236 @@
+"""The training loop: exact resumption, checkpoints as components, atomic saves, learning, metrics."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import t2i.train.trainer as trainer_module
+from t2i.checkpoint import CheckpointError, load_component
+from t2i.cli import main
+from t2i.eval.benchmarks import fidelity_at_k
+from t2i.eval.retrieval import retrieval_scores
+from t2i.train.build import make_trainer, read_preset, resolve_component
+from tiny import state_dicts_equal, tiny_run, write_emoji_folder  # noqa: F401
+
+
+def _trainer(stage: str, run, out: Path, **overrides):
+    """A tiny-preset trainer on the session's data. make_trainer draws the initial weights from
+    torch's global generator (see test_same_seed_same_initial_weights): seed it, so that two runs
+    compared below start from the same weights."""
+    torch.manual_seed(1234)
+    train = {"save_every": 100, "sample_every": 100, **overrides}
+    return make_trainer(stage, read_preset("tiny"), data=str(run.data), out_dir=out,
+                        clip=run.run("clip") if stage in ("prior", "decoder") else None, train_overrides=train, progress=False)
+
+
+def _raw(trainer):
+    return trainer.accelerator.unwrap_model(trainer.model)
+
+
+# ---------------------------------------------------------------- exact resumption
+
+@pytest.mark.parametrize("stage", ["clip", "prior", "decoder", "upsampler"])
+def test_resumed_run_equals_uninterrupted_run(stage, tiny_run, tmp_path) -> None:
+    whole = _trainer(stage, tiny_run, tmp_path / "whole", steps=4)
+    whole_figures = whole.train()
+    assert whole.step == 4
+
+    first = _trainer(stage, tiny_run, tmp_path / "split", steps=4)
+    assert first.resume() is False  # nothing to resume yet
+    first.train(max_steps=2)  # the "interrupted" run: stops and saves at step 2
+    assert first.step == 2 and first.latest_checkpoint().name == "step-00000002"
+    assert not state_dicts_equal(_raw(first), _raw(whole))
+    del first
+
+    second = _trainer(stage, tiny_run, tmp_path / "split", steps=4)
+    assert second.resume() is True and second.step == 2
+    second_figures = second.train()
+    assert second.step == 4
+
+    assert state_dicts_equal(_raw(second), _raw(whole)), "raw weights differ"
+    assert state_dicts_equal(second.ema.model, whole.ema.model), "EMA weights differ"
+    assert second_figures["loss"] == whole_figures["loss"]  # the loss of steps 3-4, logged at step 4
+    # the optimiser moments too, so training on would stay identical
+    a, b = second.optimizer.state_dict()["state"], whole.optimizer.state_dict()["state"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k]["exp_avg_sq"], b[k]["exp_avg_sq"]) for k in a)
+
+
+def test_cli_train_resume_continues_the_run(tiny_run, tmp_path, capsys) -> None:
+    out = tmp_path / "clip-run"
+    base = ["train", "clip", "--data", str(tiny_run.data), "--config", "tiny", "--out", str(out), "--no-progress"]
+    torch.manual_seed(1234)  # the same initial weights as _trainer's
+    assert main(base + ["--steps", "2"]) == 0
+    assert (out / "latest").read_text() == "step-00000002"
+    capsys.readouterr()
+    # a second run into the same folder must say --resume
+    assert main(base + ["--steps", "4"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(base + ["--steps", "4", "--resume"]) == 0
+    out_text = capsys.readouterr().out
+    assert f"resumed {out} at step 2" in out_text and "clip: step 4" in out_text
+    assert (out / "latest").read_text() == "step-00000004"
+    whole = _trainer("clip", tiny_run, tmp_path / "whole", steps=4, save_every=2, sample_every=4)
+    whole.train()
+    assert state_dicts_equal(load_component(resolve_component(out), role="clip").model, whole.ema.model)
+
+
+def test_same_seed_same_initial_weights(tiny_run, tmp_path) -> None:
+    """Two runs with one seed start from one model, whatever ran before in the process."""
+    preset = read_preset("tiny")
+    a = make_trainer("prior", preset, data=str(tiny_run.data), out_dir=tmp_path / "a", clip=tiny_run.run("clip"), progress=False)
+    torch.rand(3)  # anything else that used the global generator in between
+    b = make_trainer("prior", preset, data=str(tiny_run.data), out_dir=tmp_path / "b", clip=tiny_run.run("clip"), progress=False)
+    assert state_dicts_equal(_raw(a), _raw(b))
+    c = make_trainer("prior", preset, data=str(tiny_run.data), out_dir=tmp_path / "c", clip=tiny_run.run("clip"), train_overrides={"seed": 1}, progress=False)
+    assert not state_dicts_equal(_raw(a), _raw(c))
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def test_checkpoint_folder_is_a_loadable_component(tiny_run, tmp_path) -> None:
+    trainer = _trainer("decoder", tiny_run, tmp_path / "run", steps=6, save_every=2)
+    trainer.train()
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert names == ["step-00000004", "step-00000006"]  # keep_checkpoints = 2: older ones pruned
+    latest = trainer.latest_checkpoint()
+    assert latest == tmp_path / "run" / "checkpoints" / "step-00000006"
+    assert resolve_component(tmp_path / "run") == latest
+    comp = load_component(latest, role="decoder")
+    assert comp.role == "decoder" and comp.info["step"] == 6
+    assert comp.settings["diffusion"]["objective"] == "eps"
+    assert state_dicts_equal(comp.model, trainer.ema.model)  # the EMA weights are what inference uses
+    assert not state_dicts_equal(comp.model, _raw(trainer))
+    assert not comp.model.training
+    with pytest.raises(CheckpointError, match="decoder checkpoint, expected a prior"):
+        load_component(latest, role="prior")
+    state = json.loads((latest / "state.json").read_text())
+    assert state["step"] == 6 and state["train"]["steps"] == 6
+
+
+def _crashing(real):
+    def write_then_crash(folder, component, **kw):
+        real(folder, component, **kw)  # model.safetensors and config.json written...
+        raise OSError(28, "No space left on device")  # ...then the disk fills up
+
+    return write_then_crash
+
+
+def test_crash_while_saving_keeps_the_previous_checkpoint(tiny_run, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "run"
+    trainer = _trainer("prior", tiny_run, out, steps=4, save_every=2)
+    trainer.train(max_steps=2)
+    saved = {k: v.clone() for k, v in trainer.ema.model.state_dict().items()}
+    before = {p.relative_to(out): p.read_bytes() for p in (out / "checkpoints").rglob("*") if p.is_file()}
+
+    monkeypatch.setattr(trainer_module, "write_component_files", _crashing(trainer_module.write_component_files))
+    with pytest.raises(OSError, match="No space"):
+        trainer.train()  # steps 3 and 4, then the save at step 4 fails
+    assert trainer.step == 4
+    monkeypatch.undo()
+
+    assert (out / "latest").read_text() == "step-00000002"
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000002"]  # no half-written step-4
+    after = {p.relative_to(out): p.read_bytes() for p in (out / "checkpoints").rglob("*") if p.is_file()}
+    assert after == before
+    comp = load_component(resolve_component(out), role="prior")
+    assert all(torch.equal(comp.model.state_dict()[k], v) for k, v in saved.items())
+    fresh = _trainer("prior", tiny_run, out, steps=4, save_every=2)
+    assert fresh.resume() and fresh.step == 2
+
+
+def test_crash_before_the_pointer_moves_keeps_the_previous_checkpoint(tiny_run, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "run"
+    trainer = _trainer("prior", tiny_run, out, steps=4, save_every=2)
+    trainer.train(max_steps=2)
+
+    def no_rename(self, target):
+        raise KeyboardInterrupt  # killed between writing step-4 and moving `latest`
+
+    monkeypatch.setattr(Path, "replace", no_rename)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    monkeypatch.undo()
+    assert (out / "latest").read_text() == "step-00000002"
+    fresh = _trainer("prior", tiny_run, out, steps=4, save_every=2)
+    assert fresh.resume() and fresh.step == 2
+    load_component(fresh.latest_checkpoint(), role="prior")
+
+
+def test_resume_ignores_a_pointer_to_a_missing_checkpoint(tiny_run, tmp_path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "latest").write_text("step-00000099")
+    trainer = _trainer("prior", tiny_run, out, steps=2)
+    assert trainer.latest_checkpoint() is None and trainer.resume() is False and trainer.step == 0
+
+
+# ---------------------------------------------------------------- learning
+
+def test_decoder_loss_decreases_when_overfitting_two_images(tiny_run, tmp_path) -> None:
+    data = tmp_path / "two"
+    write_emoji_folder(data, indices=(0, 150))
+    steps = 30
+    torch.manual_seed(0)
+    trainer = make_trainer("decoder", read_preset("tiny"), data=str(data), out_dir=tmp_path / "run", clip=tiny_run.run("clip"),
+                           train_overrides={"steps": steps, "lr": 3e-3, "log_every": 1, "save_every": steps, "sample_every": steps, "batch_size": 4},
+                           progress=False)
+    # a fixed evaluation batch (64 draws of image, caption, timestep and noise): a low-variance loss
+    batch = trainer.stage.batch(0, 64, torch.Generator().manual_seed(99))
+
+    def fixed_loss(model) -> float:
+        with torch.no_grad():
+            return float(trainer.stage.loss(model, batch, torch.Generator().manual_seed(7)))
+
+    before = fixed_loss(_raw(trainer))
+    trainer.train()
+    assert fixed_loss(_raw(trainer)) < 0.7 * before  # measured: about 0.54 x
+    assert fixed_loss(trainer.ema.model) < 0.75 * before
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert len(losses) == steps and all(np.isfinite(losses))
+    # the logged training loss (one random timestep per image: noisy) falls as well
+    assert np.mean(losses[-5:]) < 0.85 * np.mean(losses[:5])
+
+
+# ---------------------------------------------------------------- metrics
+
+def test_retrieval_scores_perfect_and_shuffled() -> None:
+    g = torch.Generator().manual_seed(0)
+    n = 64
+    image = torch.nn.functional.normalize(torch.randn(n, 16, generator=g), dim=-1)
+    texts = [f"caption {i}" for i in range(n)]
+    perfect = retrieval_scores(image, image.clone(), texts)
+    assert perfect == {f"{d}_top{k}": 1.0 for d in ("image_to_text", "text_to_image") for k in (1, 5)}
+
+    perm = torch.roll(torch.arange(n), 1)  # every text belongs to another image
+    shuffled = retrieval_scores(image, image[perm], texts)
+    assert shuffled["image_to_text_top1"] == 0.0 and shuffled["text_to_image_top1"] == 0.0
+    assert shuffled["image_to_text_top5"] < 0.25 and shuffled["text_to_image_top5"] < 0.25
+
+    # a shared caption: retrieving either image of "caption 0" is right
+    shared = ["caption 0", "caption 0"] + texts[2:]
+    scores = retrieval_scores(image, image[torch.tensor([1, 0, *range(2, n)])], shared)
+    assert scores["image_to_text_top1"] == 1.0 and scores["text_to_image_top1"] == 1.0
+    with pytest.raises(ValueError):
+        retrieval_scores(image, image[:-1], texts)
+
+
+def test_fidelity_at_k_on_the_reference_itself_is_one() -> None:
+    from t2i.data.emoji import load_emoji
+
+    emoji = load_emoji(64, "all")
+    ref, groups = emoji.images[:400], emoji.groups[:400]
+    assert fidelity_at_k(ref, groups, ref, groups) == 1.0
+    assert fidelity_at_k(ref[::7], groups[::7], ref, groups, k=1) == 1.0
+    # wrong targets: another emoji's group is rarely among the 5 nearest
+    wrong = np.roll(groups, 37)
+    assert (wrong != groups).mean() > 0.9
+    assert fidelity_at_k(ref, wrong, ref, groups) < 0.2
+    # random noise images with random targets
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, size=(50, 64, 64, 3), dtype=np.uint8)
+    assert fidelity_at_k(noise, rng.choice(groups, 50), ref, groups) < 0.3
