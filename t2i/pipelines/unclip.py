@@ -122,9 +122,6 @@ class UnclipPipeline:
             prompts = [prompts]
         if not prompts:
             raise ValueError("no prompts given")
-        for p in prompts:
-            if not isinstance(p, str) or not p.strip():
-                raise ValueError("empty prompt")
         enc = get_text_encoder(self.text_max_length).encode(list(prompts))
         with torch.no_grad():
             text_embed = self.clip.model.encode_text(enc.tokens, enc.mask, enc.pooled)
