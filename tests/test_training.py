@@ -101,7 +101,7 @@ def test_checkpoint_folder_is_a_loadable_component(tiny_run, tmp_path) -> None:
     assert resolve_component(tmp_path / "run") == latest
     comp = load_component(latest, role="decoder")
     assert comp.role == "decoder" and comp.info["step"] == 6
-    assert comp.settings["diffusion"]["objective"] == "eps"
+    assert comp.settings["diffusion"]["objective"] == "v"  # as the tiny preset says
     assert state_dicts_equal(comp.model, trainer.ema.model)  # the EMA weights are what inference uses
     assert not state_dicts_equal(comp.model, _raw(trainer))
     assert not comp.model.training
