@@ -149,16 +149,20 @@ def cmd_assemble(args: argparse.Namespace) -> int:
     from t2i.checkpoint import load_component
     from t2i.config import config_from_dict
     from t2i.pipelines.unclip import SamplingOptions, UnclipPipeline
-    from t2i.train.build import read_preset, resolve_component
+    from t2i.train.build import read_preset, resolve_component, sampling_settings
 
     defaults = SamplingOptions()
-    if args.config:
-        defaults = config_from_dict(SamplingOptions, read_preset(args.config).get("pipeline", {}), where="pipeline")
+    upsamplers = [load_component(resolve_component(u), role="upsampler") for u in args.upsampler]
+    if args.config:  # the preset's sampling-time choices win over those recorded at training time
+        preset = read_preset(args.config)
+        defaults = config_from_dict(SamplingOptions, preset.get("pipeline", {}), where="pipeline")
+        for up in upsamplers:
+            up.settings.update(sampling_settings(preset.get("upsampler", {}).get("options", {})))
     pipe = UnclipPipeline(
         clip=load_component(resolve_component(args.clip), role="clip"),
         prior=load_component(resolve_component(args.prior), role="prior"),
         decoder=load_component(resolve_component(args.decoder), role="decoder"),
-        upsamplers=[load_component(resolve_component(u), role="upsampler") for u in args.upsampler],
+        upsamplers=upsamplers,
         defaults=defaults,
         info={"sources": {"clip": args.clip, "prior": args.prior, "decoder": args.decoder, "upsamplers": args.upsampler}},
     )

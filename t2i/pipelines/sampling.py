@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from t2i.checkpoint import Component
 from t2i.diffusion.gaussian import GaussianDiffusion
 from t2i.diffusion.guidance import guided_denoiser, thresholded
-from t2i.diffusion.samplers import sample
+from t2i.diffusion.samplers import SAMPLERS, sample
 
 DIFFUSION_KEYS = ("schedule", "num_steps", "objective")
 
@@ -74,15 +74,32 @@ def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, step
 
 @torch.no_grad()
 def run_upsampler(upsampler: Component, low_res, *, steps=20, sampler="ddim", generator=None, progress=None):
-    """Images (B, 3, s, s) in [-1, 1] -> (B, 3, S, S); the low-res input is noised to the fixed
-    augmentation level the upsampler was trained to expect at sampling time."""
+    """Images (B, 3, s, s) in [-1, 1] -> (B, 3, S, S).
+
+    The low-res conditioning is noised to `sample_aug_level`, the level the upsampler was
+    trained to expect at sampling time. With `sample_start_level` L (0 < L < T), sampling
+    starts from the resized low-res image noised to level L instead of from pure noise
+    (a truncated chain, as SDEdit): cheaper, and safe while an upsampler is still weak at
+    high noise levels.
+    """
     cfg = upsampler.model.config
     diffusion = diffusion_of(upsampler)
+    device = low_res.device
     level = int(upsampler.settings.get("sample_aug_level", 0))
-    aug = torch.full((len(low_res),), level, dtype=torch.long, device=low_res.device)
-    noise = torch.randn(low_res.shape, generator=generator).to(low_res.device)
+    aug = torch.full((len(low_res),), level, dtype=torch.long, device=device)
+    noise = torch.randn(low_res.shape, generator=generator).to(device)
     low = diffusion.q_sample(low_res, aug, noise) if level > 0 else low_res
     cond = {"low_res": low, "aug_level": aug}
+    denoise = thresholded(diffusion.denoiser(upsampler.model), "static")
+    denoise = guided_denoiser(denoise, cond, cond, 1.0)
     shape = (len(low_res), cfg.out_channels, cfg.image_size, cfg.image_size)
-    x = _run(upsampler, upsampler.model, cond, cond, shape, steps=steps, guidance=1.0, sampler=sampler, threshold="static", generator=generator, progress=progress)
+    start = int(upsampler.settings.get("sample_start_level", 0))
+    if 0 < start < diffusion.num_steps:
+        timesteps = sorted({round(start * (1 - i / max(1, steps - 1))) for i in range(steps)}, reverse=True)
+        resized = F.interpolate(low_res, size=shape[-2:], mode="bicubic", align_corners=False).clamp(-1, 1)
+        t0 = torch.full((len(low_res),), timesteps[0], dtype=torch.long, device=device)
+        x_T = diffusion.q_sample(resized, t0, torch.randn(shape, generator=generator).to(device))
+        x = SAMPLERS[sampler](denoise, x_T, timesteps, diffusion.alphas_cumprod, generator=generator, progress=progress)
+    else:
+        x = sample(sampler, denoise, torch.randn(shape, generator=generator).to(device), num_train_steps=diffusion.num_steps, steps=steps, alphas_cumprod=diffusion.alphas_cumprod, generator=generator, progress=progress)
     return x.clamp(-1, 1)

@@ -26,7 +26,7 @@ OPTIONS = {
     "clip": {"max_length"},
     "prior": {"drop_text", "max_length"},
     "decoder": {"drop_embed", "drop_text", "max_length"},
-    "upsampler": {"low_res_size", "max_aug_level", "sample_aug_level"},
+    "upsampler": {"low_res_size", "max_aug_level", "sample_aug_level", "sample_start_level"},
 }
 
 
@@ -84,7 +84,8 @@ def make_trainer(stage: str, preset: dict[str, Any], *, data: str, out_dir: str 
     if stage == "prior":
         settings["embed_scale"] = math.sqrt(model_cfg["embed_dim"])
     if stage == "upsampler":
-        settings.update(low_res_size=int(options.get("low_res_size", 32)), max_aug_level=int(options.get("max_aug_level", 0)), sample_aug_level=int(options.get("sample_aug_level", 0)))
+        settings.update(low_res_size=int(options.get("low_res_size", 32)), max_aug_level=int(options.get("max_aug_level", 0)))
+        settings.update(sampling_settings(options))
     torch.manual_seed(train_config.seed)  # the same seed, the same starting weights
     component = Component(model=build_model(kind, model_cfg), role=stage, settings=settings)
     if init_from is not None:
@@ -106,6 +107,14 @@ def make_trainer(stage: str, preset: dict[str, Any], *, data: str, out_dir: str 
         stage_obj = S.UpsamplerStage(component, load_dataset(data, size=component.model.config.image_size))
     run_config = {"stage": stage, "data": data, "clip": str(clip) if clip else None, "section": section, "train": json.loads(json.dumps(train))}
     return Trainer(stage_obj, train_config, out_dir, run_config=run_config, progress=progress)
+
+
+UPSAMPLER_SAMPLING = ("sample_aug_level", "sample_start_level")
+
+
+def sampling_settings(upsampler_options: dict[str, Any]) -> dict[str, int]:
+    """The upsampler options that only matter at sampling time (assemble may update them)."""
+    return {k: int(upsampler_options[k]) for k in UPSAMPLER_SAMPLING if k in upsampler_options}
 
 
 def resolve_component(path: str | Path) -> Path:
