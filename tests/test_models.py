@@ -137,3 +137,20 @@ def test_component_round_trip_and_refusals(tmp_path):
         load_component(tmp_path / "dec")
     with pytest.raises(CheckpointError, match="unknown component kind"):
         build_model("vae", {})
+
+
+def test_upsampler_truncated_start_begins_at_the_resized_image():
+    """A fresh upsampler predicts v = 0 (zero-initialised output), so a chain started at level 1
+    returns the bicubic-resized input up to the tiny noise of that level."""
+    import torch.nn.functional as F
+
+    from t2i.pipelines.sampling import run_upsampler
+
+    comp = Component(model=UNet(UPSAMPLER).eval(), role="upsampler", settings={"diffusion": {"objective": "v"}, "sample_start_level": 1})
+    low = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    out = run_upsampler(comp, low, steps=2, generator=torch.Generator().manual_seed(1))
+    resized = F.interpolate(low, size=(64, 64), mode="bicubic", align_corners=False).clamp(-1, 1)
+    assert out.shape == (2, 3, 64, 64)
+    assert (out - resized).abs().mean() < 0.02
+    full = run_upsampler(Component(model=comp.model, role="upsampler", settings={"diffusion": {"objective": "v"}}), low, steps=2, generator=torch.Generator().manual_seed(1))
+    assert (full - resized).abs().mean() > 0.1  # from pure noise, a fresh model gives no image
