@@ -2,17 +2,19 @@
 # Reproduce a shipped pipeline from scratch with the project's own commands:
 #   bash scripts/train_shipped.sh emoji      (or: shapes)
 # Stages that do not depend on each other run side by side, one torch thread each, which
-# uses a 2-core machine better than one process with two threads. Step counts are the ones
-# the shipped models were trained with (see t2i/assets/models/NAME/pipeline.json "info").
+# uses a 2-core machine better than one process with two threads. The default step counts are
+# the ones the shipped models were trained with (about 80 minutes on 2 cores for each
+# dataset; the decoder and upsampler use constant learning rates, so a longer run is the same
+# run continued). To continue training shipped weights: --init-from t2i/assets/models/NAME/STAGE.
 set -euo pipefail
 data=${1:?usage: train_shipped.sh emoji|shapes}
 runs=${RUNS:-runs}
 t2i() { OMP_NUM_THREADS=1 python -m t2i.cli --threads 1 "$@"; }
 
 t2i train clip --data "$data" --steps "${CLIP_STEPS:-1200}" --out "$runs/$data-clip" --no-progress
-t2i train upsampler --data "$data" --steps "${UPSAMPLER_STEPS:-3000}" --out "$runs/$data-upsampler" --no-progress &
-t2i train prior --data "$data" --clip "$runs/$data-clip" --steps "${PRIOR_STEPS:-4000}" --out "$runs/$data-prior" --no-progress &
-t2i train decoder --data "$data" --clip "$runs/$data-clip" --steps "${DECODER_STEPS:-4000}" --out "$runs/$data-decoder" --no-progress
+t2i train upsampler --data "$data" --steps "${UPSAMPLER_STEPS:-1250}" --out "$runs/$data-upsampler" --no-progress &
+t2i train prior --data "$data" --clip "$runs/$data-clip" --steps "${PRIOR_STEPS:-2500}" --batch-size 64 --out "$runs/$data-prior" --no-progress &
+t2i train decoder --data "$data" --clip "$runs/$data-clip" --steps "${DECODER_STEPS:-1750}" --out "$runs/$data-decoder" --no-progress
 wait
 t2i assemble --clip "$runs/$data-clip" --prior "$runs/$data-prior" --decoder "$runs/$data-decoder" \
     --upsampler "$runs/$data-upsampler" --config "$data" -o "t2i/assets/models/$data"
