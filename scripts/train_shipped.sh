@@ -3,8 +3,7 @@
 #   bash scripts/train_shipped.sh emoji      (or: shapes)
 # Stages that do not depend on each other run side by side, one torch thread each, which
 # uses a 2-core machine better than one process with two threads. The default step counts are
-# the ones the shipped models were trained with (about 80 minutes on 2 cores for each
-# dataset; the decoder and upsampler use constant learning rates, so a longer run is the same
+# the ones the shipped models were trained with (the decoder and upsampler use constant learning rates, so a longer run is the same
 # run continued). To continue training shipped weights: --init-from t2i/assets/models/NAME/STAGE.
 set -euo pipefail
 data=${1:?usage: train_shipped.sh emoji|shapes}
