@@ -24,10 +24,15 @@ def diffusion_of(component: Component) -> GaussianDiffusion:
     return GaussianDiffusion(**{k: d[k] for k in DIFFUSION_KEYS if k in d})
 
 
-def _run(component, denoise_with_cond, cond, null_cond, shape, *, steps, guidance, sampler, threshold, generator, progress=None):
+def _run(component, denoise_with_cond, cond, null_cond, shape, *, steps, guidance, sampler, threshold, generator, progress=None, start=None):
+    """Sample `shape` from pure noise over `steps` respaced steps, or, with start = (x, timesteps),
+    from that partly noised x over those timesteps."""
     diffusion = diffusion_of(component)
     denoise = guided_denoiser(diffusion.denoiser(denoise_with_cond), cond, null_cond, guidance)
     denoise = thresholded(denoise, threshold)
+    if start is not None:
+        x, timesteps = start
+        return SAMPLERS[sampler](denoise, x, timesteps, diffusion.alphas_cumprod, generator=generator, progress=progress)
     device = next(component.model.parameters()).device
     x_T = torch.randn(shape, generator=generator).to(device)
     return sample(sampler, denoise, x_T, num_train_steps=diffusion.num_steps, steps=steps, alphas_cumprod=diffusion.alphas_cumprod, generator=generator, progress=progress)
@@ -90,16 +95,13 @@ def run_upsampler(upsampler: Component, low_res, *, steps=20, sampler="ddim", ge
     noise = torch.randn(low_res.shape, generator=generator).to(device)
     low = diffusion.q_sample(low_res, aug, noise) if level > 0 else low_res
     cond = {"low_res": low, "aug_level": aug}
-    denoise = thresholded(diffusion.denoiser(upsampler.model), "static")
-    denoise = guided_denoiser(denoise, cond, cond, 1.0)
     shape = (len(low_res), cfg.out_channels, cfg.image_size, cfg.image_size)
-    start = int(upsampler.settings.get("sample_start_level", 0))
-    if 0 < start < diffusion.num_steps:
-        timesteps = sorted({round(start * (1 - i / max(1, steps - 1))) for i in range(steps)}, reverse=True)
+    start = None
+    level_0 = int(upsampler.settings.get("sample_start_level", 0))
+    if 0 < level_0 < diffusion.num_steps:
+        timesteps = sorted({round(level_0 * (1 - i / max(1, steps - 1))) for i in range(steps)}, reverse=True)
         resized = F.interpolate(low_res, size=shape[-2:], mode="bicubic", align_corners=False).clamp(-1, 1)
         t0 = torch.full((len(low_res),), timesteps[0], dtype=torch.long, device=device)
-        x_T = diffusion.q_sample(resized, t0, torch.randn(shape, generator=generator).to(device))
-        x = SAMPLERS[sampler](denoise, x_T, timesteps, diffusion.alphas_cumprod, generator=generator, progress=progress)
-    else:
-        x = sample(sampler, denoise, torch.randn(shape, generator=generator).to(device), num_train_steps=diffusion.num_steps, steps=steps, alphas_cumprod=diffusion.alphas_cumprod, generator=generator, progress=progress)
+        start = (diffusion.q_sample(resized, t0, torch.randn(shape, generator=generator).to(device)), timesteps)
+    x = _run(upsampler, upsampler.model, cond, cond, shape, steps=steps, guidance=1.0, sampler=sampler, threshold="static", generator=generator, progress=progress, start=start)
     return x.clamp(-1, 1)
