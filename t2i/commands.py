@@ -75,7 +75,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     options = pipe.defaults.updated(**_options(args))  # validates ranges before any work
 
     if not args.prompts_file:
-        images = pipe([args.prompt], num_images=args.num_images, seed=args.seed, **_options(args))
+        images = pipe([args.prompt], num_images=args.num_images, seed=args.seed, **vars(options))
         (images[0] if len(images) == 1 else grid_image(images)).save(out)
         print(out)
         return 0

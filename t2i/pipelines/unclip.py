@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from t2i.checkpoint import FORMAT_VERSION, CheckpointError, Component, atomic_folder, load_component, read_versioned_json, write_component_files
-from t2i.config import config_from_dict, config_to_dict
+from t2i.config import ConfigError, config_from_dict, config_to_dict
 from t2i.data.dataset import to_model_range, to_uint8
 from t2i.pipelines.sampling import run_decoder, run_prior, run_upsampler
 
@@ -87,9 +87,10 @@ class UnclipPipeline:
             raise CheckpointError(f"{path}: a {spec.get('pipeline')!r} pipeline, not unclip")
         try:
             defaults = config_from_dict(SamplingOptions, spec.get("defaults", {}), where=f"{path}/pipeline.json defaults")
-        except ValueError as e:
-            where = f"{path}/pipeline.json defaults: "
-            raise CheckpointError(str(e) if str(e).startswith(str(path)) else where + str(e)) from None
+        except ConfigError as e:  # already names the file and key
+            raise CheckpointError(str(e)) from None
+        except ValueError as e:  # a value out of range, from SamplingOptions itself
+            raise CheckpointError(f"{path}/pipeline.json defaults: {e}") from None
         stage = lambda key, role: load_component(path / str(spec.get(key, key)), role=role)  # noqa: E731
         return cls(clip=stage("clip", "clip"), prior=stage("prior", "prior"), decoder=stage("decoder", "decoder"),
                    upsamplers=[load_component(path / p, role="upsampler") for p in spec.get("upsamplers", [])],
