@@ -96,19 +96,36 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("-o", "--output", required=True)
 
     e = sub.add_parser("eval", help="measure a model's quality")
-    e.add_argument("benchmark", choices=("shapes", "emoji"))
-    e.add_argument("--model", required=True)
-    e.add_argument("--samples", type=int, default=4, help="images per prompt")
-    e.add_argument("--seed", type=_seed, default=0)
-    e.add_argument("--limit", type=int, help="shapes: prompts per task; emoji: number of captions")
-    e.add_argument("--batch-size", type=int, default=32)
-    e.add_argument("-o", "--output", help="folder for the JSON result and sample sheets")
-    _sampling_args(e)
+    esub = e.add_subparsers(dest="eval_command", required=True)
+    for name, text in (("shapes", "the shapes-world benchmark: per-task, overall and held-out scores"),
+                       ("emoji", "fidelity@5, CLIP score, R-precision and Fréchet distances, training and held-out captions"),
+                       ("sweep", "vary one sampling option: table and plot"),
+                       ("ablation", "what the decoder is conditioned on: caption only, text embedding, prior"),
+                       ("report", "all of the above on one HTML page")):
+        ep = esub.add_parser(name, help=text)
+        ep.add_argument("--model", required=True)
+        ep.add_argument("--samples", type=int, default=2 if name == "sweep" else 4, help="images per prompt")
+        ep.add_argument("--seed", type=_seed, default=0)
+        ep.add_argument("--limit", type=int, help="shapes: prompts per task; emoji: captions per split")
+        ep.add_argument("--batch-size", type=int, default=32)
+        ep.add_argument("-o", "--output", required=name == "report", help="folder for the results, tables and pictures")
+        if name in ("sweep", "ablation", "report"):
+            ep.add_argument("--data", choices=("shapes", "emoji"), help="benchmark prompts (default: the model's dataset)")
+        if name == "sweep":
+            ep.add_argument("--param", required=True, help="prior-guidance, decoder-guidance, steps or sampler")
+            ep.add_argument("--values", required=True, nargs="+")
+        if name == "report":
+            ep.add_argument("--sweep-values", type=float, nargs="+", help="decoder guidance scales of the report's sweep (default 1 3 5)")
+        _sampling_args(ep)
+    c = esub.add_parser("compare", help="two reports side by side")
+    c.add_argument("report_a")
+    c.add_argument("report_b")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # reports record the command that made them
     warnings.formatwarning = lambda message, category, *a, **k: f"t2i: warning: {message}\n"
     from t2i.errors import USER_ERRORS
 

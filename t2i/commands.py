@@ -143,6 +143,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trained_on(run: str) -> dict:
+    """{"data": NAME} when `run` is a training run folder that records its dataset (evaluation
+    then knows which benchmark suits the model)."""
+    import json
+
+    try:
+        data = json.loads((Path(run) / "run.json").read_text()).get("data")
+    except (OSError, ValueError):
+        return {}
+    return {"data": data} if isinstance(data, str) else {}
+
+
 def cmd_assemble(args: argparse.Namespace) -> int:
     import torch
 
@@ -164,7 +176,7 @@ def cmd_assemble(args: argparse.Namespace) -> int:
         decoder=load_component(resolve_component(args.decoder), role="decoder"),
         upsamplers=upsamplers,
         defaults=defaults,
-        info={"sources": {"clip": args.clip, "prior": args.prior, "decoder": args.decoder, "upsamplers": args.upsampler}},
+        info={"sources": {"clip": args.clip, "prior": args.prior, "decoder": args.decoder, "upsamplers": args.upsampler}, **_trained_on(args.decoder)},
     )
     path = pipe.save(args.output, dtype=torch.float32 if args.fp32 else torch.float16)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -174,15 +186,57 @@ def cmd_assemble(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     import json
+    import shlex
 
-    from t2i.eval import benchmarks
+    if args.eval_command == "compare":
+        from t2i.eval.report import compare_reports
+
+        print(compare_reports(args.report_a, args.report_b))
+        return 0
     from t2i.pipelines.unclip import load_pipeline
 
-    if args.samples < 1:
-        raise UsageError("--samples must be >= 1")
+    for flag, value in (("--samples", args.samples), ("--limit", args.limit), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be >= 1, got {value}")
+    if args.output:
+        check_output_dir(args.output)
     pipe = load_pipeline(args.model)
-    pipe.defaults.updated(**_options(args))
-    run = benchmarks.shapes_benchmark if args.benchmark == "shapes" else benchmarks.emoji_fidelity
-    result = run(pipe, samples=args.samples, seed=args.seed, limit=args.limit, batch_size=args.batch_size, out_dir=args.output, **_options(args))
-    print(json.dumps(result["summary"], indent=2))
+    options = _options(args)
+    pipe.defaults.updated(**options)  # bad sampling options fail before any work
+    common = dict(samples=args.samples, seed=args.seed, limit=args.limit, batch_size=args.batch_size, out_dir=args.output, **options)
+    if args.eval_command == "shapes":
+        from t2i.eval.shapes import shapes_benchmark
+
+        print(json.dumps(shapes_benchmark(pipe, **common)["summary"], indent=2))
+        return 0
+    if args.eval_command == "emoji":
+        from t2i.eval.emoji import emoji_benchmark
+
+        print(json.dumps(emoji_benchmark(pipe, **common)["summary"], indent=2))
+        return 0
+    from t2i.eval.sweep import guess_benchmark
+
+    benchmark = args.data or guess_benchmark(args.model, pipe)
+    if benchmark is None:
+        raise UsageError(f"cannot tell which benchmark suits {args.model}: pass --data shapes or --data emoji")
+    if args.eval_command == "sweep":
+        from t2i.eval.common import markdown_table
+        from t2i.eval.sweep import parse_values, run_sweep
+
+        values = parse_values(args.param, args.values)
+        print(markdown_table(run_sweep(pipe, args.param, values, benchmark=benchmark, **common)["rows"]), end="")
+        return 0
+    if args.eval_command == "ablation":
+        from t2i.eval.ablation import run_ablation
+        from t2i.eval.common import markdown_table
+
+        print(markdown_table(run_ablation(pipe, benchmark=benchmark, **common)["rows"]), end="")
+        return 0
+    from t2i.eval.report import build_report
+
+    from t2i.eval.sweep import parse_values
+
+    sweep_values = parse_values("decoder-guidance", [f"{v:g}" for v in args.sweep_values]) if args.sweep_values else None
+    build_report(pipe, model=args.model, benchmark=benchmark, command=shlex.join(["t2i", *args.argv]), sweep_values=sweep_values, **common)
+    print(Path(args.output) / "index.html")
     return 0

@@ -290,3 +290,18 @@ def test_process_truncates_an_over_long_prompt_with_one_warning_line(tiny_run, t
     assert len(lines) == 1 and lines[0].startswith("t2i: warning: ") and "truncated" in lines[0], proc.stderr
     with Image.open(out) as im:
         assert im.size == (64, 64)
+
+
+def test_eval_sweep_report_and_compare_bad_input(tiny_run, tmp_path, capsys) -> None:
+    model = str(tiny_run.pipeline)
+    sweep = ["eval", "sweep", "--model", model, "--data", "shapes"]
+    _assert_one_line_error([*sweep, "--param", "temperature", "--values", "1"], capsys, "--param", "decoder-guidance")
+    _assert_one_line_error([*sweep, "--param", "decoder-guidance", "--values", "1", "x"], capsys, "number", "'x'")
+    _assert_one_line_error([*sweep, "--param", "prior-guidance", "--values", "-1"], capsys, "between 0")
+    _assert_one_line_error([*sweep, "--param", "steps", "--values", "2.5"], capsys, "whole number")
+    _assert_one_line_error([*sweep, "--param", "sampler", "--values", "euler"], capsys, "ddim")
+    _assert_one_line_error([*sweep, "--param", "steps", "--values", "2", "2"], capsys, "repeats")
+    _assert_one_line_error(["eval", "sweep", "--model", model, "--param", "steps", "--values", "2"], capsys, "--data")
+    _assert_one_line_error(["eval", "report", "--model", model, "--data", "shapes", "--sweep-values", "99", "-o", str(tmp_path / "r")], capsys, "between 0")
+    _assert_one_line_error(["eval", "compare", str(tmp_path), str(tmp_path)], capsys, "report.json")
+    _assert_one_line_error(["eval", "ablation", "--model", model, "--data", "faces"], capsys, "invalid choice")

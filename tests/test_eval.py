@@ -1,12 +1,16 @@
-"""The quality commands run end to end on the tiny pipeline, and their scoring is exact."""
+"""The evaluation commands run end to end on the tiny pipeline, and their scoring is exact."""
 import json
+from html.parser import HTMLParser
 
 import numpy as np
+import pytest
 
 from t2i.cli import main
+from t2i.data.emoji import load_emoji
 from t2i.data.shapes import render_scene
 from t2i.data.shapes_eval import canonical_prompts, scene_for_prompt
-from t2i.eval.benchmarks import emoji_fidelity, shapes_benchmark
+from t2i.eval.emoji import emoji_benchmark
+from t2i.eval.shapes import shapes_benchmark
 from t2i.pipelines.unclip import load_pipeline
 from tiny import tiny_run  # noqa: F401
 
@@ -21,19 +25,105 @@ class RenderTruth:
         return [Image.fromarray(render_scene(scene_for_prompt(p, rng, 64), 64)) for p in prompts for _ in range(num_images)]
 
 
+class RealEmoji:
+    """The tiny pipeline's CLIP and text encoder, but "generating" the dataset image of each caption."""
+
+    def __init__(self, pipe):
+        self.pipe, self.clip = pipe, pipe.clip
+        everything = load_emoji(64, "all")
+        self.by_caption = {caps[0]: image for caps, image in zip(everything.captions, everything.images)}
+
+    def encode_text(self, prompts):
+        return self.pipe.encode_text(prompts)
+
+    def __call__(self, prompts, *, num_images, seed, **options):
+        from PIL import Image
+
+        return [Image.fromarray(self.by_caption[p]) for p in prompts for _ in range(num_images)]
+
+
 def test_shapes_benchmark_scores_ground_truth_as_perfect(tmp_path):
     result = shapes_benchmark(RenderTruth(), samples=2, limit=3, batch_size=8, out_dir=tmp_path)
     summary = result["summary"]
     assert summary["overall"] == 1.0 and summary["held_out"] == 1.0
     assert len(result["images"]) == 2 * len(canonical_prompts(per_task=3))
+    assert result["counts"]["single_object"] == 6 and result["counts"]["held_out"] == 12
     assert json.loads((tmp_path / "shapes.json").read_text())["summary"] == summary
+    table = (tmp_path / "shapes.md").read_text()
+    assert "| single_object |" in table and "| 1.000 |" in table
+    assert not (tmp_path / "shapes-failures.png").exists()  # nothing failed
+    assert (tmp_path / "shapes-counting.png").is_file() and (tmp_path / "shapes-held_out.png").is_file()
+
+
+def test_emoji_benchmark_of_the_real_images_reaches_the_references(tiny_run, tmp_path):
+    """Generated = real: fidelity@5 is 1 and CLIP score and R-precision equal their real-image references."""
+    result = emoji_benchmark(RealEmoji(load_pipeline(tiny_run.pipeline)), samples=1, limit=6, out_dir=tmp_path)
+    for split in ("train", "heldout"):
+        f = result["summary"][split]
+        assert f["fidelity@5"] == 1.0 and f["captions"] == 6 and f["images"] == 6
+        assert f["clip_score"] == pytest.approx(f["clip_score_real"], abs=1e-6)
+        assert f["r_precision"] == f["r_precision_real"]
+        assert f["fd_pixel16_real_halves"] < f["fd_pixel16"]  # 6 base emoji against the whole split
+    assert "train (real images)" in (tmp_path / "emoji.md").read_text()
+    assert list(tmp_path.glob("emoji-train-*.png")) and list(tmp_path.glob("emoji-heldout-*.png"))
 
 
 def test_eval_commands_run_on_a_trained_pipeline(tiny_run, tmp_path, capsys):
     pipe = load_pipeline(tiny_run.pipeline)
-    emoji = emoji_fidelity(pipe, samples=1, limit=3, batch_size=4)
-    assert emoji["summary"]["captions"] == 3 and 0.0 <= emoji["summary"]["fidelity@5"] <= 1.0
+    emoji = emoji_benchmark(pipe, samples=1, limit=3, batch_size=4, splits=("train",))
+    f = emoji["summary"]["train"]
+    assert f["captions"] == 3 and 0.0 <= f["fidelity@5"] <= 1.0 and f["fd_pixel16"] > f["fd_pixel16_real_halves"]
     code = main(["eval", "shapes", "--model", str(tiny_run.pipeline), "--samples", "1", "--limit", "1", "-o", str(tmp_path)])
     assert code == 0
     summary = json.loads((tmp_path / "shapes.json").read_text())["summary"]
     assert set(summary) >= {"overall", "held_out", "single_object", "attribute_binding"}
+    rows = json.loads((tmp_path / "shapes.json").read_text())["images"]
+    assert (tmp_path / "shapes-failures.png").is_file() == (not all(r["passed"] for r in rows))
+
+
+def test_sweep_writes_one_row_per_value_and_a_plot(tiny_run, tmp_path, capsys):
+    model = str(tiny_run.pipeline)
+    assert main(["eval", "sweep", "--model", model, "--data", "shapes", "--param", "decoder-guidance", "--values", "1", "4",
+                 "--samples", "1", "--limit", "1", "-o", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "sweep-decoder-guidance.json").read_text())
+    assert [r["decoder_guidance"] for r in result["rows"]] == [1.0, 4.0]
+    assert all(set(r) >= {"overall", "held_out", "clip_score"} for r in result["rows"])
+    assert (tmp_path / "sweep-decoder-guidance.png").stat().st_size > 1000
+    assert main(["eval", "sweep", "--model", model, "--data", "emoji", "--param", "steps", "--values", "2", "3",
+                 "--samples", "1", "--limit", "2", "-o", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "sweep-steps.json").read_text())["rows"]
+    assert [(r["sampler"], r["decoder_steps"], r["prior_steps"]) for r in rows] == [("ddim", 2, 2), ("ddim", 3, 3), ("ddpm", 2, 2), ("ddpm", 3, 3)]
+    assert (tmp_path / "sweep-steps.png").is_file()
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.tags = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+
+
+def test_report_is_valid_html_whose_images_resolve_and_compare_reads_two(tiny_run, tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    base = ["eval", "report", "--model", str(tiny_run.pipeline), "--data", "shapes", "--samples", "1", "--limit", "1", "--sweep-values", "1", "2"]
+    assert main([*base, "-o", str(a)]) == 0
+    assert main([*base, "--decoder-guidance", "2", "-o", str(b)]) == 0
+    page = (a / "index.html").read_text()
+    parser = _Links()
+    parser.feed(page)
+    parser.close()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert {"html", "head", "body", "table", "img", "pre"} <= set(parser.tags)
+    assert len(parser.images) >= 5 and all((a / src).is_file() for src in parser.images)
+    assert "--sweep-values 1 2" in page  # the command that made it
+    report = json.loads((a / "report.json").read_text())
+    assert [r[""] for r in report["tables"]["ablation"]] == ["caption only", "text embedding", "prior (unCLIP)"]
+    assert len(report["tables"]["sweep"]) == 2 and "decoder" in report["config"]["stages"]
+    capsys.readouterr()
+    assert main(["eval", "compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "ablation / prior (unCLIP) / overall" in out and "B - A" in out

@@ -67,3 +67,12 @@ def load_emoji(size: int = NATIVE_SIZE, split: str = "train") -> ImageCaptionSet
         groups=np.array([records[i]["group"] for i in index], dtype=np.int64),
         names=[c[0] for c in captions],
     )
+
+
+def emoji_categories(split: str = "train") -> list[str]:
+    """The Unicode category ("Smileys & Emotion", "Flags", ...) of each image of `split`, in
+    load_emoji's order."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown emoji split {split!r}: expected one of {', '.join(SPLITS)}")
+    _, records = _decoded()
+    return [r["category"] for r in records if split == "all" or r["held_out"] == (split == "heldout")]

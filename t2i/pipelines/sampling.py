@@ -59,12 +59,15 @@ def run_prior(prior: Component, text_embed, tokens, token_mask, *, steps=25, gui
 
 
 @torch.no_grad()
-def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, steps=25, guidance=3.0, sampler="ddim", threshold="dynamic", generator=None, progress=None):
-    """CLIP image embeddings (B, E) (+ optional text tokens) -> images (B, 3, S, S) in [-1, 1]."""
+def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, steps=25, guidance=3.0, sampler="ddim", threshold="dynamic", generator=None, progress=None, use_embed=True):
+    """CLIP image embeddings (B, E) (+ optional text tokens) -> images (B, 3, S, S) in [-1, 1].
+
+    use_embed=False conditions on the text tokens alone: the embedding is replaced by the
+    decoder's learned null embedding (what training's dropped embeddings see) in both branches."""
     cfg = decoder.model.config
     b = len(embed)
     keep = torch.ones(b, dtype=torch.bool, device=embed.device)
-    cond = {"embed": embed, "embed_keep": keep}
+    cond = {"embed": embed, "embed_keep": keep if use_embed else ~keep}
     null = {"embed": embed, "embed_keep": ~keep}
     if cfg.text_dim:
         if tokens is None:  # no caption (variations, interpolation): the decoder's "no text" condition

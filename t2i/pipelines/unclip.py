@@ -24,6 +24,9 @@ from t2i.data.dataset import to_model_range, to_uint8
 from t2i.pipelines.sampling import run_decoder, run_prior, run_upsampler
 
 SAMPLERS = ("ddim", "ddpm")
+# What the decoder is conditioned on (DALL-E 2, section 5.1): the prior's image embedding, the
+# CLIP text embedding in its place, or no embedding at all (text tokens only).
+IMAGE_EMBEDDINGS = ("prior", "text", "none")
 MAX_STEPS = 1000
 MAX_GUIDANCE = 50.0
 
@@ -135,17 +138,22 @@ class UnclipPipeline:
         arr = np.stack([np.asarray(_square_rgb(im).resize((size, size), Image.BOX)) for im in images])
         return self.clip.model.encode_image(to_model_range(arr))
 
-    def decode(self, embeds: torch.Tensor, enc=None, *, options: SamplingOptions, generator: torch.Generator, progress: Callable | None = None) -> torch.Tensor:
+    def decode(self, embeds: torch.Tensor, enc=None, *, options: SamplingOptions, generator: torch.Generator, progress: Callable | None = None, use_embed: bool = True) -> torch.Tensor:
         """Image embeddings (B, E) -> images (B, 3, S, S) in [-1, 1], through the decoder and upsamplers."""
         kw = {"tokens": enc.tokens, "token_mask": enc.mask} if enc is not None and self.decoder.model.config.text_dim else {}
-        x = run_decoder(self.decoder, embeds, **kw, steps=options.decoder_steps, guidance=options.decoder_guidance, sampler=options.sampler, threshold=options.threshold, generator=generator, progress=progress)
+        x = run_decoder(self.decoder, embeds, **kw, steps=options.decoder_steps, guidance=options.decoder_guidance, sampler=options.sampler, threshold=options.threshold, generator=generator, progress=progress, use_embed=use_embed)
         for up in self.upsamplers:
             x = run_upsampler(up, x, steps=options.upsampler_steps, sampler=options.sampler, generator=generator, progress=progress)
         return x
 
     # ---- public calls --------------------------------------------------------------------------
-    def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, progress: Callable | None = None, **options: Any) -> list[Image.Image]:
-        """Generate `num_images` per prompt; returns PIL images, prompt-major. Same seed, same images."""
+    def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, progress: Callable | None = None, image_embedding: str = "prior", **options: Any) -> list[Image.Image]:
+        """Generate `num_images` per prompt; returns PIL images, prompt-major. Same seed, same images.
+
+        image_embedding picks what the decoder is conditioned on: "prior" (unCLIP), "text" (the
+        CLIP text embedding in place of an image embedding) or "none" (the text tokens alone)."""
+        if image_embedding not in IMAGE_EMBEDDINGS:
+            raise ValueError(f"image_embedding must be one of {', '.join(IMAGE_EMBEDDINGS)}, got {image_embedding!r}")
         opts = self.defaults.updated(**options)
         if isinstance(prompts, str):
             prompts = [prompts]
@@ -155,8 +163,11 @@ class UnclipPipeline:
         rep = lambda x: x.repeat_interleave(num_images, dim=0)  # noqa: E731
         enc = type(enc)(rep(enc.tokens), rep(enc.mask), rep(enc.pooled))
         generator = torch.Generator().manual_seed(seed)
-        embeds = run_prior(self.prior, rep(text_embed), enc.tokens, enc.mask, steps=opts.prior_steps, guidance=opts.prior_guidance, candidates=opts.prior_candidates, sampler=opts.sampler, generator=generator, progress=progress)
-        return to_pil(self.decode(embeds, enc, options=opts, generator=generator, progress=progress))
+        if image_embedding == "prior":
+            embeds = run_prior(self.prior, rep(text_embed), enc.tokens, enc.mask, steps=opts.prior_steps, guidance=opts.prior_guidance, candidates=opts.prior_candidates, sampler=opts.sampler, generator=generator, progress=progress)
+        else:
+            embeds = rep(text_embed)
+        return to_pil(self.decode(embeds, enc, options=opts, generator=generator, progress=progress, use_embed=image_embedding != "none"))
 
     def variations(self, image: Image.Image, *, num_images: int = 1, seed: int = 0, **options: Any) -> list[Image.Image]:
         """DALL-E 2's image variations: decode new images from the CLIP embedding of `image`."""

@@ -1,0 +1,49 @@
+"""What every evaluation shares: batched generation with fixed seeds, and writing results."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from t2i.progress import StepBar
+
+
+def generate_images(pipe, prompts: list[str], *, samples: int, seed: int, batch_size: int, options: dict, desc: str = "eval") -> np.ndarray:
+    """`samples` images per prompt, prompt-major, as uint8 (N, H, W, 3); batch k uses seed + k,
+    so a figure is reproducible from the command line that produced it."""
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    per_batch = max(1, batch_size // samples)
+    out: list[np.ndarray] = []
+    with StepBar(total=len(prompts) * samples, desc=desc, unit="img") as bar:
+        for k, start in enumerate(range(0, len(prompts), per_batch)):
+            images = pipe(prompts[start : start + per_batch], num_images=samples, seed=seed + k, **options)
+            out.extend(np.asarray(im) for im in images)
+            bar.update(len(images))
+    return np.stack(out)
+
+
+def write_json(out_dir: str | Path | None, name: str, result: dict[str, Any]) -> None:
+    if out_dir is None:
+        return
+    path = Path(out_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / name).write_text(json.dumps(result, indent=2))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """Rows of dicts -> a Markdown table; floats to 3 decimals, missing cells blank."""
+    if not rows:
+        return ""
+    columns = columns or list(dict.fromkeys(k for r in rows for k in r))
+    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
+    lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"

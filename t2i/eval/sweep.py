@@ -1,0 +1,147 @@
+"""`t2i eval sweep`: one sampling option varied, every other held at the model's defaults.
+
+Each point generates the benchmark's images with the same seeds and measures quality (shapes:
+overall and held-out score; emoji: fidelity@5 and FD in CLIP space) and alignment (CLIP score).
+Guidance sweeps plot quality against CLIP score, one point per scale (the classifier-free
+guidance trade-off curve); step sweeps plot quality against steps, one line per sampler.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from t2i.data.shapes_eval import canonical_prompts
+from t2i.eval.common import generate_images, markdown_table, write_json
+from t2i.eval.metrics import clip_score
+from t2i.pipelines.unclip import MAX_GUIDANCE, MAX_STEPS, SAMPLERS
+
+PARAMS = ("prior-guidance", "decoder-guidance", "steps", "sampler")
+BENCHMARKS = ("shapes", "emoji")
+QUALITY = {"shapes": ("overall", "held_out"), "emoji": ("fidelity@5", "fd_clip")}
+
+
+def parse_values(param: str, values: list[str]) -> list[Any]:
+    """Command-line strings -> the values of `param`, checked; a bad one is a ValueError naming it."""
+    if param not in PARAMS:
+        raise ValueError(f"--param must be one of {', '.join(PARAMS)}, got {param!r}")
+    if not values:
+        raise ValueError("--values needs at least one value")
+    out: list[Any] = []
+    for text in values:
+        if param == "sampler":
+            if text not in SAMPLERS:
+                raise ValueError(f"sampler value must be one of {', '.join(SAMPLERS)}, got {text!r}")
+            out.append(text)
+        elif param == "steps":
+            if not text.isdigit() or not 1 <= int(text) <= MAX_STEPS:
+                raise ValueError(f"steps value must be a whole number between 1 and {MAX_STEPS}, got {text!r}")
+            out.append(int(text))
+        else:
+            try:
+                v = float(text)
+            except ValueError:
+                raise ValueError(f"{param} value must be a number, got {text!r}") from None
+            if not 0.0 <= v <= MAX_GUIDANCE:
+                raise ValueError(f"{param} value must be between 0 and {MAX_GUIDANCE}, got {text!r}")
+            out.append(v)
+    if len(set(out)) != len(out):
+        raise ValueError(f"--values repeats a value: {' '.join(values)}")
+    return out
+
+
+def sweep_points(param: str, values: list[Any]) -> list[dict[str, Any]]:
+    """The sampling overrides of each point. A step sweep runs every value under each sampler and
+    sets prior and decoder steps together."""
+    if param == "steps":
+        return [{"sampler": s, "prior_steps": v, "decoder_steps": v} for s in SAMPLERS for v in values]
+    return [{param.replace("-", "_"): v} for v in values]
+
+
+def measure(pipe, benchmark: str, *, samples: int, seed: int, limit: int | None, batch_size: int, options: dict) -> dict[str, float]:
+    """Quality and CLIP score of one setting on the benchmark's prompts."""
+    if benchmark == "emoji":
+        from t2i.eval.emoji import evaluate_split
+
+        f, _, _ = evaluate_split(pipe, "train", samples=samples, seed=seed, limit=limit, batch_size=batch_size, options=options)
+        return {k: f[k] for k in ("fidelity@5", "fd_clip", "clip_score", "r_precision")}
+    from t2i.eval.emoji import clip_image_embeddings
+    from t2i.eval.shapes import score_shapes
+
+    prompts = canonical_prompts(per_task=limit or 50)
+    texts = [p.prompt for p in prompts]
+    images = generate_images(pipe, texts, samples=samples, seed=seed, batch_size=batch_size, options=options, desc="sweep")
+    summary = score_shapes(prompts, images, samples)["summary"]
+    _, text = pipe.encode_text(texts)
+    ids = torch.arange(len(texts)).repeat_interleave(samples)
+    return {"overall": summary["overall"], "held_out": summary["held_out"], "clip_score": clip_score(clip_image_embeddings(pipe, images), text[ids])}
+
+
+def run_sweep(pipe, param: str, values: list[Any], *, benchmark: str, samples: int = 2, seed: int = 0, limit: int | None = None,
+              batch_size: int = 32, out_dir=None, **options) -> dict[str, Any]:
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
+    rows = []
+    for point in sweep_points(param, values):
+        figures = measure(pipe, benchmark, samples=samples, seed=seed, limit=limit, batch_size=batch_size, options={**options, **point})
+        rows.append({**point, **figures})
+    result = {"param": param, "benchmark": benchmark, "samples": samples, "seed": seed, "limit": limit, "rows": rows}
+    if out_dir is not None:
+        out = Path(out_dir)
+        stem = f"sweep-{param}"
+        write_json(out, f"{stem}.json", result)
+        (out / f"{stem}.md").write_text(f"Sweep of {param} on {benchmark} ({samples} samples per prompt, seed {seed})\n\n" + markdown_table(rows))
+        plot_sweep(result, out / f"{stem}.png")
+    return result
+
+
+def plot_sweep(result: dict[str, Any], path: Path) -> Path:
+    """Guidance: each quality figure against CLIP score, points labelled by scale. Steps: quality
+    against steps, one line per sampler. Sampler: quality per sampler."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    param, rows = result["param"], result["rows"]
+    ys = QUALITY[result["benchmark"]]
+    fig, axes = plt.subplots(1, len(ys), figsize=(4.2 * len(ys), 3.4), squeeze=False)
+    for ax, y in zip(axes[0], ys):
+        if param.endswith("guidance"):
+            key = param.replace("-", "_")
+            xs, vs = [r["clip_score"] for r in rows], [r[y] for r in rows]
+            ax.plot(xs, vs, "o-")
+            for r, x, v in zip(rows, xs, vs):
+                ax.annotate(f"{r[key]:g}", (x, v), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            ax.set_xlabel("CLIP score")
+            ax.ticklabel_format(useOffset=False)  # CLIP scores differ in the 3rd decimal: no offset notation
+        elif param == "steps":
+            for sampler in dict.fromkeys(r["sampler"] for r in rows):
+                part = [r for r in rows if r["sampler"] == sampler]
+                ax.plot([r["decoder_steps"] for r in part], [r[y] for r in part], "o-", label=sampler)
+            ax.set_xscale("log")
+            ax.set_xlabel("steps (prior and decoder)")
+            ax.legend()
+        else:
+            ax.bar([r["sampler"] for r in rows], [r[y] for r in rows])
+            ax.set_xlabel("sampler")
+        ax.set_ylabel(y)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{result['benchmark']}: {param} sweep", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def guess_benchmark(model: str, pipe) -> str | None:
+    """shapes or emoji for the shipped models and pipelines assembled from those datasets."""
+    if Path(str(model)).name in BENCHMARKS:
+        return Path(str(model)).name
+    data = pipe.info.get("data")
+    return data if data in BENCHMARKS else None
+
+
+__all__ = ["PARAMS", "parse_values", "sweep_points", "run_sweep", "plot_sweep", "guess_benchmark"]
