@@ -188,21 +188,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import json
     import shlex
 
+    from t2i.eval.common import markdown_table
+
     if args.eval_command == "compare":
         from t2i.eval.report import compare_reports
 
         print(compare_reports(args.report_a, args.report_b))
         return 0
+    from t2i.eval.sweep import guess_benchmark, parse_values
     from t2i.pipelines.unclip import load_pipeline
 
     for flag, value in (("--samples", args.samples), ("--limit", args.limit), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be >= 1, got {value}")
+    # Everything the command line can get wrong fails here, before the model loads.
+    values = parse_values(args.param, args.values) if args.eval_command == "sweep" else None
+    if getattr(args, "sweep_values", None):
+        values = parse_values("decoder-guidance", [f"{v:g}" for v in args.sweep_values])
     if args.output:
         check_output_dir(args.output)
     pipe = load_pipeline(args.model)
     options = _options(args)
-    pipe.defaults.updated(**options)  # bad sampling options fail before any work
+    pipe.defaults.updated(**options)
     common = dict(samples=args.samples, seed=args.seed, limit=args.limit, batch_size=args.batch_size, out_dir=args.output, **options)
     if args.eval_command == "shapes":
         from t2i.eval.shapes import shapes_benchmark
@@ -214,29 +221,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         print(json.dumps(emoji_benchmark(pipe, **common)["summary"], indent=2))
         return 0
-    from t2i.eval.sweep import guess_benchmark
-
     benchmark = args.data or guess_benchmark(args.model, pipe)
     if benchmark is None:
         raise UsageError(f"cannot tell which benchmark suits {args.model}: pass --data shapes or --data emoji")
     if args.eval_command == "sweep":
-        from t2i.eval.common import markdown_table
-        from t2i.eval.sweep import parse_values, run_sweep
+        from t2i.eval.sweep import run_sweep
 
-        values = parse_values(args.param, args.values)
         print(markdown_table(run_sweep(pipe, args.param, values, benchmark=benchmark, **common)["rows"]), end="")
         return 0
     if args.eval_command == "ablation":
         from t2i.eval.ablation import run_ablation
-        from t2i.eval.common import markdown_table
 
         print(markdown_table(run_ablation(pipe, benchmark=benchmark, **common)["rows"]), end="")
         return 0
     from t2i.eval.report import build_report
 
-    from t2i.eval.sweep import parse_values
-
-    sweep_values = parse_values("decoder-guidance", [f"{v:g}" for v in args.sweep_values]) if args.sweep_values else None
-    build_report(pipe, model=args.model, benchmark=benchmark, command=shlex.join(["t2i", *args.argv]), sweep_values=sweep_values, **common)
+    build_report(pipe, model=args.model, benchmark=benchmark, command=shlex.join(["t2i", *args.argv]), sweep_values=values, **common)
     print(Path(args.output) / "index.html")
     return 0
