@@ -51,7 +51,8 @@ def build_report(pipe, *, model: str, benchmark: str, out_dir: str | Path, comma
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     common = dict(samples=samples, seed=seed, limit=limit, batch_size=batch_size, out_dir=out, **options)
-    flags = f"--samples {samples} --seed {seed}" + (f" --limit {limit}" if limit else "")
+    flags = f"--samples {samples} --seed {seed}" + (f" --limit {limit}" if limit else "") + \
+        "".join(f" --{k.replace('_', '-')} {v}" for k, v in options.items())
     sweep_values = sweep_values or [1.0, 3.0, 5.0]
     if benchmark == "shapes":
         from t2i.eval.shapes import shapes_benchmark, shapes_table
