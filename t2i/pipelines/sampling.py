@@ -59,7 +59,7 @@ def run_prior(prior: Component, text_embed, tokens, token_mask, *, steps=25, gui
 
 
 @torch.no_grad()
-def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, steps=25, guidance=3.0, sampler="ddim", threshold="dynamic", generator=None, progress=None, use_embed=True):
+def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, steps=25, guidance=3.0, sampler="ddim", threshold="static", generator=None, progress=None, use_embed=True):
     """CLIP image embeddings (B, E) (+ optional text tokens) -> images (B, 3, S, S) in [-1, 1].
 
     use_embed=False conditions on the text tokens alone: the embedding is replaced by the

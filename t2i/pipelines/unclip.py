@@ -42,7 +42,10 @@ class SamplingOptions:
     decoder_guidance: float = 3.0
     upsampler_steps: int = 15
     sampler: str = "ddim"
-    threshold: str = "dynamic"
+    # Static, not Imagen's dynamic: on images with saturated (white) backgrounds, dynamic
+    # thresholding divides the whole x0 by its overshoot and greys the background; decoding
+    # true emoji CLIP embeddings gave fidelity@5 0.16 static vs 0.05 dynamic (64 images).
+    threshold: str = "static"
 
     def __post_init__(self) -> None:
         for name in ("prior_steps", "decoder_steps", "upsampler_steps"):
