@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# The quality figures quoted in the README, on fixed seeds (4 images per prompt):
+# The quality figures quoted in the README, on fixed seeds:
 #   bash scripts/evaluate_shipped.sh [out-dir]
-# shapes: the shapes-world benchmark (shared/benchmarks/shapes-world.md), LIMIT prompts per task;
-# emoji:  fidelity@5, CLIP score, R-precision and FDs on 200 training and 180 held-out captions.
+# The two lanes (shapes, emoji) are independent; on 2 cores run them side by side with
+#   LANE=shapes bash scripts/evaluate_shipped.sh & LANE=emoji bash scripts/evaluate_shipped.sh
 set -euo pipefail
 out=${1:-eval}
-limit=${LIMIT:-25}
-python -m t2i.cli eval shapes --model shapes --samples 4 --seed 0 --limit "$limit" -o "$out/shapes"
-python -m t2i.cli eval emoji --model emoji --samples 4 --seed 0 -o "$out/emoji"
+lane=${LANE:-all}
+t2i() { python -m t2i.cli --threads 1 "$@"; }
+if [[ $lane == all || $lane == shapes ]]; then
+  # shapes-world benchmark: 25 prompts per task (+ 50 held-out), 4 images each
+  t2i eval shapes --model shapes --samples 4 --seed 0 --limit 25 -o "$out/shapes"
+  t2i eval sweep --model shapes --param decoder-guidance --values 1 2 3 5 --samples 2 --seed 0 --limit 8 -o "$out/sweep-shapes"
+  t2i eval ablation --model shapes --samples 2 --seed 0 --limit 10 -o "$out/ablation-shapes"
+fi
+if [[ $lane == all || $lane == emoji ]]; then
+  # emoji: 200 training and 180 held-out captions, 4 images each
+  t2i eval emoji --model emoji --samples 4 --seed 0 -o "$out/emoji"
+  t2i eval sweep --model emoji --param decoder-guidance --values 1 2 3 5 --samples 2 --seed 0 --limit 50 -o "$out/sweep-emoji"
+  t2i eval ablation --model emoji --samples 2 --seed 0 --limit 50 -o "$out/ablation-emoji"
+fi
