@@ -60,7 +60,7 @@ def test_emoji_benchmark_of_the_real_images_reaches_the_references(tiny_run, tmp
     result = emoji_benchmark(RealEmoji(load_pipeline(tiny_run.pipeline)), samples=1, limit=6, out_dir=tmp_path)
     for split in ("train", "heldout"):
         f = result["summary"][split]
-        assert f["fidelity@5"] == 1.0 and f["captions"] == 6 and f["images"] == 6
+        assert f["fidelity@5"] == f["fidelity@5_real"] == 1.0 and f["captions"] == 6 and f["images"] == 6
         assert f["clip_score"] == pytest.approx(f["clip_score_real"], abs=1e-6)
         assert f["r_precision"] == f["r_precision_real"]
         assert f["fd_pixel16_real_halves"] < f["fd_pixel16"]  # 6 base emoji against the whole split
