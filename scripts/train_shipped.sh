@@ -11,9 +11,9 @@ runs=${RUNS:-runs}
 t2i() { OMP_NUM_THREADS=1 python -m t2i.cli --threads 1 "$@"; }
 
 t2i train clip --data "$data" --steps "${CLIP_STEPS:-1200}" --out "$runs/$data-clip" --no-progress
-t2i train upsampler --data "$data" --steps "${UPSAMPLER_STEPS:-1250}" --out "$runs/$data-upsampler" --no-progress &
+t2i train upsampler --data "$data" --steps "${UPSAMPLER_STEPS:-1500}" --out "$runs/$data-upsampler" --no-progress &
 t2i train prior --data "$data" --clip "$runs/$data-clip" --steps "${PRIOR_STEPS:-2500}" --batch-size 64 --out "$runs/$data-prior" --no-progress &
-t2i train decoder --data "$data" --clip "$runs/$data-clip" --steps "${DECODER_STEPS:-1750}" --out "$runs/$data-decoder" --no-progress
+t2i train decoder --data "$data" --clip "$runs/$data-clip" --steps "${DECODER_STEPS:-6500}" --out "$runs/$data-decoder" --no-progress
 wait
 t2i assemble --clip "$runs/$data-clip" --prior "$runs/$data-prior" --decoder "$runs/$data-decoder" \
     --upsampler "$runs/$data-upsampler" --config "$data" -o "t2i/assets/models/$data"
