@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from t2i.data.shapes_eval import canonical_prompts
 from t2i.eval.common import generate_images, markdown_table, write_json
 from t2i.eval.sheets import save_sheet
 
@@ -29,11 +28,10 @@ def run_ablation(pipe, *, benchmark: str, samples: int = 4, seed: int = 0, limit
     for mode, label in CONDITIONINGS.items():
         opts = {**options, "image_embedding": mode}
         if benchmark == "shapes":
-            from t2i.eval.shapes import shapes_table, score_shapes
+            from t2i.eval.shapes import shapes_benchmark, shapes_table
 
-            prompts = canonical_prompts(per_task=limit or 50)
-            images = generate_images(pipe, [p.prompt for p in prompts], samples=samples, seed=seed, batch_size=batch_size, options=opts, desc=mode)
-            rows.append(shapes_table(score_shapes(prompts, images, samples)["summary"], label))
+            summary = shapes_benchmark(pipe, samples=samples, seed=seed, limit=limit, batch_size=batch_size, **opts)["summary"]
+            rows.append(shapes_table(summary, label))
         elif benchmark == "emoji":
             from t2i.eval.emoji import evaluate_split
 

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from t2i.data.dataset import to_model_range
 from t2i.progress import StepBar
 
 
@@ -23,6 +25,12 @@ def generate_images(pipe, prompts: list[str], *, samples: int, seed: int, batch_
             out.extend(np.asarray(im) for im in images)
             bar.update(len(images))
     return np.stack(out)
+
+
+@torch.no_grad()
+def clip_image_embeddings(pipe, images: np.ndarray, batch: int = 256) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> the pipeline CLIP's (N, E) image embeddings."""
+    return torch.cat([pipe.clip.model.encode_image(to_model_range(images[i : i + batch])) for i in range(0, len(images), batch)])
 
 
 def write_json(out_dir: str | Path | None, name: str, result: dict[str, Any]) -> None:

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from t2i.data.dataset import resize_uint8, to_model_range
+from t2i.data.dataset import resize_uint8
 from t2i.data.emoji import emoji_categories, load_emoji
-from t2i.eval.common import generate_images, markdown_table, write_json
+from t2i.eval.common import clip_image_embeddings, generate_images, markdown_table, write_json
 from t2i.eval.metrics import clip_score, frechet_distance, pixel_features16, r_precision
 from t2i.eval.sheets import save_sheet
 
@@ -39,12 +39,6 @@ def fidelity_at_k(generated: np.ndarray, target_groups: np.ndarray, reference: n
     nearest = torch.cdist(pixel_features16(generated), pixel_features16(reference)).topk(k, largest=False).indices
     hits = (torch.from_numpy(reference_groups)[nearest] == torch.from_numpy(target_groups)[:, None]).any(dim=1)
     return float(hits.float().mean())
-
-
-@torch.no_grad()
-def clip_image_embeddings(pipe, images: np.ndarray, batch: int = 256) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> the pipeline CLIP's (N, E) image embeddings."""
-    return torch.cat([pipe.clip.model.encode_image(to_model_range(images[i : i + batch])) for i in range(0, len(images), batch)])
 
 
 def _halves_fd(features: torch.Tensor, seed: int = 0) -> float:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from t2i.data.shapes_eval import canonical_prompts
-from t2i.eval.common import generate_images, markdown_table, write_json
+from t2i.eval.common import clip_image_embeddings, generate_images, markdown_table, write_json
 from t2i.eval.metrics import clip_score
 from t2i.pipelines.unclip import MAX_GUIDANCE, MAX_STEPS, SAMPLERS
 
@@ -66,7 +66,6 @@ def measure(pipe, benchmark: str, *, samples: int, seed: int, limit: int | None,
 
         f, _, _ = evaluate_split(pipe, "train", samples=samples, seed=seed, limit=limit, batch_size=batch_size, options=options)
         return {k: f[k] for k in ("fidelity@5", "fd_clip", "clip_score", "r_precision")}
-    from t2i.eval.emoji import clip_image_embeddings
     from t2i.eval.shapes import score_shapes
 
     prompts = canonical_prompts(per_task=limit or 50)
