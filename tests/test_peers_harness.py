@@ -74,3 +74,15 @@ def test_our_side_of_the_peers_harness(tmp_path):
     assert "| t2i 0.1.0 | 374,844 |" in md and "1.00×" in md
     assert "![t2i shapes samples](grids/t2i-shapes.png)" in md
     assert "| t2i | 3 | 12 |" in md
+
+    # two lanes run side by side (--only speed, --only quality) make one report
+    speed_part = {**res, "command": "run.py --only speed", "total_wall_s": 60.0,
+                  "systems": {"t2i": {k: v for k, v in res["systems"]["t2i"].items() if k != "quality"}}}
+    quality_part = {**res, "command": "run.py --only quality", "total_wall_s": 120.0,
+                    "machine": {**res["machine"], "peak_start_gflops": 1.0},
+                    "systems": {"t2i": {k: v for k, v in res["systems"]["t2i"].items() if k != "speed"}}}
+    merged = report.merge_results([speed_part, quality_part])
+    assert merged["systems"]["t2i"]["speed"] == sp and merged["systems"]["t2i"]["quality"] == q
+    assert merged["machine"]["peak_start_gflops"] == 50.0  # the speed lane's matmul, which its fractions use
+    md = report.write_results_md(merged, tmp_path / "RESULTS-merged.md").read_text()
+    assert "run.py --only speed" in md and "# 2 min" in md and "| t2i | 3 | 12 |" in md and "1.00×" in md

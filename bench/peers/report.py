@@ -105,6 +105,27 @@ def tables(results: dict, machine: bool = True) -> str:
     return "".join(out)
 
 
+def _commands(results: dict) -> list[tuple[str, float]]:
+    return results.get("commands") or [(results["command"], results["total_wall_s"])]
+
+
+def merge_results(parts: list[dict]) -> dict:
+    """One report from runs made side by side (say `--only speed` and `--only quality` on one core each).
+
+    Systems are merged key by key, later parts winning; the machine line comes from the part that
+    measured speed, since the peak fractions in the speed table are relative to its matmul figures."""
+    merged = {"settings": {}, "workarounds": {}, "systems": {}, "commands": []}
+    for part in parts:
+        merged["settings"].update(part["settings"])
+        merged["workarounds"].update(part["workarounds"])
+        merged["commands"] += _commands(part)
+        for name, r in part["systems"].items():
+            merged["systems"].setdefault(name, {}).update(r)
+        if "machine" not in merged or any("speed" in r for r in part["systems"].values()):
+            merged["machine"] = part["machine"]
+    return merged
+
+
 def write_results_md(results: dict, path: Path) -> Path:
     """RESULTS.md: machine, commands, both tables, sample grids, protocol, workarounds, gaps."""
     path = Path(path)
@@ -127,7 +148,7 @@ def write_results_md(results: dict, path: Path) -> Path:
         f"Machine: {machine_line(results)}.\n\n",
         "Commands (from the repository root, in the project's environment; `nice -n 19` optional):\n\n```sh\n",
         "python bench/peers/setup_env.py                    # once: bench/peers/.venv with the peers\n",
-        f"{results['command']:<50} # this report ({results['total_wall_s'] / 60:.0f} min in all)\n",
+        *[f"{cmd:<50} # {wall / 60:.0f} min\n" for cmd, wall in _commands(results)],
         *(["python bench/peers/run.py --smoke                  # the harness end to end in a few minutes\n"] if not st["smoke"] else []),
         "```\n\n",
         tables(results, machine=False),
@@ -152,6 +173,8 @@ def write_results_md(results: dict, path: Path) -> Path:
     return path
 
 
-if __name__ == "__main__":  # re-render from a results.json: python bench/peers/report.py out/results.json RESULTS.md
-    res = json.loads(Path(sys.argv[1]).read_text())
-    print(write_results_md(res, Path(sys.argv[2])))
+if __name__ == "__main__":  # python bench/peers/report.py RESULTS.md A/results.json [B/results.json ...]
+    if len(sys.argv) < 3:
+        sys.exit("usage: python bench/peers/report.py RESULTS.md RESULTS_JSON [RESULTS_JSON ...]")
+    parts = [json.loads(Path(a).read_text()) for a in sys.argv[2:]]
+    print(write_results_md(parts[0] if len(parts) == 1 else merge_results(parts), Path(sys.argv[1])))
