@@ -29,13 +29,14 @@ def _sampling_args(p: argparse.ArgumentParser, *, prior: bool = True) -> None:
         g.add_argument("--prior-candidates", type=int, help="embeddings drawn per caption; the closest to the text is kept")
     g.add_argument("--decoder-steps", type=int)
     g.add_argument("--decoder-guidance", type=float)
+    g.add_argument("--decoder-text-guidance", type=float, help="guide the caption tokens separately: --decoder-guidance then scales the image embedding alone")
     g.add_argument("--upsampler-steps", type=int)
     g.add_argument("--sampler", choices=("ddim", "ddpm"))
     g.add_argument("--threshold", choices=("none", "static", "dynamic"))
 
 
 def _sampling_options(args: argparse.Namespace) -> dict:
-    keys = ("prior_steps", "prior_guidance", "prior_candidates", "decoder_steps", "decoder_guidance", "upsampler_steps", "sampler", "threshold")
+    keys = ("prior_steps", "prior_guidance", "prior_candidates", "decoder_steps", "decoder_guidance", "decoder_text_guidance", "upsampler_steps", "sampler", "threshold")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 
@@ -112,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("sweep", "ablation", "report"):
             ep.add_argument("--data", choices=("shapes", "emoji"), help="benchmark prompts (default: the model's dataset)")
         if name == "sweep":
-            ep.add_argument("--param", required=True, help="prior-guidance, decoder-guidance, steps or sampler")
+            ep.add_argument("--param", required=True, help="prior-guidance, decoder-guidance, decoder-text-guidance, steps or sampler")
             ep.add_argument("--values", required=True, nargs="+")
         if name == "report":
             ep.add_argument("--sweep-values", type=float, nargs="+", help="decoder guidance scales of the report's sweep (default 1 3 5)")

@@ -108,6 +108,7 @@ GENERATE_CASES = [
     ("prior-guidance-negative", ["a cat", "--prior-guidance", "-1", "--model", "{model}"], ["prior-guidance", "got -1"]),
     ("decoder-guidance-1000", ["a cat", "--decoder-guidance", "1000", "--model", "{model}"], ["decoder-guidance", "got 1000"]),
     ("decoder-guidance-nan", ["a cat", "--decoder-guidance", "nan", "--model", "{model}"], ["decoder-guidance", "nan"]),
+    ("decoder-text-guidance-nan", ["a cat", "--decoder-text-guidance", "nan", "--model", "{model}"], ["decoder-text-guidance", "nan"]),
     ("prior-candidates-zero", ["a cat", "--prior-candidates", "0", "--model", "{model}"], ["prior-candidates"]),
     ("batch-size-zero", ["--prompts-file", "{bad}/prompts.txt", "--out-dir", "{out}/dir", "--batch-size", "0", "--model", "{model}"], ["--batch-size"]),
 ]

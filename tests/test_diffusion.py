@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from t2i.diffusion.gaussian import GaussianDiffusion, beta_schedule
-from t2i.diffusion.guidance import dynamic_threshold, guided_denoiser, static_threshold, thresholded
+from t2i.diffusion.guidance import chained_guidance, dynamic_threshold, guided_denoiser, static_threshold, thresholded
 from t2i.diffusion.samplers import SAMPLERS, ddim_sample, ddpm_sample, respace, sample
 
 torch.set_num_threads(1)
@@ -333,6 +333,25 @@ def test_guidance_scales_and_batched_calls():
     out = guided_denoiser(model, cond, null, scale=3.0)(x, t)
     assert torch.allclose(out, torch.full((3, 2), 0.5 + 3.0 * 1.5))
     assert model.batches == [6, 6]  # one call of 2B per evaluation
+
+
+def test_chained_guidance_separate_scales():
+    x, t = torch.zeros(3, 2), torch.tensor([5, 5, 5])
+    null, mid, full = ({"emb": torch.full((3, 2), v), "mask": None} for v in (0.5, 1.0, 3.0))
+    model = CountingModel()
+    out = chained_guidance(model, [null, mid, full], [2.0, 4.0])(x, t)
+    assert torch.allclose(out, torch.full((3, 2), 0.5 + 2.0 * 0.5 + 4.0 * 2.0))
+    assert model.batches == [9]  # three conditions, one call
+    model.batches.clear()
+    # equal scales telescope to plain guidance between the ends: the middle is never evaluated
+    out = chained_guidance(model, [null, mid, full], [3.0, 3.0])(x, t)
+    assert torch.equal(out, guided_denoiser(model, full, null, scale=3.0)(x, t))
+    assert model.batches == [6, 6]
+    model.batches.clear()
+    assert torch.equal(chained_guidance(model, [null, mid, full], [1.0, 1.0])(x, t), full["emb"])
+    assert model.batches == [3]
+    with pytest.raises(ValueError, match="one scale per step"):
+        chained_guidance(model, [null, full], [1.0, 2.0])
 
 
 def test_guidance_validates_conditioning():

@@ -13,7 +13,7 @@ the model's own output space.
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -46,23 +46,49 @@ def guided_denoiser(denoise_with_cond: Denoiser, cond: Cond, null_cond: Cond, sc
     only the conditional batch is evaluated; otherwise the conditional and unconditional
     batches are concatenated into one call of batch 2B and split afterwards.
     """
-    if not isinstance(scale, (int, float)) or not math.isfinite(scale):
-        raise ValueError(f"scale must be a finite float, got {scale!r}")
-    _check_cond(cond, null_cond)
-    cond, null_cond = dict(cond), dict(null_cond)  # later edits by the caller cannot leak in
+    return chained_guidance(denoise_with_cond, [null_cond, cond], [scale])
+
+
+def chained_guidance(denoise_with_cond: Denoiser, conds: Sequence[Cond], scales: Sequence[float]) -> Denoiser:
+    """Guidance along a chain of ever richer conditions, one scale per added part:
+
+        x0 = x0(c_0) + Σ_i scales[i]·(x0(c_{i+1}) - x0(c_i))
+
+    c_0 is the null condition. With conds = [null, image embedding only, embedding + text] this
+    steers towards the embedding and towards the caption with separate strengths (the two-scale
+    form of InstructPix2Pix, Brooks et al. 2023). Equal scales telescope to plain guidance
+    x0(c_0) + s·(x0(c_n) - x0(c_0)), so then only the two ends are evaluated, and with s = 1
+    only c_n. All evaluated conditions go through the model as one concatenated batch.
+    """
+    if len(conds) != len(scales) + 1 or not scales:
+        raise ValueError(f"need one scale per step of the chain: {len(conds)} conditions, {len(scales)} scales")
+    for scale in scales:
+        if not isinstance(scale, (int, float)) or not math.isfinite(scale):
+            raise ValueError(f"scale must be a finite float, got {scale!r}")
+    for c in conds[1:]:
+        _check_cond(c, conds[0])
+    conds = [dict(c) for c in conds]  # later edits by the caller cannot leak in
+    if all(s == scales[0] for s in scales):
+        conds, scales = [conds[0], conds[-1]], [scales[0]]
+    if scales == [1]:
+        conds = conds[-1:]
 
     def denoise(x: Tensor, t: Tensor) -> Tensor:
         batch = x.shape[0]
-        _check_batch(cond, batch, "cond")
-        if scale == 1:
-            return denoise_with_cond(x, t, **cond)
-        _check_batch(null_cond, batch, "null_cond")
-        both = {k: None if v is None else torch.cat([v, null_cond[k]]) for k, v in cond.items()}
-        x0 = denoise_with_cond(torch.cat([x, x]), torch.cat([t, t]), **both)
-        if x0.shape[0] != 2 * batch:
-            raise ValueError(f"denoise_with_cond returned batch {x0.shape[0]}, expected {2 * batch}")
-        x0_c, x0_u = x0.chunk(2)
-        return x0_u + scale * (x0_c - x0_u)
+        for i, c in enumerate(reversed(conds)):
+            _check_batch(c, batch, "cond" if i == 0 else "null_cond" if i == len(conds) - 1 else f"conds[{len(conds) - 1 - i}]")
+        k = len(conds)
+        if k == 1:
+            return denoise_with_cond(x, t, **conds[0])
+        stacked = {key: None if conds[0][key] is None else torch.cat([c[key] for c in conds]) for key in conds[0]}
+        x0 = denoise_with_cond(x.repeat(k, *([1] * (x.ndim - 1))), t.repeat(k), **stacked)
+        if x0.shape[0] != k * batch:
+            raise ValueError(f"denoise_with_cond returned batch {x0.shape[0]}, expected {k * batch}")
+        parts = x0.chunk(k)
+        out = parts[0]
+        for scale, lo, hi in zip(scales, parts[:-1], parts[1:]):
+            out = out + scale * (hi - lo)
+        return out
 
     return denoise
 

@@ -17,7 +17,7 @@ from t2i.eval.common import clip_image_embeddings, generate_images, markdown_tab
 from t2i.eval.metrics import clip_score
 from t2i.pipelines.unclip import MAX_GUIDANCE, MAX_STEPS, SAMPLERS
 
-PARAMS = ("prior-guidance", "decoder-guidance", "steps", "sampler")
+PARAMS = ("prior-guidance", "decoder-guidance", "decoder-text-guidance", "steps", "sampler")
 BENCHMARKS = ("shapes", "emoji")
 QUALITY = {"shapes": ("overall", "held_out"), "emoji": ("fidelity@5", "fd_clip")}
 

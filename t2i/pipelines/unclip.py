@@ -40,6 +40,9 @@ class SamplingOptions:
     prior_candidates: int = 2
     decoder_steps: int = 25
     decoder_guidance: float = 3.0
+    # None: decoder_guidance scales embedding and caption together. A number: decoder_guidance
+    # scales the embedding alone and this what the caption tokens add (3 evaluations per step).
+    decoder_text_guidance: float | None = None
     upsampler_steps: int = 15
     sampler: str = "ddim"
     # Static, not Imagen's dynamic: on images with saturated (white) backgrounds, dynamic
@@ -52,8 +55,10 @@ class SamplingOptions:
             v = getattr(self, name)
             if not 1 <= v <= MAX_STEPS:
                 raise ValueError(f"{name.replace('_', '-')} must be between 1 and {MAX_STEPS}, got {v}")
-        for name in ("prior_guidance", "decoder_guidance"):
+        for name in ("prior_guidance", "decoder_guidance", "decoder_text_guidance"):
             v = getattr(self, name)
+            if v is None and name == "decoder_text_guidance":
+                continue
             if not 0.0 <= v <= MAX_GUIDANCE:
                 raise ValueError(f"{name.replace('_', '-')} must be between 0 and {MAX_GUIDANCE}, got {v}")
         if not 1 <= self.prior_candidates <= 64:
@@ -144,7 +149,7 @@ class UnclipPipeline:
     def decode(self, embeds: torch.Tensor, enc=None, *, options: SamplingOptions, generator: torch.Generator, progress: Callable | None = None, use_embed: bool = True) -> torch.Tensor:
         """Image embeddings (B, E) -> images (B, 3, S, S) in [-1, 1], through the decoder and upsamplers."""
         kw = {"tokens": enc.tokens, "token_mask": enc.mask} if enc is not None and self.decoder.model.config.text_dim else {}
-        x = run_decoder(self.decoder, embeds, **kw, steps=options.decoder_steps, guidance=options.decoder_guidance, sampler=options.sampler, threshold=options.threshold, generator=generator, progress=progress, use_embed=use_embed)
+        x = run_decoder(self.decoder, embeds, **kw, steps=options.decoder_steps, guidance=options.decoder_guidance, text_guidance=options.decoder_text_guidance, sampler=options.sampler, threshold=options.threshold, generator=generator, progress=progress, use_embed=use_embed)
         for up in self.upsamplers:
             x = run_upsampler(up, x, steps=options.upsampler_steps, sampler=options.sampler, generator=generator, progress=progress)
         return x
