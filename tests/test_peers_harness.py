@@ -86,3 +86,19 @@ def test_our_side_of_the_peers_harness(tmp_path):
     assert merged["machine"]["peak_start_gflops"] == 50.0  # the speed lane's matmul, which its fractions use
     md = report.write_results_md(merged, tmp_path / "RESULTS-merged.md").read_text()
     assert "run.py --only speed" in md and "# 2 min" in md and "| t2i | 3 | 12 |" in md and "1.00×" in md
+
+
+def test_a_worker_that_does_not_answer_in_time_is_stopped(tmp_path):
+    import pytest
+    from client import Worker, WorkerError
+
+    w = Worker("t2i", python=sys.executable, size="tiny", threads=1, log=tmp_path / "t2i.log")
+    try:
+        assert w.call("build")["params"] == 374_844
+        with pytest.raises(WorkerError, match="no answer in 0 s; worker stopped"):
+            w.call("train_speed", timeout_s=0.01, batch=4, steps=50)
+        assert w.proc.poll() is not None  # killed, not left running
+        with pytest.raises(WorkerError, match="exited"):
+            w.call("rss")
+    finally:
+        w.close()

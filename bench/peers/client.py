@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +17,16 @@ class WorkerError(RuntimeError):
     """The worker answered with an error, or died; the message says which and why."""
 
 
+# What one request may take before the worker counts as hung: generous, as a 6 M-parameter
+# peer samples a few hundred images at 1 thread in the quality part.
+DEFAULT_TIMEOUT_S = 30 * 60
+
+
 class Worker:
-    """One worker process. `call(op, **kw)` sends a request and returns the answer (a dict)."""
+    """One worker process. `call(op, **kw)` sends a request and returns the answer (a dict).
+
+    A worker that gives no answer within `timeout_s` is killed and the call raises WorkerError,
+    so a hung peer costs its own row, not the whole run."""
 
     def __init__(self, system: str, *, python: str | Path, size: str, threads: int, log: Path) -> None:
         self.system, self.log_path = system, Path(log)
@@ -30,12 +39,18 @@ class Worker:
         self.proc = subprocess.Popen([str(python), str(HERE / "worker.py"), "--system", system, "--size", size, "--threads", str(threads)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env, cwd=ROOT, text=True, bufsize=1)
 
-    def call(self, op: str, **kw) -> dict:
+    def call(self, op: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, **kw) -> dict:
         if self.proc.poll() is not None:
             raise WorkerError(f"{self.system}: worker exited ({self.proc.returncode}); {self._tail()}")
         try:
             self.proc.stdin.write(json.dumps({"op": op, **kw}) + "\n")
             self.proc.stdin.flush()
+            # one request, one answer line: nothing is left in the reader's buffer between calls,
+            # so waiting on the pipe itself is exact
+            if not select.select([self.proc.stdout], [], [], timeout_s)[0]:
+                self.proc.kill()
+                self.proc.wait()
+                raise WorkerError(f"{self.system}: {op} gave no answer in {timeout_s:.0f} s; worker stopped. {self._tail()}")
             line = self.proc.stdout.readline()
         except (BrokenPipeError, OSError) as e:
             raise WorkerError(f"{self.system}: {e}; {self._tail()}") from None

@@ -174,7 +174,8 @@ def run_quality(workers: dict, st: dict, res: dict, out: Path, results_dir: Path
         try:
             if dataset != "shapes":
                 w.call("build")  # a fresh model: the shapes run trained this one
-            q = w.call("quality", data_path=str(data), dataset=dataset, budget_s=60 * st["budget_minutes"], clock=st["clock"],
+            # the budget, plus sampling, which at 1 thread takes a slow peer up to ~1.5x its budget
+            q = w.call("quality", timeout_s=60 * st["budget_minutes"] * 4 + 1800, data_path=str(data), dataset=dataset, budget_s=60 * st["budget_minutes"], clock=st["clock"],
                        batch=st["quality_batch"], per_task=st["eval_per_task"], limit=st["emoji_limit"], samples=st["eval_samples"],
                        steps=st["quality_steps"], guidance=st["guidance"], out_dir=str(out / "images"), sheet_dir=str(results_dir / "grids"))
         except WorkerError as e:
