@@ -80,13 +80,24 @@ class CLIP(nn.Module):
         mean = (self.text_norm(x) * m).sum(1) / m.sum(1).clamp(min=1)
         return F.normalize(self.text_proj(torch.cat([mean, pooled.float()], dim=-1)), dim=-1)
 
-    def contrastive_loss(self, image_embed: torch.Tensor, text_embed: torch.Tensor, same: torch.Tensor | None = None) -> torch.Tensor:
+    def contrastive_loss(self, image_embed: torch.Tensor, text_embed: torch.Tensor, same: torch.Tensor | None = None,
+                         negative_embed: torch.Tensor | None = None, negative_same: torch.Tensor | None = None) -> torch.Tensor:
         """Symmetric InfoNCE over a batch of matching pairs. `same` (B, B) bool marks other pairs
-        that are also true matches (two images of one caption), which are not counted as negatives."""
+        that are also true matches (two images of one caption), which are not counted as negatives.
+
+        negative_embed (N, E): extra captions that match no image (hard negatives, NegCLIP),
+        added as columns of the image->text side only; negative_same (B, N) marks the ones that
+        happen to be an image's own caption, which are left out for that image."""
         scale = self.logit_scale.clamp(max=4.6052).exp()  # temperature floor 0.01, as CLIP
         logits = scale * image_embed @ text_embed.t()
         if same is not None:
             off_diag = same & ~torch.eye(len(same), dtype=torch.bool, device=same.device)
             logits = logits.masked_fill(off_diag, float("-inf"))
         target = torch.arange(len(logits), device=logits.device)
-        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+        text_side = F.cross_entropy(logits.t(), target)
+        if negative_embed is not None and len(negative_embed):
+            extra = scale * image_embed @ negative_embed.t()
+            if negative_same is not None:
+                extra = extra.masked_fill(negative_same, float("-inf"))
+            logits = torch.cat([logits, extra], dim=1)
+        return 0.5 * (F.cross_entropy(logits, target) + text_side)

@@ -23,7 +23,7 @@ STAGES = ("clip", "prior", "decoder", "upsampler")
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
 SECTION_KEYS = {"model", "diffusion", "options", "train"}
 OPTIONS = {
-    "clip": {"max_length"},
+    "clip": {"max_length", "hard_negatives"},
     "prior": {"drop_text", "max_length"},
     "decoder": {"drop_embed", "drop_text", "max_length"},
     "upsampler": {"low_res_size", "max_aug_level", "sample_aug_level", "sample_start_level"},
@@ -97,7 +97,7 @@ def make_trainer(stage: str, preset: dict[str, Any], *, data: str, out_dir: str 
         train_set = load_dataset(data, size=size, split="train")
         # user data has no held-out part: retrieval is then measured on training pairs
         heldout = load_dataset(data, size=size, split="heldout") if data in ("emoji", "shapes") else None
-        stage_obj = S.ClipStage(component, train_set, heldout=heldout, max_length=max_length)
+        stage_obj = S.ClipStage(component, train_set, heldout=heldout, max_length=max_length, hard_negatives=bool(options.get("hard_negatives", False)))
     elif stage == "prior":
         stage_obj = S.PriorStage(component, clip_comp, load_dataset(data, size=clip_comp.model.config.image_size), drop_text=options.get("drop_text", 0.1), max_length=max_length)
     elif stage == "decoder":

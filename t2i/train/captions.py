@@ -7,24 +7,43 @@ import torch
 from t2i.data.dataset import ImageCaptionSet
 from t2i.text.cache import encode_cached
 from t2i.text.encoder import TextEncoding
+from t2i.text.negatives import hard_negatives
 
 
 class CaptionTable:
-    """Every caption of every image, encoded (cached on disk); `draw` picks one per image."""
+    """Every caption of every image, encoded (cached on disk); `draw` picks one per image.
 
-    def __init__(self, data: ImageCaptionSet, *, max_length: int = 32, progress: bool = False) -> None:
+    With negatives=True the hard negatives of every caption (t2i.text.negatives) are encoded
+    too, in the same table, and `negatives[row]` lists their rows (-1 pads)."""
+
+    def __init__(self, data: ImageCaptionSet, *, max_length: int = 32, progress: bool = False, negatives: bool = False) -> None:
         flat = [c for caps in data.captions for c in caps]
-        self.encoding, rows = encode_cached(flat, max_length=max_length, progress=progress)
-        self.rows = torch.tensor(rows, dtype=torch.long)
+        unique = sorted(set(flat))
+        negs = [hard_negatives(c) for c in unique] if negatives else []
+        self.encoding, rows = encode_cached(flat + [n for ns in negs for n in ns], max_length=max_length, progress=progress)
+        self.rows = torch.tensor(rows[: len(flat)], dtype=torch.long)
         self.counts = torch.tensor([len(c) for c in data.captions], dtype=torch.long)
         self.starts = torch.cumsum(self.counts, 0) - self.counts
-        self.texts = sorted(set(flat))  # the encoding's rows, in order
+        self.texts = sorted(set(flat).union(*negs))  # the encoding's rows, in order
+        self.negatives = torch.full((len(self.texts), max((len(n) for n in negs), default=0)), -1, dtype=torch.long)
+        row_of = {t: i for i, t in enumerate(self.texts)}
+        for caption, ns in zip(unique, negs):
+            self.negatives[row_of[caption], : len(ns)] = torch.tensor([row_of[n] for n in ns], dtype=torch.long)
 
     def draw(self, image_index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(B,) image indices -> (B,) rows of `encoding`, one of each image's captions at random."""
         u = torch.rand(len(image_index), generator=generator)
         pick = (u * self.counts[image_index]).long().clamp(max=self.counts[image_index] - 1)
         return self.rows[self.starts[image_index] + pick]
+
+    def draw_negatives(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """(B,) caption rows -> (B,) rows of one hard negative each, at random; -1 where a caption has none."""
+        if self.negatives.shape[1] == 0:
+            return torch.full_like(rows, -1)
+        options = self.negatives[rows]
+        count = (options >= 0).sum(1)
+        pick = (torch.rand(len(rows), generator=generator) * count).long().clamp(min=0, max=self.negatives.shape[1] - 1)
+        return torch.where(count > 0, options[torch.arange(len(rows)), pick], -1)
 
     def first_rows(self, image_index: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Each image's first caption: a fixed caption for previews and evaluation."""

@@ -47,10 +47,10 @@ def _index(step_gen: torch.Generator, n: int, size: int) -> torch.Tensor:
 class ClipStage:
     name = "clip"
 
-    def __init__(self, component: Component, data: ImageCaptionSet, *, heldout: ImageCaptionSet | None = None, max_length: int = 32) -> None:
-        self.component = component
+    def __init__(self, component: Component, data: ImageCaptionSet, *, heldout: ImageCaptionSet | None = None, max_length: int = 32, hard_negatives: bool = False) -> None:
+        self.component, self.hard_negatives = component, hard_negatives
         self.data = data.resized(component.model.config.image_size)
-        self.captions = CaptionTable(self.data, max_length=max_length, progress=True)
+        self.captions = CaptionTable(self.data, max_length=max_length, progress=True, negatives=hard_negatives)
         self.heldout = heldout.resized(component.model.config.image_size) if heldout is not None and len(heldout) else None
         self.heldout_captions = CaptionTable(self.heldout, max_length=max_length) if self.heldout is not None else None
 
@@ -58,13 +58,24 @@ class ClipStage:
         idx = _index(generator, len(self.data), size)
         rows = self.captions.draw(idx, generator)
         enc = self.captions.batch(rows)
-        return {"images": to_model_range(self.data.images[idx.numpy()]), "tokens": enc.tokens, "token_mask": enc.mask, "pooled": enc.pooled, "rows": rows}
+        out = {"images": to_model_range(self.data.images[idx.numpy()]), "tokens": enc.tokens, "token_mask": enc.mask, "pooled": enc.pooled, "rows": rows}
+        if self.hard_negatives:
+            neg = self.captions.draw_negatives(rows, generator)
+            neg = neg[neg >= 0]
+            if len(neg):
+                enc = self.captions.batch(neg)
+                out.update(neg_tokens=enc.tokens, neg_mask=enc.mask, neg_pooled=enc.pooled, neg_rows=neg)
+        return out
 
     def loss(self, model, batch, generator):
         same = batch["rows"][:, None] == batch["rows"][None, :]  # one caption drawn twice is no negative
         image = model.encode_image(batch["images"])
         text = model.encode_text(batch["tokens"], batch["token_mask"], batch["pooled"])
-        return model.contrastive_loss(image, text, same)
+        if "neg_rows" not in batch:
+            return model.contrastive_loss(image, text, same)
+        negative = model.encode_text(batch["neg_tokens"], batch["neg_mask"], batch["neg_pooled"])
+        # one image's hard negative can be another image's own caption
+        return model.contrastive_loss(image, text, same, negative, batch["rows"][:, None] == batch["neg_rows"][None, :])
 
     def preview(self, model, step, out_dir: Path):
         data, table = (self.heldout, self.heldout_captions) if self.heldout is not None else (self.data, self.captions)

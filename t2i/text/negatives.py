@@ -1,0 +1,82 @@
+"""Hard negative captions: the same words, another meaning.
+
+A contrastive CLIP trained on random in-batch negatives learns a bag of words: "a circle above a
+square" and "a circle below a square" differ in one word that no random negative ever tests, and
+our shapes CLIP gave the two text embeddings cosine 0.996. NegCLIP (Yuksekgonul et al., ICLR
+2023, "When and why vision-language models behave like bags-of-words") adds, per caption, a
+perturbed caption as an extra negative. The perturbations here are the ones a caption of
+objects with attributes and relations allows without a parser:
+
+- flip a spatial relation:        "a circle above a square"  -> "a circle below a square"
+- swap two different colours (or sizes) between objects:
+                                  "a red circle and a blue square" -> "a blue circle and a red square"
+- change a count by one:          "two squares" -> "three squares"
+
+A swap that only reorders the objects ("a red circle and a blue circle") keeps the meaning and
+is dropped, as is a flip between two identical objects.
+"""
+from __future__ import annotations
+
+import re
+
+COLOURS = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "magenta", "brown", "black", "white", "gray", "grey")
+SIZES = ("small", "large", "big", "tiny", "huge")
+NUMBERS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+# each relation phrase and its mirror image; longer phrases first, so "to the left of" is not
+# read as "left of"
+RELATIONS = {
+    "to the left of": "to the right of", "to the right of": "to the left of",
+    "on the left of": "on the right of", "on the right of": "on the left of",
+    "left of": "right of", "right of": "left of",
+    "on top of": "beneath", "beneath": "on top of",
+    "above": "below", "below": "above", "over": "under", "under": "over",
+    "in front of": "behind", "behind": "in front of",
+}
+_RELATION = re.compile(r"\b(" + "|".join(sorted(map(re.escape, RELATIONS), key=len, reverse=True)) + r")\b")
+_SEPARATOR = re.compile(r",\s*|\s+and\s+")
+
+
+def _objects(caption: str) -> tuple[str, ...]:
+    """The caption's object phrases, order-free: what a swap must change to change the meaning."""
+    parts = [p.strip() for side in _RELATION.split(caption) for p in _SEPARATOR.split(side)]
+    return tuple(sorted(p for p in parts if p and p not in RELATIONS))
+
+
+def _relation_flip(caption: str) -> str | None:
+    m = _RELATION.search(caption)
+    if m is None:
+        return None
+    left, right = caption[: m.start()].strip(), caption[m.end() :].strip()
+    if not left or not right or left == right:
+        return None
+    return caption[: m.start()] + RELATIONS[m.group(1)] + caption[m.end() :]
+
+
+def _attribute_swap(caption: str, vocabulary: tuple[str, ...]) -> str | None:
+    words = caption.split(" ")
+    seen = [(i, w.rstrip(",")) for i, w in enumerate(words) if w.rstrip(",") in vocabulary]
+    first = seen[0] if seen else None
+    second = next(((i, w) for i, w in seen if first and w != first[1]), None)
+    if second is None:
+        return None
+    (i, a), (j, b) = first, second
+    words[i], words[j] = words[i].replace(a, b), words[j].replace(b, a)
+    swapped = " ".join(words)
+    return swapped if _objects(swapped) != _objects(caption) else None
+
+
+def _count_change(caption: str) -> str | None:
+    words = caption.split(" ")
+    for i, w in enumerate(words):
+        bare = w.rstrip(",")
+        if bare in NUMBERS[1:]:  # "one" reads as "a" in most captions: start at two
+            n = NUMBERS.index(bare)
+            words[i] = w.replace(bare, NUMBERS[n + 1] if n + 1 < len(NUMBERS) else NUMBERS[n - 1])
+            return " ".join(words)
+    return None
+
+
+def hard_negatives(caption: str) -> list[str]:
+    """Captions that use (nearly) the same words as `caption` but describe another image; may be empty."""
+    found = [_relation_flip(caption), _attribute_swap(caption, COLOURS), _attribute_swap(caption, SIZES), _count_change(caption)]
+    return list(dict.fromkeys(n for n in found if n is not None and n != caption))

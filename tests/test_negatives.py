@@ -1,0 +1,84 @@
+"""Hard negative captions (NegCLIP) and the contrastive loss that uses them."""
+import numpy as np
+import torch
+
+from t2i.data.dataset import ImageCaptionSet
+from t2i.models.clip import CLIP, CLIPConfig
+from t2i.text.negatives import hard_negatives
+from t2i.train.captions import CaptionTable
+
+
+def test_hard_negatives_change_the_meaning_not_the_words():
+    assert hard_negatives("a circle above a square") == ["a circle below a square"]
+    assert hard_negatives("a circle to the left of a square") == ["a circle to the right of a square"]
+    assert hard_negatives("a square beneath a circle") == ["a square on top of a circle"]
+    assert hard_negatives("a red circle and a blue square") == ["a blue circle and a red square"]
+    assert hard_negatives("two squares") == ["three squares"]
+    assert hard_negatives("a large red circle to the left of a small blue square") == [
+        "a large red circle to the right of a small blue square",
+        "a large blue circle to the left of a small red square",
+        "a small red circle to the left of a large blue square"]
+    # swaps that only reorder the objects, relations between identical objects, nothing to perturb
+    assert hard_negatives("a green circle and a blue circle") == []
+    assert hard_negatives("a circle to the left of a circle") == []
+    assert hard_negatives("grinning face with big eyes") == []
+    # "to the left of" is one relation, not "left of" inside it
+    assert "to the right of" in hard_negatives("a circle to the left of a square")[0]
+
+
+def test_caption_table_encodes_negatives_beside_the_captions():
+    data = ImageCaptionSet(images=np.zeros((3, 8, 8, 3), np.uint8),
+                           captions=[["a circle above a square"], ["a red circle and a blue square", "a circle"], ["a circle"]])
+    table = CaptionTable(data, negatives=True)
+    assert table.texts == sorted({"a circle above a square", "a circle below a square", "a red circle and a blue square",
+                                  "a blue circle and a red square", "a circle"})
+    assert len(table.encoding.pooled) == len(table.texts)
+    row = {t: i for i, t in enumerate(table.texts)}
+    g = torch.Generator().manual_seed(0)
+    rows = torch.tensor([row["a circle above a square"], row["a red circle and a blue square"], row["a circle"]])
+    assert table.draw_negatives(rows, g).tolist() == [row["a circle below a square"], row["a blue circle and a red square"], -1]
+    # the same captions without negatives: the same rows for the captions themselves
+    plain = CaptionTable(data)
+    assert plain.texts == sorted({"a circle above a square", "a red circle and a blue square", "a circle"})
+    assert plain.draw_negatives(torch.tensor([0, 1]), g).tolist() == [-1, -1]
+
+
+def test_hard_negatives_enter_the_image_to_text_side_only():
+    m = CLIP(CLIPConfig(image_size=32, patch_size=8, image_width=16, image_depth=1, image_heads=2, text_width=16, text_depth=1, text_heads=2, embed_dim=4))
+    with torch.no_grad():
+        m.logit_scale.fill_(0.0)  # scale 1: the logits are the cosines
+    image, text = torch.eye(2, 4), torch.eye(2, 4)
+    negative = torch.tensor([[0.6, 0.8, 0.0, 0.0]])
+    loss = m.contrastive_loss(image, text, negative_embed=negative)
+    # image 0 sees logits [1, 0, 0.6], image 1 [0, 1, 0.8]; the text side is plain 2x2 InfoNCE
+    i2t = (-torch.log_softmax(torch.tensor([1.0, 0.0, 0.6]), 0)[0] - torch.log_softmax(torch.tensor([0.0, 1.0, 0.8]), 0)[1]) / 2
+    t2i_side = -torch.log_softmax(torch.tensor([1.0, 0.0]), 0)[0]
+    assert torch.allclose(loss, 0.5 * (i2t + t2i_side))
+    assert loss > m.contrastive_loss(image, text)
+    # a negative that is an image's own caption is not held against that image
+    masked = m.contrastive_loss(image, text, negative_embed=negative, negative_same=torch.tensor([[True], [True]]))
+    assert torch.allclose(masked, m.contrastive_loss(image, text))
+
+
+def test_clip_stage_draws_and_scores_hard_negatives():
+    from t2i.checkpoint import Component
+    from t2i.train.build import stage_section
+    from t2i.train.stages import ClipStage
+
+    rng = np.random.default_rng(0)
+    data = ImageCaptionSet(images=rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8),
+                           captions=[["a circle above a square"], ["a circle below a square"], ["two squares"], ["a circle"]])
+    model = CLIP(CLIPConfig(image_size=32, patch_size=8, image_width=16, image_depth=1, image_heads=2, text_width=16, text_depth=1, text_heads=2, embed_dim=8))
+    stage = ClipStage(Component(model=model, role="clip"), data, hard_negatives=True)
+    batch = stage.batch(0, 4, torch.Generator().manual_seed(3))
+    captions = [stage.captions.texts[r] for r in batch["rows"]]
+    negatives = [stage.captions.texts[r] for r in batch["neg_rows"]]
+    expected = {"a circle above a square": "a circle below a square", "a circle below a square": "a circle above a square", "two squares": "three squares"}
+    assert negatives == [expected[c] for c in captions if c in expected]  # one each, none for "a circle"
+    assert batch["neg_tokens"].shape[:2] == batch["neg_mask"].shape and len(batch["neg_pooled"]) == len(negatives) > 0
+    # "a circle below a square" is image 1's own caption and image 0's hard negative: masked for image 1 only
+    loss = stage.loss(model, batch, torch.Generator().manual_seed(4))
+    assert torch.isfinite(loss) and loss.requires_grad
+    loss.backward()
+    # the preset key is accepted for the clip stage
+    assert stage_section({"clip": {"options": {"hard_negatives": True}}}, "clip")["options"] == {"hard_negatives": True}
