@@ -1,5 +1,6 @@
 """Hard negative captions (NegCLIP) and the contrastive loss that uses them."""
 import numpy as np
+import pytest
 import torch
 
 from t2i.data.dataset import ImageCaptionSet
@@ -82,3 +83,14 @@ def test_clip_stage_draws_and_scores_hard_negatives():
     loss.backward()
     # the preset key is accepted for the clip stage
     assert stage_section({"clip": {"options": {"hard_negatives": True}}}, "clip")["options"] == {"hard_negatives": True}
+
+
+def test_hard_negative_accuracy():
+    from t2i.eval.retrieval import hard_negative_accuracy
+
+    image, text = torch.eye(3, 4), torch.eye(3, 4)
+    negatives = torch.tensor([[0.0, 1.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    # image 0 prefers its caption over the negative; image 1's negative equals its caption (a tie
+    # is no win); image 2 prefers its caption
+    assert hard_negative_accuracy(image, text, negatives, torch.tensor([0, 1, 2])) == pytest.approx(2 / 3)
+    assert hard_negative_accuracy(image, text, -text, torch.arange(3)) == 1.0

@@ -23,3 +23,16 @@ def retrieval_scores(image_embeds: torch.Tensor, text_embeds: torch.Tensor, text
         for k in (1, 5):
             out[f"{name}_top{k}"] = float(hits[:, :k].any(dim=1).float().mean())
     return out
+
+
+def hard_negative_accuracy(image_embeds: torch.Tensor, text_embeds: torch.Tensor, negative_embeds: torch.Tensor, owner: torch.Tensor) -> float:
+    """How often an image is closer to its own caption than to a hard negative of it (a caption
+    with the same words and another meaning, t2i.text.negatives): a bag-of-words CLIP scores
+    about 0.5. negative_embeds (M, E) are negatives of the captions in rows `owner` (M,)."""
+    if len(negative_embeds) != len(owner):
+        raise ValueError("negative_embeds and owner must have the same length")
+    if not len(owner):
+        return float("nan")
+    true = (image_embeds[owner] * text_embeds[owner]).sum(-1)
+    false = (image_embeds[owner] * negative_embeds).sum(-1)
+    return float((true > false).float().mean())

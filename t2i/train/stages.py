@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from t2i.checkpoint import Component
 from t2i.data.dataset import ImageCaptionSet, to_model_range
 from t2i.eval.grid import save_grid
-from t2i.eval.retrieval import retrieval_scores
+from t2i.eval.retrieval import hard_negative_accuracy, retrieval_scores
 from t2i.pipelines.sampling import diffusion_of, run_decoder, run_prior, run_upsampler
 from t2i.train.captions import CaptionTable
 
@@ -52,7 +52,8 @@ class ClipStage:
         self.data = data.resized(component.model.config.image_size)
         self.captions = CaptionTable(self.data, max_length=max_length, progress=True, negatives=hard_negatives)
         self.heldout = heldout.resized(component.model.config.image_size) if heldout is not None and len(heldout) else None
-        self.heldout_captions = CaptionTable(self.heldout, max_length=max_length) if self.heldout is not None else None
+        # with negatives: the preview measures how far CLIP is from a bag of words, trained on them or not
+        self.heldout_captions = CaptionTable(self.heldout, max_length=max_length, negatives=True) if self.heldout is not None else None
 
     def batch(self, step, size, generator):
         idx = _index(generator, len(self.data), size)
@@ -82,10 +83,16 @@ class ClipStage:
         n = min(len(data), 500)
         clip = Component(model=model, role="clip")
         image = clip_image_embeds(clip, data.images[:n])
-        enc = table.batch(table.first_rows(np.arange(n)))
+        rows = table.first_rows(np.arange(n))
+        enc = table.batch(rows)
         text = model.encode_text(enc.tokens, enc.mask, enc.pooled)
         texts = [data.captions[i][0] for i in range(n)]
-        return retrieval_scores(image, text, texts)
+        scores = retrieval_scores(image, text, texts)
+        owner, neg = (table.negatives[rows] >= 0).nonzero(as_tuple=True)
+        if len(owner):
+            enc = table.batch(table.negatives[rows][owner, neg])
+            scores["hard_negative_accuracy"] = hard_negative_accuracy(image, text, model.encode_text(enc.tokens, enc.mask, enc.pooled), owner)
+        return scores
 
 
 class PriorStage:
