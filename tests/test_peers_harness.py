@@ -81,11 +81,13 @@ def test_our_side_of_the_peers_harness(tmp_path):
     quality_part = {**res, "command": "run.py --only quality", "total_wall_s": 120.0,
                     "machine": {**res["machine"], "peak_start_gflops": 1.0},
                     "systems": {"t2i": {k: v for k, v in res["systems"]["t2i"].items() if k != "speed"}}}
-    merged = report.merge_results([speed_part, quality_part])
+    failed_part = {**speed_part, "systems": {"t2i": {"kind": "decoder", "quality_error": "t2i: worker exited (-15)"}}}
+    merged = report.merge_results([speed_part, failed_part, quality_part])
     assert merged["systems"]["t2i"]["speed"] == sp and merged["systems"]["t2i"]["quality"] == q
     assert merged["machine"]["peak_start_gflops"] == 50.0  # the speed lane's matmul, which its fractions use
     md = report.write_results_md(merged, tmp_path / "RESULTS-merged.md").read_text()
     assert "run.py --only speed" in md and "# 2 min" in md and "| t2i | 3 | 12 |" in md and "1.00×" in md
+    assert "quality_error" not in merged["systems"]["t2i"] and "Not measured" not in md
 
 
 def test_a_worker_that_does_not_answer_in_time_is_stopped(tmp_path):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 TASKS = ("single_object", "two_objects", "counting", "colors", "position", "attribute_binding")
@@ -112,7 +111,8 @@ def _commands(results: dict) -> list[tuple[str, float]]:
 def merge_results(parts: list[dict]) -> dict:
     """One report from runs made side by side (say `--only speed` and `--only quality` on one core each).
 
-    Systems are merged key by key, later parts winning; the machine line comes from the part that
+    Systems are merged key by key, later parts winning (a system measured in a later part loses an
+    earlier part's quality error, e.g. one stopped there to run in a lane of its own); the machine line comes from the part that
     measured speed, since the peak fractions in the speed table are relative to its matmul figures."""
     merged = {"settings": {}, "workarounds": {}, "systems": {}, "commands": []}
     for part in parts:
@@ -120,7 +120,10 @@ def merge_results(parts: list[dict]) -> dict:
         merged["workarounds"].update(part["workarounds"])
         merged["commands"] += _commands(part)
         for name, r in part["systems"].items():
-            merged["systems"].setdefault(name, {}).update(r)
+            into = merged["systems"].setdefault(name, {})
+            if "quality" in r:  # measured in this part: an earlier part's failure or skip no longer stands
+                into.pop("quality_error", None)
+            into.update(r)
         if "machine" not in merged or any("speed" in r for r in part["systems"].values()):
             merged["machine"] = part["machine"]
     return merged
@@ -151,6 +154,7 @@ def write_results_md(results: dict, path: Path) -> Path:
         *[f"{cmd:<50} # {wall / 60:.0f} min\n" for cmd, wall in _commands(results)],
         *(["python bench/peers/run.py --smoke                  # the harness end to end in a few minutes\n"] if not st["smoke"] else []),
         "```\n\n",
+        f"{results['note']}\n\n" if results.get("note") else "",
         tables(results, machine=False),
         "\n## Samples\n\nSame prompts, seeds and steps for every system. Shapes: the first sample of the first two prompts of each "
         "task and of the held-out prompts; emoji: the first sample of the first 16 captions.\n\n",
@@ -173,8 +177,16 @@ def write_results_md(results: dict, path: Path) -> Path:
     return path
 
 
-if __name__ == "__main__":  # python bench/peers/report.py RESULTS.md A/results.json [B/results.json ...]
-    if len(sys.argv) < 3:
-        sys.exit("usage: python bench/peers/report.py RESULTS.md RESULTS_JSON [RESULTS_JSON ...]")
-    parts = [json.loads(Path(a).read_text()) for a in sys.argv[2:]]
-    print(write_results_md(parts[0] if len(parts) == 1 else merge_results(parts), Path(sys.argv[1])))
+if __name__ == "__main__":  # python bench/peers/report.py RESULTS.md A/results.json [B/results.json ...] [--note TEXT]
+    import argparse
+
+    ap = argparse.ArgumentParser(description="RESULTS.md from one run's results.json, or from runs made side by side")
+    ap.add_argument("results_md", type=Path)
+    ap.add_argument("parts", nargs="+", type=Path, help="results.json files; later ones win per system")
+    ap.add_argument("--note", help="a line under the commands, e.g. how the runs were split")
+    args = ap.parse_args()
+    parts = [json.loads(p.read_text()) for p in args.parts]
+    res = parts[0] if len(parts) == 1 else merge_results(parts)
+    if args.note:
+        res["note"] = args.note
+    print(write_results_md(res, args.results_md))
