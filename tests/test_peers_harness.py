@@ -88,6 +88,9 @@ def test_our_side_of_the_peers_harness(tmp_path):
     md = report.write_results_md(merged, tmp_path / "RESULTS-merged.md").read_text()
     assert "run.py --only speed" in md and "# 2 min" in md and "| t2i | 3 | 12 |" in md and "1.00×" in md
     assert "quality_error" not in merged["systems"]["t2i"] and "Not measured" not in md
+    # a report written elsewhere takes copies of the sample grids, so its links resolve
+    elsewhere = report.write_results_md(merged, tmp_path / "report" / "RESULTS.md")
+    assert "](grids/t2i-shapes.png)" in elsewhere.read_text() and (tmp_path / "report" / "grids" / "t2i-shapes.png").is_file()
 
 
 def test_a_worker_that_does_not_answer_in_time_is_stopped(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 TASKS = ("single_object", "two_objects", "counting", "colors", "position", "attribute_binding")
@@ -138,8 +139,12 @@ def write_results_md(results: dict, path: Path) -> Path:
         for name, r in results["systems"].items():
             sheet = (r.get(key) or {}).get("sheet")
             if sheet:
-                p, base = Path(sheet).resolve(), path.parent.resolve()
-                rel = p.relative_to(base) if p.is_relative_to(base) else p
+                # RESULTS.md links only to files beside it: sheets from run folders elsewhere are copied in
+                p, grid_dir = Path(sheet).resolve(), path.parent.resolve() / "grids"
+                if p.parent != grid_dir and p.is_file():
+                    grid_dir.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(p, grid_dir / p.name)
+                rel = Path("grids") / p.name
                 grids.append(f"**{name}**, {label}\n\n![{name} {label} samples]({rel.as_posix()})\n")
     notes = [f"- **{n}** ({r['info']['params']:,} parameters): {r['info']['notes']}<br>`{json.dumps(r['info']['config'])}`"
              for n, r in results["systems"].items() if "info" in r]
