@@ -75,8 +75,8 @@ def chained_guidance(denoise_with_cond: Denoiser, conds: Sequence[Cond], scales:
 
     def denoise(x: Tensor, t: Tensor) -> Tensor:
         batch = x.shape[0]
-        for i, c in enumerate(reversed(conds)):
-            _check_batch(c, batch, "cond" if i == 0 else "null_cond" if i == len(conds) - 1 else f"conds[{len(conds) - 1 - i}]")
+        for i, c in enumerate(conds):
+            _check_batch(c, batch, "cond" if i == len(conds) - 1 else "null_cond" if i == 0 else f"conds[{i}]")
         k = len(conds)
         if k == 1:
             return denoise_with_cond(x, t, **conds[0])
