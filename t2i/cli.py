@@ -49,7 +49,7 @@ def _seed(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="t2i", description="Text-to-image generation by diffusion (unCLIP / DALL-E 2).")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: the cores not busy with other jobs, by the 1-minute load average)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="images from a prompt, or from a file of prompts")
@@ -129,14 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)  # reports record the command that made them
     warnings.formatwarning = lambda message, category, *a, **k: f"t2i: warning: {message}\n"
     from t2i.errors import USER_ERRORS
+    from t2i.threads import default_threads
 
     try:
-        if args.threads is not None:
-            if args.threads < 1:
-                raise UsageError("--threads must be >= 1")
+        if args.threads is not None and args.threads < 1:
+            raise UsageError("--threads must be >= 1")
+        # from the console (argv None), an unset --threads means the cores that are idle now;
+        # called from Python, the caller's own torch setting stands
+        threads = args.threads if args.threads is not None or argv is not None else default_threads()
+        if threads is not None:
             import torch
 
-            torch.set_num_threads(args.threads)
+            torch.set_num_threads(threads)
         from t2i import commands
 
         return getattr(commands, f"cmd_{args.command}")(args) or 0
