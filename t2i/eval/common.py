@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from t2i.data.dataset import to_model_range
 from t2i.progress import StepBar
 
 
@@ -27,10 +26,11 @@ def generate_images(pipe, prompts: list[str], *, samples: int, seed: int, batch_
     return np.stack(out)
 
 
-@torch.no_grad()
-def clip_image_embeddings(pipe, images: np.ndarray, batch: int = 256) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> the pipeline CLIP's (N, E) image embeddings."""
-    return torch.cat([pipe.clip.model.encode_image(to_model_range(images[i : i + batch])) for i in range(0, len(images), batch)])
+def clip_image_embeddings(pipe, images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> the pipeline CLIP's (N, E) image embeddings (batched as in training)."""
+    from t2i.train.stages import clip_image_embeds
+
+    return clip_image_embeds(pipe.clip, images)
 
 
 def write_json(out_dir: str | Path | None, name: str, result: dict[str, Any]) -> None:
