@@ -49,7 +49,7 @@ def _seed(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="t2i", description="Text-to-image generation by diffusion (unCLIP / DALL-E 2).")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: the cores not busy with other jobs, by the 1-minute load average)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: the cores that other running jobs leave idle)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="images from a prompt, or from a file of prompts")

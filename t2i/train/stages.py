@@ -88,9 +88,10 @@ class ClipStage:
         text = model.encode_text(enc.tokens, enc.mask, enc.pooled)
         texts = [data.captions[i][0] for i in range(n)]
         scores = retrieval_scores(image, text, texts)
-        owner, neg = (table.negatives[rows] >= 0).nonzero(as_tuple=True)
+        negatives = table.negatives[rows]
+        owner, neg = (negatives >= 0).nonzero(as_tuple=True)
         if len(owner):
-            enc = table.batch(table.negatives[rows][owner, neg])
+            enc = table.batch(negatives[owner, neg])
             scores["hard_negative_accuracy"] = hard_negative_accuracy(image, text, model.encode_text(enc.tokens, enc.mask, enc.pooled), owner)
         return scores
 
