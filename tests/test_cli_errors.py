@@ -302,6 +302,7 @@ def test_eval_sweep_report_and_compare_bad_input(tiny_run, tmp_path, capsys) -> 
     _assert_one_line_error([*sweep, "--param", "steps", "--values", "2.5"], capsys, "whole number")
     _assert_one_line_error([*sweep, "--param", "sampler", "--values", "euler"], capsys, "ddim")
     _assert_one_line_error([*sweep, "--param", "steps", "--values", "2", "2"], capsys, "repeats")
+    _assert_one_line_error([*sweep, "--param", "prior-candidates", "--values", "65"], capsys, "between 1 and 64")
     _assert_one_line_error(["eval", "sweep", "--model", model, "--param", "steps", "--values", "2"], capsys, "--data")
     _assert_one_line_error(["eval", "report", "--model", model, "--data", "shapes", "--sweep-values", "99", "-o", str(tmp_path / "r")], capsys, "between 0")
     _assert_one_line_error(["eval", "compare", str(tmp_path), str(tmp_path)], capsys, "report.json")

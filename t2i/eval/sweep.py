@@ -3,7 +3,8 @@
 Each point generates the benchmark's images with the same seeds and measures quality (shapes:
 overall and held-out score; emoji: fidelity@5 and FD in CLIP space) and alignment (CLIP score).
 Guidance sweeps plot quality against CLIP score, one point per scale (the classifier-free
-guidance trade-off curve); step sweeps plot quality against steps, one line per sampler.
+guidance trade-off curve); step sweeps plot quality against steps, one line per sampler;
+candidate sweeps plot quality against the prior's k.
 """
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ import torch
 from t2i.data.shapes_eval import canonical_prompts
 from t2i.eval.common import clip_image_embeddings, generate_images, markdown_table, write_json
 from t2i.eval.metrics import clip_score
-from t2i.pipelines.unclip import MAX_GUIDANCE, MAX_STEPS, SAMPLERS
+from t2i.pipelines.unclip import MAX_CANDIDATES, MAX_GUIDANCE, MAX_STEPS, SAMPLERS
 
-PARAMS = ("prior-guidance", "decoder-guidance", "decoder-text-guidance", "steps", "sampler")
+PARAMS = ("prior-guidance", "prior-candidates", "decoder-guidance", "decoder-text-guidance", "steps", "sampler")
+# Whole-number parameters and their ranges.
+INTEGER_RANGES = {"steps": (1, MAX_STEPS), "prior-candidates": (1, MAX_CANDIDATES)}
 BENCHMARKS = ("shapes", "emoji")
 QUALITY = {"shapes": ("overall", "held_out"), "emoji": ("fidelity@5", "fd_clip")}
 
@@ -34,9 +37,10 @@ def parse_values(param: str, values: list[str]) -> list[Any]:
             if text not in SAMPLERS:
                 raise ValueError(f"sampler value must be one of {', '.join(SAMPLERS)}, got {text!r}")
             out.append(text)
-        elif param == "steps":
-            if not text.isdigit() or not 1 <= int(text) <= MAX_STEPS:
-                raise ValueError(f"steps value must be a whole number between 1 and {MAX_STEPS}, got {text!r}")
+        elif param in INTEGER_RANGES:
+            lo, hi = INTEGER_RANGES[param]
+            if not text.isdigit() or not lo <= int(text) <= hi:
+                raise ValueError(f"{param} value must be a whole number between {lo} and {hi}, got {text!r}")
             out.append(int(text))
         else:
             try:
@@ -122,6 +126,10 @@ def plot_sweep(result: dict[str, Any], path: Path) -> Path:
             ax.set_xscale("log")
             ax.set_xlabel("steps (prior and decoder)")
             ax.legend()
+        elif param == "prior-candidates":
+            ax.plot([r["prior_candidates"] for r in rows], [r[y] for r in rows], "o-")
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("prior candidates (k)")
         else:
             ax.bar([r["sampler"] for r in rows], [r[y] for r in rows])
             ax.set_xlabel("sampler")

@@ -29,6 +29,7 @@ SAMPLERS = ("ddim", "ddpm")
 IMAGE_EMBEDDINGS = ("prior", "text", "none")
 MAX_STEPS = 1000
 MAX_GUIDANCE = 50.0
+MAX_CANDIDATES = 64
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,8 @@ class SamplingOptions:
                 continue
             if not 0.0 <= v <= MAX_GUIDANCE:
                 raise ValueError(f"{name.replace('_', '-')} must be between 0 and {MAX_GUIDANCE}, got {v}")
-        if not 1 <= self.prior_candidates <= 64:
-            raise ValueError(f"prior-candidates must be between 1 and 64, got {self.prior_candidates}")
+        if not 1 <= self.prior_candidates <= MAX_CANDIDATES:
+            raise ValueError(f"prior-candidates must be between 1 and {MAX_CANDIDATES}, got {self.prior_candidates}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.threshold not in ("none", "static", "dynamic"):
