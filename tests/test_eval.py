@@ -8,7 +8,9 @@ import pytest
 from t2i.cli import main
 from t2i.data.emoji import load_emoji
 from t2i.data.shapes import render_scene
-from t2i.data.shapes_eval import canonical_prompts, scene_for_prompt
+from t2i.data.dataset import to_uint8
+from t2i.data.shapes_eval import canonical_prompts, scene_for_prompt, score_image
+from t2i.eval.ablation import real_images
 from t2i.eval.emoji import emoji_benchmark
 from t2i.eval.shapes import shapes_benchmark
 from t2i.pipelines.unclip import load_pipeline
@@ -81,6 +83,32 @@ def test_eval_commands_run_on_a_trained_pipeline(tiny_run, tmp_path, capsys):
     assert (tmp_path / "shapes-failures.png").is_file() == (not all(r["passed"] for r in rows))
 
 
+def test_ablation_real_images_are_true_images_of_their_prompts():
+    prompts = [p.prompt for p in canonical_prompts(per_task=4)]
+    shapes = real_images("shapes", prompts, 2, 0, 64)
+    assert len(shapes) == 2 * len(prompts)
+    assert all(score_image(im, prompts[i // 2]).passed for i, im in enumerate(shapes))
+    assert not np.array_equal(shapes[0], shapes[1])  # a new scene per sample
+    everything = load_emoji(64, "all")
+    emoji = real_images("emoji", ["red apple", "rocket"], 1, 0, 64)
+    assert [caps for caps, im in zip(everything.captions, everything.images) if np.array_equal(im, emoji[1])][0].count("rocket") == 1
+    with pytest.raises(ValueError, match="no emoji is captioned 'not an emoji'"):
+        real_images("emoji", ["not an emoji"], 1, 0, 32)
+
+
+def test_given_image_embeddings_skip_the_prior(tiny_run):
+    import torch
+
+    pipe = load_pipeline(tiny_run.pipeline)
+    embeds = torch.randn(4, pipe.clip.model.config.embed_dim, generator=torch.Generator().manual_seed(0))
+    images = pipe(["a red circle", "two squares"], num_images=2, seed=3, image_embedding=embeds)
+    enc, _ = pipe.encode_text(["a red circle", "a red circle", "two squares", "two squares"])
+    expected = pipe.decode(torch.nn.functional.normalize(embeds, dim=-1), enc, options=pipe.defaults, generator=torch.Generator().manual_seed(3))
+    assert np.array_equal(np.stack([np.asarray(im) for im in images]), to_uint8(expected))
+    with pytest.raises(ValueError, match=r"shape \(4, "):
+        pipe(["a red circle", "two squares"], num_images=2, image_embedding=embeds[:3])
+
+
 def test_sweep_writes_one_row_per_value_and_a_plot(tiny_run, tmp_path, capsys):
     model = str(tiny_run.pipeline)
     assert main(["eval", "sweep", "--model", model, "--data", "shapes", "--param", "decoder-guidance", "--values", "1", "4",
@@ -121,7 +149,7 @@ def test_report_is_valid_html_whose_images_resolve_and_compare_reads_two(tiny_ru
     assert len(parser.images) >= 5 and all((a / src).is_file() for src in parser.images)
     assert "--sweep-values 1 2" in page  # the command that made it
     report = json.loads((a / "report.json").read_text())
-    assert [r[""] for r in report["tables"]["ablation"]] == ["caption only", "text embedding", "prior (unCLIP)"]
+    assert [r[""] for r in report["tables"]["ablation"]] == ["caption only", "text embedding", "prior (unCLIP)", "real image embedding"]
     assert len(report["tables"]["sweep"]) == 2 and "decoder" in report["config"]["stages"]
     capsys.readouterr()
     assert main(["eval", "compare", str(a), str(b)]) == 0

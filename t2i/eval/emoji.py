@@ -56,11 +56,13 @@ def chosen_captions(split: str, limit: int | None) -> tuple[np.ndarray, list[str
     return chosen, [data.captions[i][0] for i in chosen]
 
 
-def evaluate_split(pipe, split: str, *, samples: int, seed: int, limit: int | None, batch_size: int, options: dict) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """Generate for one split and measure it; returns (figures, images, the chosen dataset indices)."""
+def evaluate_split(pipe, split: str, *, samples: int, seed: int, limit: int | None, batch_size: int, options: dict,
+                   image_embeds=None) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """Generate for one split and measure it; returns (figures, images, the chosen dataset indices).
+    image_embeds, caption-major, replaces the prior's embeddings (see generate_images)."""
     data, everything = load_emoji(64, split), load_emoji(64, "all")
     chosen, prompts = chosen_captions(split, limit)
-    images = generate_images(pipe, prompts, samples=samples, seed=seed, batch_size=batch_size, options=options, desc=f"eval {split}")
+    images = generate_images(pipe, prompts, samples=samples, seed=seed, batch_size=batch_size, options=options, desc=f"eval {split}", image_embeds=image_embeds)
     if images.shape[1] != 64:  # fidelity@5 compares at the dataset's size
         images = resize_uint8(images, 64)
     targets = np.repeat(data.groups[chosen], samples)

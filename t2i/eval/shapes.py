@@ -57,10 +57,12 @@ def write_shapes_outputs(out_dir: str | Path, result: dict[str, Any], images: np
             save_sheet(out / f"shapes-{task}.png", [images[i] for i in picked], marks)
 
 
-def shapes_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: int | None = None, batch_size: int = 32, out_dir=None, **options) -> dict[str, Any]:
-    """Generate `samples` images for each canonical prompt (`limit` per task, default 50) and score them."""
+def shapes_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: int | None = None, batch_size: int = 32, out_dir=None,
+                     image_embeds=None, **options) -> dict[str, Any]:
+    """Generate `samples` images for each canonical prompt (`limit` per task, default 50) and score them.
+    image_embeds, prompt-major, replaces the prior's embeddings (see generate_images)."""
     prompts = canonical_prompts(per_task=limit or 50)
-    images = generate_images(pipe, [p.prompt for p in prompts], samples=samples, seed=seed, batch_size=batch_size, options=options)
+    images = generate_images(pipe, [p.prompt for p in prompts], samples=samples, seed=seed, batch_size=batch_size, options=options, image_embeds=image_embeds)
     result = {**score_shapes(prompts, images, samples), "samples": samples, "seed": seed}
     if out_dir is not None:
         write_shapes_outputs(out_dir, result, images)

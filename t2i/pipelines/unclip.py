@@ -156,13 +156,16 @@ class UnclipPipeline:
         return x
 
     # ---- public calls --------------------------------------------------------------------------
-    def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, progress: Callable | None = None, image_embedding: str = "prior", **options: Any) -> list[Image.Image]:
+    def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, progress: Callable | None = None, image_embedding: str | torch.Tensor = "prior", **options: Any) -> list[Image.Image]:
         """Generate `num_images` per prompt; returns PIL images, prompt-major. Same seed, same images.
 
         image_embedding picks what the decoder is conditioned on: "prior" (unCLIP), "text" (the
-        CLIP text embedding in place of an image embedding) or "none" (the text tokens alone)."""
-        if image_embedding not in IMAGE_EMBEDDINGS:
-            raise ValueError(f"image_embedding must be one of {', '.join(IMAGE_EMBEDDINGS)}, got {image_embedding!r}")
+        CLIP text embedding in place of an image embedding), "none" (the text tokens alone), or a
+        tensor (len(prompts) * num_images, E) of given image embeddings, prompt-major (say, of
+        real images: what a perfect prior would give)."""
+        given = image_embedding if isinstance(image_embedding, torch.Tensor) else None
+        if given is None and image_embedding not in IMAGE_EMBEDDINGS:
+            raise ValueError(f"image_embedding must be one of {', '.join(IMAGE_EMBEDDINGS)} or a tensor, got {image_embedding!r}")
         opts = self.defaults.updated(**options)
         if isinstance(prompts, str):
             prompts = [prompts]
@@ -172,11 +175,15 @@ class UnclipPipeline:
         rep = lambda x: x.repeat_interleave(num_images, dim=0)  # noqa: E731
         enc = type(enc)(rep(enc.tokens), rep(enc.mask), rep(enc.pooled))
         generator = torch.Generator().manual_seed(seed)
-        if image_embedding == "prior":
+        if given is not None:
+            if given.shape != (len(prompts) * num_images, text_embed.shape[1]):
+                raise ValueError(f"given image embeddings must have shape ({len(prompts) * num_images}, {text_embed.shape[1]}), got {tuple(given.shape)}")
+            embeds = F.normalize(given.float(), dim=-1)
+        elif image_embedding == "prior":
             embeds = run_prior(self.prior, rep(text_embed), enc.tokens, enc.mask, steps=opts.prior_steps, guidance=opts.prior_guidance, candidates=opts.prior_candidates, sampler=opts.sampler, generator=generator, progress=progress)
         else:
             embeds = rep(text_embed)
-        return to_pil(self.decode(embeds, enc, options=opts, generator=generator, progress=progress, use_embed=image_embedding != "none"))
+        return to_pil(self.decode(embeds, enc, options=opts, generator=generator, progress=progress, use_embed=given is not None or image_embedding != "none"))
 
     def variations(self, image: Image.Image, *, num_images: int = 1, seed: int = 0, **options: Any) -> list[Image.Image]:
         """DALL-E 2's image variations: decode new images from the CLIP embedding of `image`."""
