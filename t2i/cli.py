@@ -30,13 +30,14 @@ def _sampling_args(p: argparse.ArgumentParser, *, prior: bool = True) -> None:
     g.add_argument("--decoder-steps", type=int)
     g.add_argument("--decoder-guidance", type=float)
     g.add_argument("--decoder-text-guidance", type=float, help="guide the caption tokens separately: --decoder-guidance then scales the image embedding alone")
+    g.add_argument("--decoder-candidates", type=int, help="CLIP reranking: decode k images per image and keep the one closest to the caption (k times slower)")
     g.add_argument("--upsampler-steps", type=int)
     g.add_argument("--sampler", choices=("ddim", "ddpm"))
     g.add_argument("--threshold", choices=("none", "static", "dynamic"))
 
 
 def _sampling_options(args: argparse.Namespace) -> dict:
-    keys = ("prior_steps", "prior_guidance", "prior_candidates", "decoder_steps", "decoder_guidance", "decoder_text_guidance", "upsampler_steps", "sampler", "threshold")
+    keys = ("prior_steps", "prior_guidance", "prior_candidates", "decoder_steps", "decoder_guidance", "decoder_text_guidance", "decoder_candidates", "upsampler_steps", "sampler", "threshold")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 

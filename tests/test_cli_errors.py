@@ -110,6 +110,7 @@ GENERATE_CASES = [
     ("decoder-guidance-nan", ["a cat", "--decoder-guidance", "nan", "--model", "{model}"], ["decoder-guidance", "nan"]),
     ("decoder-text-guidance-nan", ["a cat", "--decoder-text-guidance", "nan", "--model", "{model}"], ["decoder-text-guidance", "nan"]),
     ("prior-candidates-zero", ["a cat", "--prior-candidates", "0", "--model", "{model}"], ["prior-candidates"]),
+    ("decoder-candidates-too-many", ["a cat", "--decoder-candidates", "65", "--model", "{model}"], ["decoder-candidates", "64"]),
     ("batch-size-zero", ["--prompts-file", "{bad}/prompts.txt", "--out-dir", "{out}/dir", "--batch-size", "0", "--model", "{model}"], ["--batch-size"]),
 ]
 OUTPUT_CASES = [

@@ -109,6 +109,28 @@ def test_given_image_embeddings_skip_the_prior(tiny_run):
         pipe(["a red circle", "two squares"], num_images=2, image_embedding=embeds[:3])
 
 
+def test_decoder_candidates_keep_the_image_clip_ranks_first(tiny_run):
+    import torch
+
+    from t2i.pipelines.sampling import run_decoder, run_upsampler
+
+    pipe = load_pipeline(tiny_run.pipeline)
+    prompts, k = ["a red circle", "two squares"], 3
+    embeds = torch.nn.functional.normalize(torch.randn(2, pipe.clip.model.config.embed_dim, generator=torch.Generator().manual_seed(0)), dim=-1)
+    images = pipe(prompts, seed=5, image_embedding=embeds, decoder_candidates=k)
+    # by hand: k decoder samples per embedding, CLIP's pick against the caption, then the upsampler
+    enc, text = pipe.encode_text(prompts)
+    o, g = pipe.defaults, torch.Generator().manual_seed(5)
+    rep = lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731
+    x = run_decoder(pipe.decoder, rep(embeds), rep(enc.tokens), rep(enc.mask), steps=o.decoder_steps, guidance=o.decoder_guidance, sampler=o.sampler, threshold=o.threshold, generator=g)
+    scores = (pipe.clip.model.encode_image(x).view(2, k, -1) * text[:, None]).sum(-1)
+    best = x.view(2, k, *x.shape[1:])[torch.arange(2), scores.argmax(1)]
+    for up in pipe.upsamplers:
+        best = run_upsampler(up, best, steps=o.upsampler_steps, sampler=o.sampler, generator=g)
+    assert np.array_equal(np.stack([np.asarray(im) for im in images]), to_uint8(best))
+    assert scores.argmax(1).tolist() == [0, 1]  # not always the first candidate: the pick is tested
+
+
 def test_sweep_writes_one_row_per_value_and_a_plot(tiny_run, tmp_path, capsys):
     model = str(tiny_run.pipeline)
     assert main(["eval", "sweep", "--model", model, "--data", "shapes", "--param", "decoder-guidance", "--values", "1", "4",

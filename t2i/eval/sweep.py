@@ -4,7 +4,7 @@ Each point generates the benchmark's images with the same seeds and measures qua
 overall and held-out score; emoji: fidelity@5 and FD in CLIP space) and alignment (CLIP score).
 Guidance sweeps plot quality against CLIP score, one point per scale (the classifier-free
 guidance trade-off curve); step sweeps plot quality against steps, one line per sampler;
-candidate sweeps plot quality against the prior's k.
+candidate sweeps plot quality against k (the prior's, or the decoder's CLIP reranking).
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from t2i.eval.common import clip_image_embeddings, generate_images, markdown_tab
 from t2i.eval.metrics import clip_score
 from t2i.pipelines.unclip import MAX_CANDIDATES, MAX_GUIDANCE, MAX_STEPS, SAMPLERS
 
-PARAMS = ("prior-guidance", "prior-candidates", "decoder-guidance", "decoder-text-guidance", "steps", "sampler")
+PARAMS = ("prior-guidance", "prior-candidates", "decoder-guidance", "decoder-text-guidance", "decoder-candidates", "steps", "sampler")
 # Whole-number parameters and their ranges.
-INTEGER_RANGES = {"steps": (1, MAX_STEPS), "prior-candidates": (1, MAX_CANDIDATES)}
+INTEGER_RANGES = {"steps": (1, MAX_STEPS), "prior-candidates": (1, MAX_CANDIDATES), "decoder-candidates": (1, MAX_CANDIDATES)}
 BENCHMARKS = ("shapes", "emoji")
 QUALITY = {"shapes": ("overall", "held_out"), "emoji": ("fidelity@5", "fd_clip")}
 
@@ -126,10 +126,11 @@ def plot_sweep(result: dict[str, Any], path: Path) -> Path:
             ax.set_xscale("log")
             ax.set_xlabel("steps (prior and decoder)")
             ax.legend()
-        elif param == "prior-candidates":
-            ax.plot([r["prior_candidates"] for r in rows], [r[y] for r in rows], "o-")
+        elif param.endswith("candidates"):
+            key = param.replace("-", "_")
+            ax.plot([r[key] for r in rows], [r[y] for r in rows], "o-")
             ax.set_xscale("log", base=2)
-            ax.set_xlabel("prior candidates (k)")
+            ax.set_xlabel(f"{param.replace('-', ' ')} (k)")
         else:
             ax.bar([r["sampler"] for r in rows], [r[y] for r in rows])
             ax.set_xlabel("sampler")

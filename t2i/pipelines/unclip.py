@@ -44,6 +44,9 @@ class SamplingOptions:
     # None: decoder_guidance scales embedding and caption together. A number: decoder_guidance
     # scales the embedding alone and this what the caption tokens add (3 evaluations per step).
     decoder_text_guidance: float | None = None
+    # k > 1: CLIP reranking. k decoder samples per image; the one whose CLIP image embedding is
+    # closest to the caption's text embedding goes on to the upsamplers (k times the decoder's cost).
+    decoder_candidates: int = 1
     upsampler_steps: int = 15
     sampler: str = "ddim"
     # Static, not Imagen's dynamic: on images with saturated (white) backgrounds, dynamic
@@ -62,8 +65,9 @@ class SamplingOptions:
                 continue
             if not 0.0 <= v <= MAX_GUIDANCE:
                 raise ValueError(f"{name.replace('_', '-')} must be between 0 and {MAX_GUIDANCE}, got {v}")
-        if not 1 <= self.prior_candidates <= MAX_CANDIDATES:
-            raise ValueError(f"prior-candidates must be between 1 and {MAX_CANDIDATES}, got {self.prior_candidates}")
+        for name in ("prior_candidates", "decoder_candidates"):
+            if not 1 <= getattr(self, name) <= MAX_CANDIDATES:
+                raise ValueError(f"{name.replace('_', '-')} must be between 1 and {MAX_CANDIDATES}, got {getattr(self, name)}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.threshold not in ("none", "static", "dynamic"):
@@ -147,13 +151,31 @@ class UnclipPipeline:
         arr = np.stack([np.asarray(_square_rgb(im).resize((size, size), Image.BOX)) for im in images])
         return self.clip.model.encode_image(to_model_range(arr))
 
-    def decode(self, embeds: torch.Tensor, enc=None, *, options: SamplingOptions, generator: torch.Generator, progress: Callable | None = None, use_embed: bool = True) -> torch.Tensor:
-        """Image embeddings (B, E) -> images (B, 3, S, S) in [-1, 1], through the decoder and upsamplers."""
-        kw = {"tokens": enc.tokens, "token_mask": enc.mask} if enc is not None and self.decoder.model.config.text_dim else {}
-        x = run_decoder(self.decoder, embeds, **kw, steps=options.decoder_steps, guidance=options.decoder_guidance, text_guidance=options.decoder_text_guidance, sampler=options.sampler, threshold=options.threshold, generator=generator, progress=progress, use_embed=use_embed)
+    def decode(self, embeds: torch.Tensor, enc=None, *, options: SamplingOptions, generator: torch.Generator, progress: Callable | None = None,
+               use_embed: bool = True, target: torch.Tensor | None = None) -> torch.Tensor:
+        """Image embeddings (B, E) -> images (B, 3, S, S) in [-1, 1], through the decoder and upsamplers.
+
+        With options.decoder_candidates = k > 1, the decoder draws k images per embedding and the
+        one CLIP finds closest to `target` (B, E) (the caption's text embedding; by default the
+        embedding decoded) is upsampled."""
+        k = options.decoder_candidates
+        rep = lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731
+        kw = {"tokens": rep(enc.tokens), "token_mask": rep(enc.mask)} if enc is not None and self.decoder.model.config.text_dim else {}
+        x = run_decoder(self.decoder, rep(embeds), **kw, steps=options.decoder_steps, guidance=options.decoder_guidance, text_guidance=options.decoder_text_guidance, sampler=options.sampler, threshold=options.threshold, generator=generator, progress=progress, use_embed=use_embed)
+        if k > 1:
+            x = self.closest_to(x.view(len(embeds), k, *x.shape[1:]), embeds if target is None else target)
         for up in self.upsamplers:
             x = run_upsampler(up, x, steps=options.upsampler_steps, sampler=options.sampler, generator=generator, progress=progress)
         return x
+
+    @torch.no_grad()
+    def closest_to(self, candidates: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Images (B, k, 3, S, S) in [-1, 1] -> (B, 3, S, S): per row, the candidate whose CLIP
+        image embedding has the largest cosine with target (B, E)."""
+        b, k = candidates.shape[:2]
+        embeds = self.clip.model.encode_image(candidates.flatten(0, 1)).view(b, k, -1)
+        best = (embeds * target[:, None]).sum(-1).argmax(dim=1)
+        return candidates[torch.arange(b), best]
 
     # ---- public calls --------------------------------------------------------------------------
     def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, progress: Callable | None = None, image_embedding: str | torch.Tensor = "prior", **options: Any) -> list[Image.Image]:
@@ -183,7 +205,7 @@ class UnclipPipeline:
             embeds = run_prior(self.prior, rep(text_embed), enc.tokens, enc.mask, steps=opts.prior_steps, guidance=opts.prior_guidance, candidates=opts.prior_candidates, sampler=opts.sampler, generator=generator, progress=progress)
         else:
             embeds = rep(text_embed)
-        return to_pil(self.decode(embeds, enc, options=opts, generator=generator, progress=progress, use_embed=given is not None or image_embedding != "none"))
+        return to_pil(self.decode(embeds, enc, options=opts, generator=generator, progress=progress, use_embed=given is not None or image_embedding != "none", target=rep(text_embed)))
 
     def variations(self, image: Image.Image, *, num_images: int = 1, seed: int = 0, **options: Any) -> list[Image.Image]:
         """DALL-E 2's image variations: decode new images from the CLIP embedding of `image`."""
