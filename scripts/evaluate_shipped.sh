@@ -10,7 +10,7 @@ t2i() { python -m t2i.cli --threads 1 "$@"; }
 if [[ $lane == all || $lane == shapes ]]; then
   # shapes-world benchmark: 25 prompts per task (+ 50 held-out), 4 images each
   t2i eval shapes --model shapes --samples 4 --seed 0 --limit 25 -o "$out/shapes"
-  # the same with CLIP reranking of 4 decoder samples per image (4x the decoder's cost)
+  # the same with CLIP reranking of 4 decoder samples per image (a 4-fold decoder batch)
   t2i eval shapes --model shapes --samples 4 --seed 0 --limit 25 --decoder-candidates 4 -o "$out/shapes-rerank4"
   t2i eval sweep --model shapes --param decoder-guidance --values 1 2 3 5 --samples 2 --seed 0 --limit 8 -o "$out/sweep-shapes"
   t2i eval ablation --model shapes --samples 2 --seed 0 --limit 10 -o "$out/ablation-shapes"

@@ -45,7 +45,7 @@ class SamplingOptions:
     # scales the embedding alone and this what the caption tokens add (3 evaluations per step).
     decoder_text_guidance: float | None = None
     # k > 1: CLIP reranking. k decoder samples per image; the one whose CLIP image embedding is
-    # closest to the caption's text embedding goes on to the upsamplers (k times the decoder's cost).
+    # closest to the caption's text embedding goes on to the upsamplers (a k-fold decoder batch).
     decoder_candidates: int = 1
     upsampler_steps: int = 15
     sampler: str = "ddim"
