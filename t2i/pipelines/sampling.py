@@ -39,6 +39,13 @@ def _run(component, denoise_with_cond, conds, scales, shape, *, steps, sampler, 
     return sample(sampler, denoise, x_T, num_train_steps=diffusion.num_steps, steps=steps, alphas_cumprod=diffusion.alphas_cumprod, generator=generator, progress=progress)
 
 
+def keep_closest(candidates: torch.Tensor, embeds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Candidates (B, k, ...) -> (B, ...): per row, the one whose unit embedding in embeds (B, k, E)
+    has the largest cosine with target (B, E). The prior's candidate choice and CLIP reranking."""
+    best = (embeds * target[:, None]).sum(-1).argmax(dim=1)
+    return candidates[torch.arange(len(candidates)), best]
+
+
 @torch.no_grad()
 def run_prior(prior: Component, text_embed, tokens, token_mask, *, steps=25, guidance=2.0, candidates=1, sampler="ddim", generator=None, progress=None):
     """CLIP text embeddings (B, E) + tokens -> CLIP image embeddings (B, E), unit norm.
@@ -55,8 +62,7 @@ def run_prior(prior: Component, text_embed, tokens, token_mask, *, steps=25, gui
     scale = prior.settings.get("embed_scale", math.sqrt(e))
     z = _run(prior, prior.model, [null, cond], [guidance], (b * k, e), steps=steps, sampler=sampler, threshold="none", generator=generator, progress=progress)
     z = F.normalize(z / scale, dim=-1).view(b, k, e)
-    best = (z * text_embed[:, None]).sum(-1).argmax(dim=1)
-    return z[torch.arange(b), best]
+    return keep_closest(z, z, text_embed)
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ from PIL import Image
 from t2i.checkpoint import FORMAT_VERSION, CheckpointError, Component, atomic_folder, load_component, read_versioned_json, write_component_files
 from t2i.config import ConfigError, config_from_dict, config_to_dict
 from t2i.data.dataset import to_model_range, to_uint8
-from t2i.pipelines.sampling import run_decoder, run_prior, run_upsampler
+from t2i.pipelines.sampling import keep_closest, run_decoder, run_prior, run_upsampler
 
 SAMPLERS = ("ddim", "ddpm")
 # What the decoder is conditioned on (DALL-E 2, section 5.1): the prior's image embedding, the
@@ -173,9 +173,7 @@ class UnclipPipeline:
         """Images (B, k, 3, S, S) in [-1, 1] -> (B, 3, S, S): per row, the candidate whose CLIP
         image embedding has the largest cosine with target (B, E)."""
         b, k = candidates.shape[:2]
-        embeds = self.clip.model.encode_image(candidates.flatten(0, 1)).view(b, k, -1)
-        best = (embeds * target[:, None]).sum(-1).argmax(dim=1)
-        return candidates[torch.arange(b), best]
+        return keep_closest(candidates, self.clip.model.encode_image(candidates.flatten(0, 1)).view(b, k, -1), target)
 
     # ---- public calls --------------------------------------------------------------------------
     def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, progress: Callable | None = None, image_embedding: str | torch.Tensor = "prior", **options: Any) -> list[Image.Image]:
