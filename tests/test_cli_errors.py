@@ -214,6 +214,10 @@ TRAIN_CASES = [
     ("resume-and-init-from", ["clip", "--data", "{data}", "--config", "tiny", "--resume", "--init-from", "{model}/clip"], ["--resume", "--init-from"]),
     ("init-from-missing", ["clip", "--data", "{data}", "--config", "tiny", "--init-from", "{bad}/no-such-run"], ["no-such-run"]),
     ("config-file-garbage", ["clip", "--data", "{data}", "--config", "{bad}/garbage/pipeline.json"], ["not valid json"]),
+    ("set-without-part", ["clip", "--data", "{data}", "--config", "tiny", "--set", "drop_text=0.1"], ["PART.KEY=VALUE"]),
+    ("set-unknown-part", ["clip", "--data", "{data}", "--config", "tiny", "--set", "optim.lr=1"], ["unknown part 'optim'"]),
+    ("set-unknown-option", ["decoder", "--data", "{data}", "--config", "tiny", "--clip", "{model}/clip", "--set", "options.drop_txt=0.1"], ["drop_txt"]),
+    ("set-bad-value", ["clip", "--data", "{data}", "--config", "tiny", "--set", "train.warmup_steps=many"], ["warmup_steps"]),
 ]
 
 

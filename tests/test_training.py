@@ -78,6 +78,22 @@ def test_cli_train_resume_continues_the_run(tiny_run, tmp_path, capsys) -> None:
     assert state_dicts_equal(load_component(resolve_component(out), role="clip").model, whole.ema.model)
 
 
+def test_cli_set_changes_one_setting_of_the_run(tiny_run, tmp_path) -> None:
+    from t2i.train.build import override_section
+
+    preset = read_preset("tiny")
+    changed = override_section(preset, "decoder", ["options.drop_text=0.25", "train.warmup_steps=3", "model.base_channels=8"])
+    assert preset == read_preset("tiny")  # the preset itself is untouched
+    assert changed["decoder"]["options"]["drop_text"] == 0.25 and changed["decoder"]["model"]["base_channels"] == 8
+    out = tmp_path / "dec"
+    argv = ["train", "decoder", "--data", str(tiny_run.data), "--config", "tiny", "--clip", str(tiny_run.run("clip")),
+            "--steps", "1", "--out", str(out), "--no-progress", "--set", "options.drop_text=0.25", "--set", "train.warmup_steps=3"]
+    assert main(argv) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["section"]["options"]["drop_text"] == 0.25 and run["train"]["warmup_steps"] == 3
+    assert run["section"]["options"]["drop_embed"] == preset["decoder"]["options"]["drop_embed"]
+
+
 def test_same_seed_same_initial_weights(tiny_run, tmp_path) -> None:
     """Two runs with one seed start from one model, whatever ran before in the process."""
     preset = read_preset("tiny")

@@ -59,6 +59,29 @@ def stage_section(preset: dict[str, Any], stage: str) -> dict[str, Any]:
     return copy.deepcopy(section)
 
 
+def override_section(preset: dict[str, Any], stage: str, assignments: list[str]) -> dict[str, Any]:
+    """A copy of `preset` with "PART.KEY=VALUE" assignments applied to the stage's section, e.g.
+    "options.drop_text=0.1" or "model.base_channels=64". VALUE is read as JSON (a bare word
+    stays a string), so a run's recipe can differ from its preset without a new file."""
+    out = copy.deepcopy(preset)
+    section = out.setdefault(stage, {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"the config has no '{stage}' section")
+    for text in assignments:
+        key, sep, raw = text.partition("=")
+        part, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name or "." in name:
+            raise ConfigError(f"--set {text!r}: expected PART.KEY=VALUE with PART one of {', '.join(sorted(SECTION_KEYS))}")
+        if part not in SECTION_KEYS:
+            raise ConfigError(f"--set {text!r}: unknown part '{part}' (expected one of {', '.join(sorted(SECTION_KEYS))})")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        section.setdefault(part, {})[name] = value
+    return out
+
+
 def make_trainer(stage: str, preset: dict[str, Any], *, data: str, out_dir: str | Path, clip: str | Path | None = None,
                  train_overrides: dict[str, Any] | None = None, init_from: str | Path | None = None, progress: bool = True) -> Trainer:
     """Build the stage's model (fresh, or warm-started from `init_from`), its data and the Trainer."""
