@@ -87,9 +87,11 @@ def test_cli_set_changes_one_setting_of_the_run(tiny_run, tmp_path) -> None:
     assert changed["decoder"]["options"]["drop_text"] == 0.25 and changed["decoder"]["model"]["base_channels"] == 8
     out = tmp_path / "dec"
     argv = ["train", "decoder", "--data", str(tiny_run.data), "--config", "tiny", "--clip", str(tiny_run.run("clip")),
-            "--steps", "1", "--out", str(out), "--no-progress", "--set", "options.drop_text=0.25", "--set", "train.warmup_steps=3"]
+            "--steps", "1", "--out", str(out), "--no-progress", "--set", "options.drop_text=0.25", "--set", "train.warmup_steps=3",
+            "--init-from", str(tiny_run.run("decoder"))]
     assert main(argv) == 0
     run = json.loads((out / "run.json").read_text())
+    assert run["init_from"] == str(tiny_run.run("decoder"))  # a warm-started run says from what
     assert run["section"]["options"]["drop_text"] == 0.25 and run["train"]["warmup_steps"] == 3
     assert run["section"]["options"]["drop_embed"] == preset["decoder"]["options"]["drop_embed"]
 

@@ -128,7 +128,8 @@ def make_trainer(stage: str, preset: dict[str, Any], *, data: str, out_dir: str 
         stage_obj = S.DecoderStage(component, clip_comp, data_set, drop_embed=options.get("drop_embed", 0.1), drop_text=options.get("drop_text", 0.5), max_length=max_length)
     else:
         stage_obj = S.UpsamplerStage(component, load_dataset(data, size=component.model.config.image_size))
-    run_config = {"stage": stage, "data": data, "clip": str(clip) if clip else None, "section": section, "train": json.loads(json.dumps(train))}
+    run_config = {"stage": stage, "data": data, "clip": str(clip) if clip else None, "init_from": str(init_from) if init_from else None,
+                  "section": section, "train": json.loads(json.dumps(train))}
     return Trainer(stage_obj, train_config, out_dir, run_config=run_config, progress=progress)
 
 
