@@ -1,0 +1,36 @@
+"""The shipped pipelines: they load, stay within the size budget, and still do their job on a few
+easy prompts at the default settings (fixed seed). This guards what a user gets from the install;
+the quality figures themselves come from `scripts/evaluate_shipped.sh`."""
+import numpy as np
+import pytest
+
+import t2i
+from t2i.data.shapes_eval import score_image
+from t2i.eval.common import clip_image_embeddings
+from t2i.pipelines.unclip import shipped_models
+
+MAX_BYTES = 25_000_000  # each shipped pipeline: at most 25 MB
+
+
+@pytest.mark.parametrize("name", ["emoji", "shapes"])
+def test_shipped_pipeline_fits_the_size_budget(name) -> None:
+    folder = shipped_models()[name]
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) <= MAX_BYTES
+
+
+def test_shipped_shapes_model_draws_single_objects_that_pass_the_scorer() -> None:
+    prompts = ["a red circle", "a blue square", "a green triangle", "a circle"]
+    images = t2i.load_pipeline("shapes")(prompts, seed=0)
+    assert all(im.size == (64, 64) for im in images)
+    passed = [score_image(np.asarray(im), p).passed for im, p in zip(images, prompts)]
+    assert sum(passed) >= 3, passed  # measured: all four pass
+
+
+def test_shipped_emoji_model_images_match_their_own_captions() -> None:
+    captions = ["grinning face", "red apple", "rocket", "dog face"]
+    pipe = t2i.load_pipeline("emoji")
+    images = pipe(captions, seed=0)
+    embeds = clip_image_embeddings(pipe, np.stack([np.asarray(im) for im in images]))
+    _, text = pipe.encode_text(captions)
+    own = (embeds @ text.T).argmax(dim=1).tolist()
+    assert sum(i == j for i, j in enumerate(own)) >= 3, own  # measured: each image is closest to its own caption
