@@ -22,7 +22,7 @@ if [[ $data == shapes ]]; then
   # then a fine-tune that drops the caption 10% of the time instead of 50%, so the decoder leans on
   # the words for what the CLIP embedding barely holds (which object is where, which colour is whose)
   t2i train decoder --data shapes --clip "$runs/shapes-clip" --init-from "$decoder" --set options.drop_text=0.1 \
-      --steps "${DECODER_TEXT_STEPS:-5000}" --out "$runs/shapes-decoder-text" --no-progress
+      --steps "${DECODER_TEXT_STEPS:-5500}" --out "$runs/shapes-decoder-text" --no-progress
   decoder=$runs/shapes-decoder-text
 fi
 wait
