@@ -64,7 +64,9 @@ def override_section(preset: dict[str, Any], stage: str, assignments: list[str])
     "options.drop_text=0.1" or "model.base_channels=64". VALUE is read as JSON (a bare word
     stays a string), so a run's recipe can differ from its preset without a new file."""
     out = copy.deepcopy(preset)
-    section = out.setdefault(stage, {})
+    if not assignments:
+        return out
+    section = out.get(stage)
     if not isinstance(section, dict):
         raise ConfigError(f"the config has no '{stage}' section")
     for text in assignments:
@@ -78,7 +80,9 @@ def override_section(preset: dict[str, Any], stage: str, assignments: list[str])
             value = json.loads(raw)
         except ValueError:
             value = raw
-        section.setdefault(part, {})[name] = value
+        if not isinstance(section.setdefault(part, {}), dict):
+            raise ConfigError(f"{stage}.{part} in the config is not an object")
+        section[part][name] = value
     return out
 
 
