@@ -96,6 +96,34 @@ def test_cli_set_changes_one_setting_of_the_run(tiny_run, tmp_path) -> None:
     assert run["section"]["options"]["drop_embed"] == preset["decoder"]["options"]["drop_embed"]
 
 
+def test_embedding_noise_keeps_unit_length_and_the_expected_cosine() -> None:
+    from t2i.train.stages import noised_embeddings
+
+    e = torch.nn.functional.normalize(torch.randn(4000, 128, generator=torch.Generator().manual_seed(0)), dim=-1)
+    z = noised_embeddings(e, 0.6, torch.Generator().manual_seed(1))
+    assert torch.allclose(z.norm(dim=-1), torch.ones(len(z)), atol=1e-5)
+    cos = (z * e).sum(-1)
+    sigma = torch.linspace(0, 0.6, 10001)
+    assert abs(cos.mean().item() - (1 / (1 + sigma**2).sqrt()).mean().item()) < 0.005  # E over sigma ~ U[0, 0.6]
+    assert cos.min().item() > 0.75  # sigma <= 0.6: cos >= 1/sqrt(1.36) = 0.857, less a little for |n| > 1
+    assert torch.equal(z, noised_embeddings(e, 0.6, torch.Generator().manual_seed(1)))
+
+
+def test_decoder_embed_noise_perturbs_only_when_set(tiny_run, tmp_path) -> None:
+    from t2i.train.build import override_section
+
+    plain = make_trainer("decoder", read_preset("tiny"), data=str(tiny_run.data), out_dir=tmp_path / "a", clip=tiny_run.run("clip"), progress=False)
+    noisy = make_trainer("decoder", override_section(read_preset("tiny"), "decoder", ["options.embed_noise=0.5"]), data=str(tiny_run.data),
+                         out_dir=tmp_path / "b", clip=tiny_run.run("clip"), progress=False)
+    a = plain.stage.batch(0, 8, torch.Generator().manual_seed(3))
+    b = noisy.stage.batch(0, 8, torch.Generator().manual_seed(3))
+    assert torch.equal(a["x0"], b["x0"])  # the same images
+    clean = plain.stage.embeds
+    assert any(torch.equal(a["embed"][0], row) for row in clean)  # without the option: the images' own embeddings
+    cos = (a["embed"] * b["embed"]).sum(-1)
+    assert cos.mean() < 0.99 and (cos > 0.7).all()
+
+
 def test_same_seed_same_initial_weights(tiny_run, tmp_path) -> None:
     """Two runs with one seed start from one model, whatever ran before in the process."""
     preset = read_preset("tiny")

@@ -25,7 +25,7 @@ SECTION_KEYS = {"model", "diffusion", "options", "train"}
 OPTIONS = {
     "clip": {"max_length", "hard_negatives"},
     "prior": {"drop_text", "max_length"},
-    "decoder": {"drop_embed", "drop_text", "max_length"},
+    "decoder": {"drop_embed", "drop_text", "embed_noise", "max_length"},
     "upsampler": {"low_res_size", "max_aug_level", "sample_aug_level", "sample_start_level"},
 }
 
@@ -129,7 +129,8 @@ def make_trainer(stage: str, preset: dict[str, Any], *, data: str, out_dir: str 
         stage_obj = S.PriorStage(component, clip_comp, load_dataset(data, size=clip_comp.model.config.image_size), drop_text=options.get("drop_text", 0.1), max_length=max_length)
     elif stage == "decoder":
         data_set = load_dataset(data, size=max(component.model.config.image_size, clip_comp.model.config.image_size))
-        stage_obj = S.DecoderStage(component, clip_comp, data_set, drop_embed=options.get("drop_embed", 0.1), drop_text=options.get("drop_text", 0.5), max_length=max_length)
+        stage_obj = S.DecoderStage(component, clip_comp, data_set, drop_embed=options.get("drop_embed", 0.1), drop_text=options.get("drop_text", 0.5),
+                                  embed_noise=float(options.get("embed_noise", 0.0)), max_length=max_length)
     else:
         stage_obj = S.UpsamplerStage(component, load_dataset(data, size=component.model.config.image_size))
     run_config = {"stage": stage, "data": data, "clip": str(clip) if clip else None, "init_from": str(init_from) if init_from else None,

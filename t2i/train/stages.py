@@ -130,11 +130,23 @@ class PriorStage:
         return {"prior_cos": float((z * truth).sum(-1).mean()), "text_cos_baseline": float((text * truth).sum(-1).mean())}
 
 
+def noised_embeddings(embeds: torch.Tensor, max_sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """Unit embeddings (B, E) -> normalize(e + sigma * n), n ~ N(0, I/E) (about unit length),
+    sigma ~ U[0, max_sigma] per row; cosine to e is about 1/sqrt(1 + sigma^2). Conditioning
+    augmentation: the prior's embeddings land near, not on, the training images' embeddings."""
+    sigma = torch.rand(len(embeds), 1, generator=generator) * max_sigma
+    noise = torch.randn(embeds.shape, generator=generator) / math.sqrt(embeds.shape[1])
+    return F.normalize(embeds + sigma * noise, dim=-1)
+
+
 class DecoderStage:
     name = "decoder"
 
-    def __init__(self, component: Component, clip: Component, data: ImageCaptionSet, *, drop_embed: float = 0.1, drop_text: float = 0.5, max_length: int = 32) -> None:
-        self.component, self.drop_embed, self.drop_text = component, drop_embed, drop_text
+    def __init__(self, component: Component, clip: Component, data: ImageCaptionSet, *, drop_embed: float = 0.1, drop_text: float = 0.5,
+                 embed_noise: float = 0.0, max_length: int = 32) -> None:
+        if embed_noise < 0:
+            raise ValueError(f"decoder.options.embed_noise must be >= 0, got {embed_noise}")
+        self.component, self.drop_embed, self.drop_text, self.embed_noise = component, drop_embed, drop_text, embed_noise
         cfg = component.model.config
         self.diffusion = diffusion_of(component)
         self.weighting = component.settings.get("diffusion", {}).get("weighting", "none")
@@ -145,6 +157,8 @@ class DecoderStage:
     def batch(self, step, size, generator):
         idx = _index(generator, len(self.data), size)
         out = {"x0": to_model_range(self.data.images[idx.numpy()]), "embed": self.embeds[idx], "embed_keep": torch.rand(size, generator=generator) >= self.drop_embed}
+        if self.embed_noise:
+            out["embed"] = noised_embeddings(out["embed"], self.embed_noise, generator)
         if self.captions is not None:
             enc = self.captions.batch(self.captions.draw(idx, generator))
             keep_text = torch.rand(size, generator=generator) >= self.drop_text
