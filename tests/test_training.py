@@ -86,14 +86,17 @@ def test_cli_set_changes_one_setting_of_the_run(tiny_run, tmp_path) -> None:
     assert preset == read_preset("tiny")  # the preset itself is untouched
     assert changed["decoder"]["options"]["drop_text"] == 0.25 and changed["decoder"]["model"]["base_channels"] == 8
     out = tmp_path / "dec"
-    argv = ["train", "decoder", "--data", str(tiny_run.data), "--config", "tiny", "--clip", str(tiny_run.run("clip")),
-            "--steps", "1", "--out", str(out), "--no-progress", "--set", "options.drop_text=0.25", "--set", "train.warmup_steps=3",
-            "--init-from", str(tiny_run.run("decoder"))]
-    assert main(argv) == 0
+    common = ["train", "decoder", "--data", str(tiny_run.data), "--config", "tiny", "--clip", str(tiny_run.run("clip")),
+              "--out", str(out), "--no-progress", "--set", "options.drop_text=0.25", "--set", "train.warmup_steps=3"]
+    assert main([*common, "--steps", "1", "--init-from", str(tiny_run.run("decoder"))]) == 0
     run = json.loads((out / "run.json").read_text())
     assert run["init_from"] == str(tiny_run.run("decoder"))  # a warm-started run says from what
     assert run["section"]["options"]["drop_text"] == 0.25 and run["train"]["warmup_steps"] == 3
     assert run["section"]["options"]["drop_embed"] == preset["decoder"]["options"]["drop_embed"]
+    assert main([*common, "--steps", "2", "--resume"]) == 0
+    assert json.loads((out / "run.json").read_text())["init_from"] == str(tiny_run.run("decoder"))  # resuming keeps the record
+    info = json.loads((out / "checkpoints" / (out / "latest").read_text() / "config.json").read_text())["info"]
+    assert info["step"] == 2 and info["run"]["init_from"] == str(tiny_run.run("decoder"))
 
 
 def test_embedding_noise_keeps_unit_length_and_the_expected_cosine() -> None:

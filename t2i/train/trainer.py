@@ -143,6 +143,10 @@ class Trainer:
         load_weights(self.ema.model, path / "model.safetensors")
         self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
         self.step = json.loads((path / "state.json").read_text())["step"]
+        before = self.out_dir / "run.json"
+        if before.exists() and not self.run_config.get("init_from"):
+            # --resume excludes --init-from: keep the record of what the run was warm-started from
+            self.run_config["init_from"] = json.loads(before.read_text()).get("init_from")
         return True
 
     # ---- the loop ----------------------------------------------------------------------------
