@@ -84,10 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--sample-every", type=int)
     t.add_argument("--save-every", type=int)
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint, with the settings it was started with")
     t.add_argument("--init-from", help="start from these weights (component or run folder) with a fresh optimiser")
     t.add_argument("--set", action="append", default=[], metavar="PART.KEY=VALUE",
-                   help="change one setting of the preset's stage section, e.g. options.drop_text=0.1 (repeatable; pass again on --resume)")
+                   help="change one setting of the preset's stage section, e.g. options.drop_text=0.1 (repeatable; on --resume, applied to the run's own settings)")
     t.add_argument("--no-progress", action="store_true")
 
     a = sub.add_parser("assemble", help="put trained stages together into one pipeline folder")

@@ -123,7 +123,7 @@ def cmd_variations(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from t2i.train.build import make_trainer, override_section, presets, read_preset
+    from t2i.train.build import make_trainer, override_section, presets, read_preset, run_record
 
     config = args.config or (args.data if args.data in presets() else "emoji")
     out = Path(args.out or f"runs/{Path(args.data).name}-{args.stage}")
@@ -132,7 +132,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and args.init_from:
         raise UsageError("--resume and --init-from exclude each other")
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "sample_every": args.sample_every, "save_every": args.save_every}
-    preset = override_section(read_preset(config), args.stage, args.set)
+    # a resumed run keeps the settings it was started with; --set applies on top of them
+    preset = override_section((args.resume and run_record(out, args.stage)) or read_preset(config), args.stage, args.set)
     trainer = make_trainer(args.stage, preset, data=args.data, out_dir=out, clip=args.clip, train_overrides=overrides, init_from=args.init_from, progress=not args.no_progress)
     if args.resume:
         if not trainer.resume():

@@ -218,6 +218,11 @@ TRAIN_CASES = [
     ("set-unknown-part", ["clip", "--data", "{data}", "--config", "tiny", "--set", "optim.lr=1"], ["unknown part 'optim'"]),
     ("set-unknown-option", ["decoder", "--data", "{data}", "--config", "tiny", "--clip", "{model}/clip", "--set", "options.drop_txt=0.1"], ["drop_txt"]),
     ("set-bad-value", ["clip", "--data", "{data}", "--config", "tiny", "--set", "train.warmup_steps=many"], ["warmup_steps"]),
+    ("set-option-not-a-number", ["decoder", "--data", "{data}", "--config", "tiny", "--clip", "{model}/clip", "--set", "options.embed_noise=much"],
+     ["decoder.options.embed_noise", "a number >= 0", "'much'"]),
+    ("set-rate-above-one", ["prior", "--data", "{data}", "--config", "tiny", "--clip", "{model}/clip", "--set", "options.drop_text=1.5"], ["from 0 to 1"]),
+    ("set-count-fractional", ["upsampler", "--data", "{data}", "--config", "tiny", "--set", "options.max_aug_level=2.5"], ["an integer"]),
+    ("set-flag-not-bool", ["clip", "--data", "{data}", "--config", "tiny", "--set", "options.hard_negatives=1"], ["true or false"]),
 ]
 
 
@@ -228,6 +233,12 @@ def test_train_bad_input(argv, mentions, tiny_run, bad, tmp_path, capsys, monkey
     argv = ["train", *_fill(argv, tiny_run, bad, tmp_path), "--out", str(out), "--no-progress"]
     _assert_one_line_error(argv, capsys, *_fill(mentions, tiny_run, bad, tmp_path))
     assert not (out / "latest").exists()
+
+
+def test_resume_refuses_a_run_of_another_stage(tiny_run, capsys) -> None:
+    clip_run = str(tiny_run.runs["clip"])
+    _assert_one_line_error(["train", "prior", "--data", str(tiny_run.data), "--config", "tiny", "--clip", clip_run, "--out", clip_run, "--resume", "--no-progress"],
+                           capsys, "holds a clip run, not a prior run")
 
 
 def test_eval_and_assemble_bad_input(tiny_run, bad, tmp_path, capsys) -> None:

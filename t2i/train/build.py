@@ -22,12 +22,15 @@ from t2i.train.trainer import TrainConfig, Trainer
 STAGES = ("clip", "prior", "decoder", "upsampler")
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
 SECTION_KEYS = {"model", "diffusion", "options", "train"}
+# each stage's options and the kind of value each takes: "rate" a number in [0, 1], "scale" a
+# number >= 0, "count" an integer >= 0, "flag" true or false
 OPTIONS = {
-    "clip": {"max_length", "hard_negatives"},
-    "prior": {"drop_text", "max_length"},
-    "decoder": {"drop_embed", "drop_text", "embed_noise", "max_length"},
-    "upsampler": {"low_res_size", "max_aug_level", "sample_aug_level", "sample_start_level"},
+    "clip": {"max_length": "count", "hard_negatives": "flag"},
+    "prior": {"drop_text": "rate", "max_length": "count"},
+    "decoder": {"drop_embed": "rate", "drop_text": "rate", "embed_noise": "scale", "max_length": "count"},
+    "upsampler": {"low_res_size": "count", "max_aug_level": "count", "sample_aug_level": "count", "sample_start_level": "count"},
 }
+OPTION_KINDS = {"rate": "a number from 0 to 1", "scale": "a number >= 0", "count": "an integer >= 0", "flag": "true or false"}
 
 
 def presets() -> list[str]:
@@ -53,10 +56,36 @@ def stage_section(preset: dict[str, Any], stage: str) -> dict[str, Any]:
     unknown = sorted(set(section) - SECTION_KEYS)
     if unknown:
         raise ConfigError(f"{stage}: unknown key(s) {', '.join(unknown)} (expected {', '.join(sorted(SECTION_KEYS))})")
-    bad = sorted(set(section.get("options", {})) - OPTIONS[stage])
+    options = section.get("options", {})
+    bad = sorted(set(options) - set(OPTIONS[stage]))
     if bad:
         raise ConfigError(f"{stage}.options: unknown option(s) {', '.join(bad)}")
+    for name, value in options.items():
+        if not _option_ok(OPTIONS[stage][name], value):
+            raise ConfigError(f"{stage}.options.{name} must be {OPTION_KINDS[OPTIONS[stage][name]]}, got {value!r}")
     return copy.deepcopy(section)
+
+
+def _option_ok(kind: str, value: Any) -> bool:
+    if kind == "flag":
+        return isinstance(value, bool)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        return False
+    return {"rate": value <= 1, "scale": math.isfinite(value), "count": isinstance(value, int)}[kind]
+
+
+def run_record(run_dir: str | Path, stage: str) -> dict[str, Any] | None:
+    """The settings a run in `run_dir` was started with (its run.json) as a one-stage preset, its
+    `train` part the run's whole TrainConfig; None when the folder holds no record. A resumed
+    run continues from these rather than from today's preset, so what --set changed at the
+    start stays changed."""
+    path = Path(run_dir) / "run.json"
+    if not path.exists():
+        return None
+    record = read_json(path)
+    if record.get("stage") != stage or not isinstance(record.get("section"), dict):
+        raise ConfigError(f"{run_dir} holds a {record.get('stage')} run, not a {stage} run")
+    return {stage: {**record["section"], "train": record.get("train", record["section"].get("train", {}))}}
 
 
 def override_section(preset: dict[str, Any], stage: str, assignments: list[str]) -> dict[str, Any]:
