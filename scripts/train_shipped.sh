@@ -22,13 +22,13 @@ if [[ $data == shapes ]]; then
   # then a fine-tune that drops the caption 10% of the time instead of 50%, so the decoder leans on
   # the words for what the CLIP embedding barely holds (which object is where, which colour is whose)
   t2i train decoder --data shapes --clip "$runs/shapes-clip" --init-from "$decoder" --set options.drop_text=0.1 \
-      --steps "${DECODER_TEXT_STEPS:-11000}" --out "$runs/shapes-decoder-text" --no-progress
+      --steps "${DECODER_TEXT_STEPS:-15000}" --out "$runs/shapes-decoder-text" --no-progress
   decoder=$runs/shapes-decoder-text
 else
   # then a fine-tune on noised image embeddings (cosine 1 down to 0.86 to the clean one), since the
   # prior's embeddings land near, not on, the training images' (cosine 0.90 on training captions)
   t2i train decoder --data "$data" --clip "$runs/$data-clip" --init-from "$decoder" --set options.embed_noise=0.6 \
-      --steps "${DECODER_NOISE_STEPS:-5000}" --out "$runs/$data-decoder-noise" --no-progress
+      --steps "${DECODER_NOISE_STEPS:-9250}" --out "$runs/$data-decoder-noise" --no-progress
   decoder=$runs/$data-decoder-noise
 fi
 wait
