@@ -241,6 +241,14 @@ def test_resume_refuses_a_run_of_another_stage(tiny_run, capsys) -> None:
                            capsys, "holds a clip run, not a prior run")
 
 
+def test_resume_refuses_a_run_record_without_its_settings(tiny_run, tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"stage": "clip", "data": "emoji"}))
+    _assert_one_line_error(["train", "clip", "--data", str(tiny_run.data), "--config", "tiny", "--out", str(out), "--resume", "--no-progress"],
+                           capsys, "not a training run's record")
+
+
 def test_eval_and_assemble_bad_input(tiny_run, bad, tmp_path, capsys) -> None:
     _assert_one_line_error(["eval", "shapes", "--model", str(tiny_run.pipeline), "--samples", "0"], capsys, "--samples")
     _assert_one_line_error(["eval", "emoji", "--model", str(bad / "newer-pipeline")], capsys, "newer")

@@ -83,9 +83,11 @@ def run_record(run_dir: str | Path, stage: str) -> dict[str, Any] | None:
     if not path.exists():
         return None
     record = read_json(path)
-    if record.get("stage") != stage or not isinstance(record.get("section"), dict):
+    if record.get("stage") != stage:
         raise ConfigError(f"{run_dir} holds a {record.get('stage')} run, not a {stage} run")
-    return {stage: {**record["section"], "train": record.get("train", record["section"].get("train", {}))}}
+    if not isinstance(record.get("section"), dict) or not isinstance(record.get("train"), dict):
+        raise ConfigError(f"{path}: not a training run's record (no 'section' or 'train')")
+    return {stage: {**record["section"], "train": record["train"]}}
 
 
 def override_section(preset: dict[str, Any], stage: str, assignments: list[str]) -> dict[str, Any]:
