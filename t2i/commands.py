@@ -133,7 +133,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError("--resume and --init-from exclude each other")
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "sample_every": args.sample_every, "save_every": args.save_every}
     # a resumed run keeps the settings it was started with; --set applies on top of them
-    preset = override_section((args.resume and run_record(out, args.stage)) or read_preset(config), args.stage, args.set)
+    record = run_record(out, args.stage) if args.resume else None
+    if record and args.config:
+        raise UsageError(f"--config does not apply to --resume: the run continues with the settings in {out / 'run.json'} (change one with --set)")
+    preset = override_section(record or read_preset(config), args.stage, args.set)
     trainer = make_trainer(args.stage, preset, data=args.data, out_dir=out, clip=args.clip, train_overrides=overrides, init_from=args.init_from, progress=not args.no_progress)
     if args.resume:
         if not trainer.resume():

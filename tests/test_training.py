@@ -69,7 +69,10 @@ def test_cli_train_resume_continues_the_run(tiny_run, tmp_path, capsys) -> None:
     # a second run into the same folder must say --resume
     assert main(base + ["--steps", "4"]) == 2
     assert "--resume" in capsys.readouterr().err
-    assert main(base + ["--steps", "4", "--resume"]) == 0
+    resume = [a for a in base if a not in ("--config", "tiny")]  # the run's record holds its settings
+    assert main(base + ["--steps", "4", "--resume"]) == 2
+    assert "--config does not apply to --resume" in capsys.readouterr().err
+    assert main(resume + ["--steps", "4", "--resume"]) == 0
     out_text = capsys.readouterr().out
     assert f"resumed {out} at step 2" in out_text and "clip: step 4" in out_text
     assert (out / "latest").read_text() == "step-00000004"
@@ -94,7 +97,8 @@ def test_cli_set_changes_one_setting_of_the_run(tiny_run, tmp_path) -> None:
     assert run["section"]["options"]["drop_text"] == 0.25 and run["train"]["warmup_steps"] == 3
     assert run["section"]["options"]["drop_embed"] == preset["decoder"]["options"]["drop_embed"]
     # resuming without --set keeps the run's own settings and the record of its warm start
-    assert main([*common[: common.index("--set")], "--steps", "2", "--resume"]) == 0
+    resume = [a for a in common[: common.index("--set")] if a not in ("--config", "tiny")]
+    assert main([*resume, "--steps", "2", "--resume"]) == 0
     run = json.loads((out / "run.json").read_text())
     assert run["init_from"] == str(tiny_run.run("decoder"))
     assert run["section"]["options"]["drop_text"] == 0.25 and run["train"]["warmup_steps"] == 3 and run["train"]["steps"] == 2

@@ -154,7 +154,9 @@ class Trainer:
         """Train until config.steps (or `max_steps` more steps); returns the last logged figures."""
         cfg, stage = self.config, self.stage
         (self.out_dir / "samples").mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "run.json").write_text(json.dumps(self.run_config, indent=2))
+        record_tmp = self.out_dir / "run.json.tmp"  # a kill mid-write must not cost the run its settings
+        record_tmp.write_text(json.dumps(self.run_config, indent=2))
+        record_tmp.replace(self.out_dir / "run.json")
         stop = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, desc=f"train {stage.name}", dynamic_ncols=True)
         log_path = self.out_dir / "log.jsonl"
