@@ -25,6 +25,13 @@ from t2i.checkpoint import Component, atomic_folder, load_weights, write_compone
 from t2i.train.ema import EMA
 
 
+def write_text_atomically(path: Path, text: str) -> None:
+    """A kill mid-write leaves the old file whole, never half of the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     steps: int = 1000
@@ -121,9 +128,7 @@ class Trainer:
             save_file({k: v.detach().cpu().contiguous() for k, v in raw.state_dict().items()}, str(tmp / "raw.safetensors"))
             torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
             (tmp / "state.json").write_text(json.dumps({"step": self.step, "train": self.run_config.get("train", {})}))
-        pointer_tmp = self.out_dir / "latest.tmp"
-        pointer_tmp.write_text(name)
-        pointer_tmp.replace(self.out_dir / "latest")
+        write_text_atomically(self.out_dir / "latest", name)
         self._prune(keep=name)
         return self.checkpoint_root / name
 
@@ -154,9 +159,7 @@ class Trainer:
         """Train until config.steps (or `max_steps` more steps); returns the last logged figures."""
         cfg, stage = self.config, self.stage
         (self.out_dir / "samples").mkdir(parents=True, exist_ok=True)
-        record_tmp = self.out_dir / "run.json.tmp"  # a kill mid-write must not cost the run its settings
-        record_tmp.write_text(json.dumps(self.run_config, indent=2))
-        record_tmp.replace(self.out_dir / "run.json")
+        write_text_atomically(self.out_dir / "run.json", json.dumps(self.run_config, indent=2))  # --resume reads its settings
         stop = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, desc=f"train {stage.name}", dynamic_ncols=True)
         log_path = self.out_dir / "log.jsonl"
