@@ -153,7 +153,9 @@ def load_component(path: str | Path, *, role: str | None = None, weights: str = 
     return Component(model=model.eval(), role=cfg["role"], settings=cfg.get("settings", {}), info=cfg.get("info", {}))
 
 
-def load_weights(model: nn.Module, file: Path) -> None:
+def load_weights(model: nn.Module, file: Path, *, allow_missing: bool = False) -> list[str]:
+    """Load `file` into `model`, exactly. With allow_missing (warm starts), tensors the file
+    lacks keep the model's own initial values; their names are returned."""
     if not file.exists():
         raise CheckpointError(f"{file.parent}: missing {file.name}")
     try:
@@ -162,9 +164,10 @@ def load_weights(model: nn.Module, file: Path) -> None:
         raise CheckpointError(f"{file}: unreadable weights ({e})") from None
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    if missing or unexpected:
+    if (missing and not allow_missing) or unexpected:
         raise CheckpointError(f"{file}: weights do not fit the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
     for name, tensor in state.items():
         if tensor.shape != own[name].shape:
             raise CheckpointError(f"{file}: {name} has shape {tuple(tensor.shape)}, config expects {tuple(own[name].shape)}")
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=not missing)
+    return missing

@@ -53,6 +53,45 @@ def test_unet_ignores_padding_and_drops_embedding():
     assert not torch.allclose(m(x, t, **drop), base, atol=1e-3)
 
 
+def test_text_positions_make_the_unet_see_word_order(tmp_path):
+    from dataclasses import replace
+
+    from safetensors.torch import save_file
+
+    from t2i.checkpoint import load_weights
+
+    inp = _decoder_inputs()
+    x, t = inp.pop("x"), inp.pop("t")
+    swapped = {**inp, "tokens": inp["tokens"][:, [1, 0, 2, 3, 4]]}  # two real tokens trade places
+    no_text = {**inp, "token_mask": torch.zeros_like(inp["token_mask"])}
+
+    @torch.no_grad()
+    def effect(model, other):  # how far `other` moves the output, as a fraction of what the text moves
+        base = model(x, t, **inp)
+        return float((base - model(x, t, **other)).abs().max() / (base - model(x, t, **no_text)).abs().max())
+
+    # without positions attention sees the tokens as a set: their order cannot matter
+    plain = _randomize(UNet(DECODER))
+    assert effect(plain, swapped) < 1e-3
+    # warm-started from that model, the zero-initialised positions leave it unchanged ...
+    positioned = UNet(replace(DECODER, text_positions=5)).eval()
+    save_file({k: v.contiguous() for k, v in plain.state_dict().items()}, str(tmp_path / "plain.safetensors"))
+    assert load_weights(positioned, tmp_path / "plain.safetensors", allow_missing=True) == ["text_pos"]
+    assert torch.allclose(positioned(x, t, **inp), plain(x, t, **inp), atol=1e-6)
+    # ... and once they are learned, the same words in another order give another output
+    with torch.no_grad():
+        positioned.text_pos.copy_(torch.randn(5, 16, generator=torch.Generator().manual_seed(1)))
+    assert effect(positioned, swapped) > 1e-2
+    with pytest.raises(ValueError, match="positions for 5"):
+        positioned(x, t, **{**inp, "tokens": torch.randn(2, 6, 384), "token_mask": torch.ones(2, 6, dtype=torch.bool)})
+    # an exact load still refuses a file that lacks a tensor, and a warm start one with a foreign tensor
+    with pytest.raises(CheckpointError, match="missing"):
+        load_weights(positioned, tmp_path / "plain.safetensors")
+    save_file({k: v.contiguous() for k, v in positioned.state_dict().items()}, str(tmp_path / "positioned.safetensors"))
+    with pytest.raises(CheckpointError, match="unexpected"):
+        load_weights(UNet(DECODER), tmp_path / "positioned.safetensors", allow_missing=True)
+
+
 def test_upsampler_uses_low_res_and_aug_level():
     m = _randomize(UNet(UPSAMPLER))
     x, low = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 32, 32)
@@ -68,6 +107,8 @@ def test_unet_config_is_validated():
         UNetConfig(image_size=30, patch_size=2)
     with pytest.raises(ValueError, match="noise_aug needs low_res"):
         UNetConfig(noise_aug=True)
+    with pytest.raises(ValueError, match="text_positions needs text_dim"):
+        UNetConfig(text_positions=8)
 
 
 def test_prior_is_causal_and_masks_padding():

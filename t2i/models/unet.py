@@ -4,7 +4,8 @@ Conditioning is chosen by the config, never by a subclass:
 - `embed_dim`: a vector (a CLIP image embedding) added to the time embedding and turned into
   `num_embed_tokens` extra tokens that the attention layers attend to (DALL-E 2's decoder);
 - `text_dim`: per-token text states attended to by every attention layer (GLIDE, Imagen), with
-  `pooled_text` adding their masked mean to the time embedding (Imagen);
+  `pooled_text` adding their masked mean to the time embedding (Imagen) and `text_positions`
+  adding a learned embedding of each token's index (see below);
 - `low_res`: an upsampler's low-resolution image, resized and concatenated to the input, with
   `noise_aug` embedding its noise-augmentation level next to the timestep.
 """
@@ -35,6 +36,11 @@ class UNetConfig:
     num_embed_tokens: int = 4
     text_dim: int = 0  # text token state size; 0 = no text tokens
     pooled_text: bool = False
+    # > 0: a learned embedding of the token index, for up to this many tokens, is added to each
+    # text token. Attention sees the tokens as a set, and a sentence encoder's states barely
+    # hold word order: MiniLM's tokens of "a circle to the left of a square" each have a match
+    # of cosine >= 0.96 among those of "a square to the left of a circle".
+    text_positions: int = 0
     context_dim: int = 256  # width of the attention context tokens
     low_res: bool = False
     noise_aug: bool = False
@@ -51,6 +57,8 @@ class UNetConfig:
             raise ValueError("noise_aug needs low_res")
         if self.pooled_text and not self.text_dim:
             raise ValueError("pooled_text needs text_dim")
+        if self.text_positions and not self.text_dim:
+            raise ValueError("text_positions needs text_dim")
 
 
 class UNet(nn.Module):
@@ -77,6 +85,8 @@ class UNet(nn.Module):
         if c.text_dim:
             self.text_proj = nn.Linear(c.text_dim, c.context_dim)
             self.pooled_to_time = nn.Linear(c.text_dim, emb_dim) if c.pooled_text else None
+            # zero at init, so a model warm-started from one without it starts out unchanged
+            self.text_pos = nn.Parameter(torch.zeros(c.text_positions, c.context_dim)) if c.text_positions else None
         if self.has_context:
             self.context_norm = nn.LayerNorm(c.context_dim)
         context_dim = c.context_dim if self.has_context else 0
@@ -135,7 +145,12 @@ class UNet(nn.Module):
         if c.text_dim:
             if tokens is None or token_mask is None:
                 raise ValueError("this UNet is conditioned on text: pass tokens and token_mask")
-            parts.append(self.text_proj(tokens))
+            text = self.text_proj(tokens)
+            if self.text_pos is not None:
+                if tokens.shape[1] > c.text_positions:
+                    raise ValueError(f"{tokens.shape[1]} text tokens, but this UNet has positions for {c.text_positions}")
+                text = text + self.text_pos[: tokens.shape[1]].to(text.dtype)
+            parts.append(text)
             masks.append(token_mask)
             if self.pooled_to_time is not None:
                 m = token_mask[..., None].to(tokens.dtype)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,11 @@ def make_trainer(stage: str, preset: dict[str, Any], *, data: str, out_dir: str 
     torch.manual_seed(train_config.seed)  # the same seed, the same starting weights
     component = Component(model=build_model(kind, model_cfg), role=stage, settings=settings)
     if init_from is not None:
-        load_weights(component.model, resolve_component(init_from) / "model.safetensors")
+        # a model that adds parts to the one it starts from (e.g. model.text_positions) keeps
+        # those parts' own initialisation
+        new = load_weights(component.model, resolve_component(init_from) / "model.safetensors", allow_missing=True)
+        if new:
+            warnings.warn(f"--init-from {init_from}: {len(new)} tensor(s) not in it keep their fresh initial values: {', '.join(new)}", stacklevel=2)
 
     max_length = int(options.get("max_length", 32))
     if stage == "clip":
