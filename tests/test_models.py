@@ -92,6 +92,26 @@ def test_text_positions_make_the_unet_see_word_order(tmp_path):
         load_weights(UNet(DECODER), tmp_path / "positioned.safetensors", allow_missing=True)
 
 
+def test_image_positions_tell_attention_where_each_pixel_is():
+    from t2i.nn.resnet import SpatialAttention
+
+    x = torch.randn(2, 16, 4, 4, generator=torch.Generator().manual_seed(0))
+    mirrored = x.flip(-1)
+    # attention alone treats the pixels as a set: mirroring the input mirrors the output
+    plain = _randomize(SpatialAttention(channels=16, head_dim=8))
+    assert torch.allclose(plain(mirrored), plain(x).flip(-1), atol=1e-5)
+    # with an embedding of each position, left and right are told apart
+    placed = SpatialAttention(channels=16, head_dim=8, positions=16)
+    placed.load_state_dict({**plain.state_dict(), "pos": torch.randn(16, 16, generator=torch.Generator().manual_seed(1))})
+    assert not torch.allclose(placed(mirrored), placed(x).flip(-1), atol=1e-3)
+    with pytest.raises(ValueError, match="16 positions got a 2x2 map"):
+        placed(torch.randn(1, 16, 2, 2))
+    # the UNet gives each attention layer the positions of its own resolution
+    unet = UNet(UNetConfig(**{**DECODER.__dict__, "image_positions": True}))
+    sizes = {name: tuple(p.shape) for name, p in unet.named_parameters() if name.endswith(".pos")}
+    assert sizes and set(sizes.values()) == {(64, 32)}  # 32 px / patch 2 / 2 at level 1: 8x8, 32 channels
+
+
 def test_upsampler_uses_low_res_and_aug_level():
     m = _randomize(UNet(UPSAMPLER))
     x, low = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 32, 32)

@@ -41,6 +41,9 @@ class UNetConfig:
     # hold word order: MiniLM's tokens of "a circle to the left of a square" each have a match
     # of cosine >= 0.96 among those of "a square to the left of a circle".
     text_positions: int = 0
+    # a learned embedding of each pixel's position at every attention layer: where a query is,
+    # so that it can take what belongs there from the words ("a circle to the left of ...")
+    image_positions: bool = False
     context_dim: int = 256  # width of the attention context tokens
     low_res: bool = False
     noise_aug: bool = False
@@ -99,7 +102,7 @@ class UNet(nn.Module):
         for level, mult in enumerate(c.channel_mults):
             for _ in range(c.num_res_blocks):
                 out = ch * mult
-                self.down.append(self._stage(cur, out, emb_dim, level in c.attention_levels, context_dim))
+                self.down.append(self._stage(cur, out, emb_dim, level in c.attention_levels, context_dim, level))
                 cur = out
                 skips.append(cur)
             if level < len(c.channel_mults) - 1:
@@ -107,14 +110,14 @@ class UNet(nn.Module):
                 skips.append(cur)
         self.mid = nn.ModuleList([
             ResBlock(in_ch=cur, out_ch=cur, emb_dim=emb_dim, dropout=c.dropout),
-            SpatialAttention(channels=cur, head_dim=c.head_dim, context_dim=context_dim),
+            SpatialAttention(channels=cur, head_dim=c.head_dim, context_dim=context_dim, positions=self._positions(len(c.channel_mults) - 1)),
             ResBlock(in_ch=cur, out_ch=cur, emb_dim=emb_dim, dropout=c.dropout),
         ])
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(c.channel_mults))):
             for i in range(c.num_res_blocks + 1):
                 out = ch * mult
-                self.up.append(self._stage(cur + skips.pop(), out, emb_dim, level in c.attention_levels, context_dim))
+                self.up.append(self._stage(cur + skips.pop(), out, emb_dim, level in c.attention_levels, context_dim, level))
                 cur = out
                 if level > 0 and i == c.num_res_blocks:
                     self.up.append(Upsample(cur))
@@ -123,10 +126,15 @@ class UNet(nn.Module):
         # NHWC convolutions: 1.5x the training throughput of NCHW on a CPU (bench/unclip_speed.py)
         self.to(memory_format=torch.channels_last)
 
-    def _stage(self, in_ch: int, out_ch: int, emb_dim: int, attend: bool, context_dim: int) -> nn.ModuleList:
+    def _positions(self, level: int) -> int:
+        """Pixels of the feature map at `level` when attention layers embed positions, else 0."""
+        c = self.config
+        return (c.image_size // c.patch_size // 2**level) ** 2 if c.image_positions else 0
+
+    def _stage(self, in_ch: int, out_ch: int, emb_dim: int, attend: bool, context_dim: int, level: int) -> nn.ModuleList:
         blocks = [ResBlock(in_ch=in_ch, out_ch=out_ch, emb_dim=emb_dim, dropout=self.config.dropout)]
         if attend:
-            blocks.append(SpatialAttention(channels=out_ch, head_dim=self.config.head_dim, context_dim=context_dim))
+            blocks.append(SpatialAttention(channels=out_ch, head_dim=self.config.head_dim, context_dim=context_dim, positions=self._positions(level)))
         return nn.ModuleList(blocks)
 
     def _conditioning(self, t, embed, embed_keep, tokens, token_mask, aug_level):

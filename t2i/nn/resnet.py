@@ -49,15 +49,22 @@ class SpatialAttention(nn.Module):
     x: (B, C, H, W); context: (B, M, context_dim) or None; context_mask: (B, M) bool, True = real.
     """
 
-    def __init__(self, *, channels: int, head_dim: int, context_dim: int = 0) -> None:
+    def __init__(self, *, channels: int, head_dim: int, context_dim: int = 0, positions: int = 0) -> None:
         super().__init__()
         self.norm = group_norm(channels)
         self.attn = MultiHeadAttention(dim=channels, num_heads=max(1, channels // head_dim), context_dim=context_dim)
         zero_init(self.attn.out)
+        # positions = H·W > 0: a learned embedding of each position, added before attending, so a
+        # query knows where it is (zero at init, like any part a warm start may add)
+        self.pos = nn.Parameter(torch.zeros(positions, channels)) if positions else None
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None) -> torch.Tensor:
         b, c, h, w = x.shape
         seq = rearrange(self.norm(x), "b c h w -> b (h w) c")
+        if self.pos is not None:
+            if h * w != len(self.pos):
+                raise ValueError(f"attention built for {len(self.pos)} positions got a {h}x{w} map")
+            seq = seq + self.pos.to(seq.dtype)
         mask = None
         if context is not None and context_mask is not None:
             own = torch.ones(b, h * w, dtype=torch.bool, device=x.device)
