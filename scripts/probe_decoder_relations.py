@@ -27,18 +27,13 @@ from t2i.train.stages import clip_image_embeds
 SWAP = {"to the left of": "to the right of", "to the right of": "to the left of", "above": "below", "below": "above"}
 
 
-def centre(obj, size):
-    x0, y0, x1, y1 = obj.bbox(size)
-    return (x0 + x1) / 2, (y0 + y1) / 2
-
-
 def relation_scenes(count: int, size: int, seed: int):
     """(scenes, captions, swapped captions) for two-object scenes of two shapes in a relation."""
     rng = np.random.default_rng(seed)
     scenes, captions, swapped = [], [], []
     while len(scenes) < count:
         a, b = random_scene(rng, size, 2)
-        rel = [r for r in RELATIONS if relation_holds(centre(a, size), centre(b, size), r, size)]
+        rel = [r for r in RELATIONS if relation_holds((a.cx, a.cy), (b.cx, b.cy), r, size)]
         if a.shape == b.shape or not rel:
             continue
         scenes.append([a, b])

@@ -263,7 +263,7 @@ def _list_caption(objects: Sequence[ShapeObject], rng: np.random.Generator,
     return _join([phrases[i] for i in order])
 
 
-def _relation_caption(objects: Sequence[ShapeObject], rng: np.random.Generator, canvas: int) -> str | None:
+def relation_caption(objects: Sequence[ShapeObject], rng: np.random.Generator, canvas: int) -> str | None:
     """'a large red circle on the left of a square' for a two-object scene, or None."""
     a, b = objects if rng.random() < 0.5 else objects[::-1]
     relations = _relations(a, b, canvas)
@@ -295,7 +295,7 @@ def caption_scene(objects: Sequence[ShapeObject], rng: np.random.Generator, size
     if forms and rng.random() < CANONICAL_P:
         return forms[int(rng.integers(len(forms)))]
     if len(objects) == 2 and rng.random() < 0.4:
-        caption = _relation_caption(objects, rng, size)
+        caption = relation_caption(objects, rng, size)
         if caption is not None:
             return caption
     return _list_caption(objects, rng)
