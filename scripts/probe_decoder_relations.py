@@ -48,8 +48,9 @@ def render(scenes, size: int) -> np.ndarray:
 
 def oracle(images: np.ndarray, captions: list[str], swapped: list[str]) -> tuple[float, float, float]:
     """At pure noise the best x0 is the mean image of the condition. Returns the best x0-MSE when
-    only the shape pair is known, when the relation is known too, and the mean |difference|
-    between the best predictions for a caption and for its swap."""
+    the two shapes and the relation's axis (side by side or stacked) are known, when the relation
+    itself is known too, and the mean |difference| between the best predictions for a caption
+    and for its swap."""
     x = to_model_range(images).numpy()
     by_caption = defaultdict(list)
     for i, c in enumerate(captions):
@@ -77,7 +78,7 @@ def main() -> None:
 
     scenes, captions, swapped = relation_scenes(args.oracle_scenes, size, seed=1)
     mse_pair, mse_rel, gap = oracle(render(scenes, size), captions, swapped)
-    print(f"best possible at pure noise: x0-MSE {mse_pair:.4f} knowing the shapes, {mse_rel:.4f} knowing the relation too; "
+    print(f"best possible at pure noise: x0-MSE {mse_pair:.4f} knowing the shapes and the axis, {mse_rel:.4f} knowing the relation too; "
           f"the two best predictions differ by {gap:.4f} per pixel")
 
     scenes, captions, swapped = relation_scenes(args.scenes, size, seed=0)
