@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from t2i.data.shapes import make_training_set, random_scene, relation_caption, render_scene
+from t2i.data.shapes import random_scene, relation_caption, render_scene
+from t2i.data.sources import load_dataset
 
 
 def main() -> None:
@@ -24,7 +25,7 @@ def main() -> None:
     args = p.parse_args()
     (args.out / "img").mkdir(parents=True, exist_ok=True)
     rows = []
-    base = make_training_set(20000, args.size, seed=0)  # what `--data shapes` trains on
+    base = load_dataset("shapes", size=args.size)  # what `--data shapes` trains on
     for i, (image, captions) in enumerate(zip(base.images, base.captions)):
         rows.append({"path": f"img/b{i:05d}.png", "caption": captions})
         Image.fromarray(image).save(args.out / rows[-1]["path"])

@@ -22,10 +22,8 @@ from t2i.checkpoint import load_component
 from t2i.data.dataset import to_model_range
 from t2i.data.shapes import RELATIONS, random_scene, relation_holds, render_scene
 from t2i.pipelines.sampling import diffusion_of
+from t2i.text.negatives import RELATIONS as MIRROR  # each relation phrase and its mirror image
 from t2i.train.stages import clip_image_embeds
-
-SWAP = {"to the left of": "to the right of", "to the right of": "to the left of", "above": "below", "below": "above"}
-
 
 def relation_scenes(count: int, size: int, seed: int):
     """(scenes, captions, swapped captions) for two-object scenes of two shapes in a relation."""
@@ -38,7 +36,7 @@ def relation_scenes(count: int, size: int, seed: int):
             continue
         scenes.append([a, b])
         captions.append(f"a {a.shape} {rel[0]} a {b.shape}")
-        swapped.append(f"a {a.shape} {SWAP[rel[0]]} a {b.shape}")
+        swapped.append(f"a {a.shape} {MIRROR[rel[0]]} a {b.shape}")
     return scenes, captions, swapped
 
 

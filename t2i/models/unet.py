@@ -102,7 +102,7 @@ class UNet(nn.Module):
         for level, mult in enumerate(c.channel_mults):
             for _ in range(c.num_res_blocks):
                 out = ch * mult
-                self.down.append(self._stage(cur, out, emb_dim, level in c.attention_levels, context_dim, level))
+                self.down.append(self._stage(cur, out, emb_dim, context_dim, level))
                 cur = out
                 skips.append(cur)
             if level < len(c.channel_mults) - 1:
@@ -117,7 +117,7 @@ class UNet(nn.Module):
         for level, mult in reversed(list(enumerate(c.channel_mults))):
             for i in range(c.num_res_blocks + 1):
                 out = ch * mult
-                self.up.append(self._stage(cur + skips.pop(), out, emb_dim, level in c.attention_levels, context_dim, level))
+                self.up.append(self._stage(cur + skips.pop(), out, emb_dim, context_dim, level))
                 cur = out
                 if level > 0 and i == c.num_res_blocks:
                     self.up.append(Upsample(cur))
@@ -131,9 +131,9 @@ class UNet(nn.Module):
         c = self.config
         return (c.image_size // c.patch_size // 2**level) ** 2 if c.image_positions else 0
 
-    def _stage(self, in_ch: int, out_ch: int, emb_dim: int, attend: bool, context_dim: int, level: int) -> nn.ModuleList:
+    def _stage(self, in_ch: int, out_ch: int, emb_dim: int, context_dim: int, level: int) -> nn.ModuleList:
         blocks = [ResBlock(in_ch=in_ch, out_ch=out_ch, emb_dim=emb_dim, dropout=self.config.dropout)]
-        if attend:
+        if level in self.config.attention_levels:
             blocks.append(SpatialAttention(channels=out_ch, head_dim=self.config.head_dim, context_dim=context_dim, positions=self._positions(level)))
         return nn.ModuleList(blocks)
 
