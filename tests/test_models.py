@@ -168,6 +168,33 @@ def test_clip_embeddings_and_loss():
     assert m.contrastive_loss(dup, dup, same) < 1e-3 < m.contrastive_loss(dup, dup)
 
 
+def test_clip_matching_head_learns_word_order_and_layout():
+    """Two images (red left of blue, and mirrored) and two captions made of the same two token
+    states in either order: only a head that reads both word order and where things are can
+    match them. The towers' embeddings stay order-blind (mean pooling), which is the point."""
+    torch.manual_seed(0)
+    cfg = dict(image_size=8, patch_size=4, image_width=16, image_depth=1, image_heads=2, text_width=16, text_depth=1, text_heads=2, embed_dim=8)
+    assert not CLIP(CLIPConfig(**cfg)).has_match_head
+    m = CLIP(CLIPConfig(**cfg, match_depth=2))  # one block to look, one to compare
+    images = -torch.ones(2, 3, 8, 8)
+    images[0, 0, :, :4] = images[0, 2, :, 4:] = 1  # red | blue
+    images[1, 0, :, 4:] = images[1, 2, :, :4] = 1  # blue | red
+    red, blue = torch.randn(2, 384)
+    captions = torch.stack([torch.stack([red, blue]), torch.stack([blue, red])])  # "red ... blue", "blue ... red"
+    mask = torch.ones(4, 2, dtype=torch.bool)
+    pairs_image, pairs_text = torch.tensor([0, 1, 0, 1]), torch.tensor([0, 1, 1, 0])
+    matches = pairs_image == pairs_text
+    opt = torch.optim.Adam([p for n, p in m.named_parameters() if n.startswith("match_")], lr=3e-3)
+    for _ in range(200):
+        loss = m.match_loss(m.image_tokens(images)[pairs_image], captions[pairs_text], mask, matches)
+        opt.zero_grad(), loss.backward(), opt.step()
+    with torch.no_grad():
+        logits = m.match_logits(m.image_tokens(images)[pairs_image], captions[pairs_text], mask)
+    assert loss < 0.05 and logits[:2].min() > 2 > -2 > logits[2:].max()
+    with pytest.raises(ValueError, match="no matching head"):
+        CLIP(CLIPConfig(**cfg)).match_logits(m.image_tokens(images), captions, mask[:2])
+
+
 def test_config_refuses_unknown_and_ill_typed_keys():
     with pytest.raises(ConfigError, match="unknown option"):
         config_from_dict(PriorConfig, {"width": 16, "wdith": 3})

@@ -109,6 +109,24 @@ def test_cli_set_changes_one_setting_of_the_run(tiny_run, tmp_path) -> None:
     assert info["step"] == 2 and info["run"]["init_from"] == str(tiny_run.run("decoder"))
 
 
+def test_match_only_training_trains_the_head_and_leaves_both_towers_as_they_were(tiny_run, tmp_path, capsys) -> None:
+    out, start = tmp_path / "match", tiny_run.run("clip")
+    common = ["train", "clip", "--data", str(tiny_run.data), "--config", "tiny", "--init-from", str(start), "--no-progress", "--steps", "4"]
+    with pytest.warns(UserWarning, match="fresh initial values: match_"):
+        assert main([*common, "--out", str(out), "--set", "model.match_depth=2", "--set", "options.match_only=true"]) == 0
+    trained, before = load_component(resolve_component(out), role="clip").model, load_component(resolve_component(start), role="clip").model
+    assert trained.has_match_head
+    ours, theirs = {k: v for k, v in trained.state_dict().items() if not k.startswith("match_")}, before.state_dict()
+    # the embedding space a prior and decoder use is untouched
+    assert ours.keys() == theirs.keys() and all(torch.equal(v, theirs[k]) for k, v in ours.items())
+    # the loss is the head's binary one (ln 2 at chance), not the contrastive one (ln 8 for a batch of 8)
+    first = json.loads((out / "log.jsonl").read_text().splitlines()[0])
+    assert 0.4 < first["loss"] < 1.0
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "no-head"), "--set", "options.match_only=true"]) == 2
+    assert "match_only needs a CLIP with a matching head" in capsys.readouterr().err
+
+
 def test_embedding_noise_keeps_unit_length_and_the_expected_cosine() -> None:
     from t2i.train.stages import noised_embeddings
 

@@ -35,15 +35,16 @@ class MultiHeadAttention(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-LayerNorm block: x + attn(norm(x)); x + mlp(norm(x)). (B, N, dim) -> (B, N, dim)."""
+    """Pre-LayerNorm block: x + attn(norm(x)); x + mlp(norm(x)). (B, N, dim) -> (B, N, dim).
+    With context_dim, the attention also reads a context sequence (B, M, context_dim)."""
 
-    def __init__(self, *, dim: int, num_heads: int, mlp_ratio: int = 4, dropout: float = 0.0) -> None:
+    def __init__(self, *, dim: int, num_heads: int, mlp_ratio: int = 4, dropout: float = 0.0, context_dim: int = 0) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = MultiHeadAttention(dim=dim, num_heads=num_heads)
+        self.attn = MultiHeadAttention(dim=dim, num_heads=num_heads, context_dim=context_dim)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp_ratio * dim, dim))
 
-    def forward(self, x: torch.Tensor, *, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), mask=mask)
+    def forward(self, x: torch.Tensor, *, mask: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), context=context, mask=mask)
         return x + self.mlp(self.norm2(x))

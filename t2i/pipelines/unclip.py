@@ -44,8 +44,9 @@ class SamplingOptions:
     # None: decoder_guidance scales embedding and caption together. A number: decoder_guidance
     # scales the embedding alone and this what the caption tokens add (3 evaluations per step).
     decoder_text_guidance: float | None = None
-    # k > 1: CLIP reranking. k decoder samples per image; the one whose CLIP image embedding is
-    # closest to the caption's text embedding goes on to the upsamplers (a k-fold decoder batch).
+    # k > 1: CLIP reranking. k decoder samples per image; the one CLIP's matching head scores
+    # highest for the caption (without a head: whose CLIP image embedding is closest to the
+    # caption's text embedding) goes on to the upsamplers (a k-fold decoder batch).
     decoder_candidates: int = 1
     upsampler_steps: int = 15
     sampler: str = "ddim"
@@ -156,24 +157,29 @@ class UnclipPipeline:
         """Image embeddings (B, E) -> images (B, 3, S, S) in [-1, 1], through the decoder and upsamplers.
 
         With options.decoder_candidates = k > 1, the decoder draws k images per embedding and the
-        one CLIP finds closest to `target` (B, E) (the caption's text embedding; by default the
-        embedding decoded) is upsampled."""
+        best of them (see best_candidates) is upsampled."""
         k = options.decoder_candidates
         rep = lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731
         kw = {"tokens": rep(enc.tokens), "token_mask": rep(enc.mask)} if enc is not None and self.decoder.model.config.text_dim else {}
         x = run_decoder(self.decoder, rep(embeds), **kw, steps=options.decoder_steps, guidance=options.decoder_guidance, text_guidance=options.decoder_text_guidance, sampler=options.sampler, threshold=options.threshold, generator=generator, progress=progress, use_embed=use_embed)
         if k > 1:
-            x = self.closest_to(x.view(len(embeds), k, *x.shape[1:]), embeds if target is None else target)
+            x = self.best_candidates(x.view(len(embeds), k, *x.shape[1:]), embeds if target is None else target, enc)
         for up in self.upsamplers:
             x = run_upsampler(up, x, steps=options.upsampler_steps, sampler=options.sampler, generator=generator, progress=progress)
         return x
 
     @torch.no_grad()
-    def closest_to(self, candidates: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Images (B, k, 3, S, S) in [-1, 1] -> (B, 3, S, S): per row, the candidate whose CLIP
-        image embedding has the largest cosine with target (B, E)."""
+    def best_candidates(self, candidates: torch.Tensor, target: torch.Tensor, enc=None) -> torch.Tensor:
+        """Images (B, k, 3, S, S) in [-1, 1] -> (B, 3, S, S): per row, the candidate that CLIP's
+        matching head scores highest for the caption `enc`; without a head or a caption, the one
+        whose CLIP image embedding has the largest cosine with target (B, E)."""
         b, k = candidates.shape[:2]
-        return keep_closest(candidates, self.clip.model.encode_image(candidates.flatten(0, 1)).view(b, k, -1), target)
+        clip = self.clip.model
+        image_tokens = clip.image_tokens(candidates.flatten(0, 1))
+        if enc is not None and clip.has_match_head:
+            scores = clip.match_logits(image_tokens, enc.tokens.repeat_interleave(k, 0), enc.mask.repeat_interleave(k, 0)).view(b, k)
+            return candidates[torch.arange(b), scores.argmax(dim=1)]
+        return keep_closest(candidates, clip.embed_image_tokens(image_tokens).view(b, k, -1), target)
 
     # ---- public calls --------------------------------------------------------------------------
     def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, progress: Callable | None = None, image_embedding: str | torch.Tensor = "prior", **options: Any) -> list[Image.Image]:

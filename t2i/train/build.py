@@ -26,7 +26,7 @@ SECTION_KEYS = {"model", "diffusion", "options", "train"}
 # each stage's options and the kind of value each takes: "rate" a number in [0, 1], "scale" a
 # number >= 0, "count" an integer >= 0, "flag" true or false
 OPTIONS = {
-    "clip": {"max_length": "count", "hard_negatives": "flag"},
+    "clip": {"max_length": "count", "hard_negatives": "flag", "match_only": "flag"},
     "prior": {"drop_text": "rate", "max_length": "count"},
     "decoder": {"drop_embed": "rate", "drop_text": "rate", "embed_noise": "scale", "max_length": "count"},
     "upsampler": {"low_res_size": "count", "max_aug_level": "count", "sample_aug_level": "count", "sample_start_level": "count"},
@@ -160,7 +160,8 @@ def make_trainer(stage: str, preset: dict[str, Any], *, data: str, out_dir: str 
         train_set = load_dataset(data, size=size, split="train")
         # user data has no held-out part: retrieval is then measured on training pairs
         heldout = load_dataset(data, size=size, split="heldout") if data in ("emoji", "shapes") else None
-        stage_obj = S.ClipStage(component, train_set, heldout=heldout, max_length=max_length, hard_negatives=bool(options.get("hard_negatives", False)))
+        stage_obj = S.ClipStage(component, train_set, heldout=heldout, max_length=max_length,
+                               hard_negatives=bool(options.get("hard_negatives", False)), match_only=bool(options.get("match_only", False)))
     elif stage == "prior":
         stage_obj = S.PriorStage(component, clip_comp, load_dataset(data, size=clip_comp.model.config.image_size), drop_text=options.get("drop_text", 0.1), max_length=max_length)
     elif stage == "decoder":

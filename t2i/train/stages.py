@@ -45,13 +45,25 @@ def _index(step_gen: torch.Generator, n: int, size: int) -> torch.Tensor:
 
 
 class ClipStage:
+    """Contrastive CLIP training; with a matching head (model.match_depth > 0) also its
+    image-text matching loss, BLIP-style, on each image with its own caption, another image's
+    caption and (with hard_negatives) a hard negative. match_only freezes both towers and trains
+    the head alone, so the embedding space a prior and decoder were trained in stays as it is."""
+
     name = "clip"
 
-    def __init__(self, component: Component, data: ImageCaptionSet, *, heldout: ImageCaptionSet | None = None, max_length: int = 32, hard_negatives: bool = False) -> None:
-        self.component, self.hard_negatives = component, hard_negatives
-        self.data = data.resized(component.model.config.image_size)
+    def __init__(self, component: Component, data: ImageCaptionSet, *, heldout: ImageCaptionSet | None = None, max_length: int = 32,
+                 hard_negatives: bool = False, match_only: bool = False) -> None:
+        self.component, self.hard_negatives, self.match_only = component, hard_negatives, match_only
+        model = component.model
+        if match_only:
+            if not model.has_match_head:
+                raise ValueError("options.match_only needs a CLIP with a matching head (model.match_depth > 0)")
+            for name, param in model.named_parameters():
+                param.requires_grad_(name.startswith("match_"))
+        self.data = data.resized(model.config.image_size)
         self.captions = CaptionTable(self.data, max_length=max_length, progress=True, negatives=hard_negatives)
-        self.heldout = heldout.resized(component.model.config.image_size) if heldout is not None and len(heldout) else None
+        self.heldout = heldout.resized(model.config.image_size) if heldout is not None and len(heldout) else None
         # with negatives: the preview measures how far CLIP is from a bag of words, trained on them or not
         self.heldout_captions = CaptionTable(self.heldout, max_length=max_length, negatives=True) if self.heldout is not None else None
 
@@ -62,22 +74,46 @@ class ClipStage:
         out = {"images": to_model_range(self.data.images[idx.numpy()]), "tokens": enc.tokens, "token_mask": enc.mask, "pooled": enc.pooled, "rows": rows}
         if self.hard_negatives:
             neg = self.captions.draw_negatives(rows, generator)
-            neg = neg[neg >= 0]
-            if len(neg):
-                enc = self.captions.batch(neg)
-                out.update(neg_tokens=enc.tokens, neg_mask=enc.mask, neg_pooled=enc.pooled, neg_rows=neg)
+            owner = (neg >= 0).nonzero(as_tuple=True)[0]
+            if len(owner):
+                enc = self.captions.batch(neg[owner])
+                out.update(neg_tokens=enc.tokens, neg_mask=enc.mask, neg_pooled=enc.pooled, neg_rows=neg[owner], neg_owner=owner)
         return out
 
     def loss(self, model, batch, generator):
+        tokens = model.image_tokens(batch["images"])
+        loss = self.match_loss(model, tokens, batch) if model.has_match_head else 0.0
+        if self.match_only:
+            return loss
         same = batch["rows"][:, None] == batch["rows"][None, :]  # one caption drawn twice is no negative
-        image = model.encode_image(batch["images"])
+        image = model.embed_image_tokens(tokens)
         text = model.encode_text(batch["tokens"], batch["token_mask"], batch["pooled"])
         if "neg_rows" not in batch:
-            return model.contrastive_loss(image, text, same)
+            return loss + model.contrastive_loss(image, text, same)
         negative = model.encode_text(batch["neg_tokens"], batch["neg_mask"], batch["neg_pooled"])
         # one image's hard negative can be another image's own caption
-        return model.contrastive_loss(image, text, same, negative, batch["rows"][:, None] == batch["neg_rows"][None, :])
+        return loss + model.contrastive_loss(image, text, same, negative, batch["rows"][:, None] == batch["neg_rows"][None, :])
 
+    @staticmethod
+    def match_loss(model, image_tokens, batch):
+        """Matching loss over own captions (positives), the next image's caption where it differs,
+        and the hard negatives."""
+        rows, b = batch["rows"], len(batch["rows"])
+        other = torch.roll(torch.arange(b), 1)
+        differs = (rows[other] != rows).nonzero(as_tuple=True)[0]
+        owners = [torch.arange(b), differs]
+        tokens, masks = [batch["tokens"], batch["tokens"][other[differs]]], [batch["token_mask"], batch["token_mask"][other[differs]]]
+        if "neg_owner" in batch:
+            owners.append(batch["neg_owner"])
+            tokens.append(batch["neg_tokens"]), masks.append(batch["neg_mask"])
+        owner = torch.cat(owners)
+        matches = torch.arange(len(owner)) < b
+        width = max(t.shape[1] for t in tokens)  # caption batches are padded to their own longest
+        tokens = torch.cat([F.pad(t, (0, 0, 0, width - t.shape[1])) for t in tokens])
+        masks = torch.cat([F.pad(m, (0, width - m.shape[1])) for m in masks])
+        return model.match_loss(image_tokens[owner], tokens, masks, matches)
+
+    @torch.no_grad()
     def preview(self, model, step, out_dir: Path):
         data, table = (self.heldout, self.heldout_captions) if self.heldout is not None else (self.data, self.captions)
         n = min(len(data), 500)
@@ -93,6 +129,12 @@ class ClipStage:
         if len(owner):
             enc = table.batch(negatives[owner, neg])
             scores["hard_negative_accuracy"] = hard_negative_accuracy(image, text, model.encode_text(enc.tokens, enc.mask, enc.pooled), owner)
+            if model.has_match_head:
+                # the same test for the matching head: does it score the image's caption above the negative?
+                image_tokens = model.image_tokens(to_model_range(data.images[:n]))[owner]
+                mine = table.batch(rows[owner])
+                own = model.match_logits(image_tokens, mine.tokens, mine.mask)
+                scores["match_negative_accuracy"] = float((own > model.match_logits(image_tokens, enc.tokens, enc.mask)).float().mean())
         return scores
 
 
