@@ -155,9 +155,8 @@ def test_decoder_candidates_ranked_by_clips_matching_head_when_it_has_one(tiny_r
     x = run_decoder(pipe.decoder, rep(embeds), rep(enc.tokens), rep(enc.mask), steps=o.decoder_steps, guidance=o.decoder_guidance, sampler=o.sampler,
                     threshold=o.threshold, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
-        tokens = clip.image_tokens(x)
-        scores = clip.match_logits(tokens, rep(enc.tokens), rep(enc.mask)).view(2, k)
-        cosines = (clip.embed_image_tokens(tokens).view(2, k, -1) * text[:, None]).sum(-1)
+        scores = clip.match_logits(x, rep(enc.tokens), rep(enc.mask)).view(2, k)
+        cosines = (clip.encode_image(x).view(2, k, -1) * text[:, None]).sum(-1)
     best = x.view(2, k, *x.shape[1:])[torch.arange(2), scores.argmax(1)]
     assert np.array_equal(np.stack([np.asarray(im) for im in images]), to_uint8(best))
     assert scores.argmax(1).tolist() != cosines.argmax(1).tolist()  # the head, not the cosine, picked

@@ -186,13 +186,13 @@ def test_clip_matching_head_learns_word_order_and_layout():
     matches = pairs_image == pairs_text
     opt = torch.optim.Adam([p for n, p in m.named_parameters() if n.startswith("match_")], lr=3e-3)
     for _ in range(200):
-        loss = m.match_loss(m.image_tokens(images)[pairs_image], captions[pairs_text], mask, matches)
+        loss = m.match_loss(images[pairs_image], captions[pairs_text], mask, matches)
         opt.zero_grad(), loss.backward(), opt.step()
     with torch.no_grad():
-        logits = m.match_logits(m.image_tokens(images)[pairs_image], captions[pairs_text], mask)
+        logits = m.match_logits(images[pairs_image], captions[pairs_text], mask)
     assert loss < 0.05 and logits[:2].min() > 2 > -2 > logits[2:].max()
     with pytest.raises(ValueError, match="no matching head"):
-        CLIP(CLIPConfig(**cfg)).match_logits(m.image_tokens(images), captions, mask[:2])
+        CLIP(CLIPConfig(**cfg)).match_logits(images, captions, mask[:2])
 
 
 def test_config_refuses_unknown_and_ill_typed_keys():

@@ -70,6 +70,7 @@ class CLIP(nn.Module):
             # scenes stays at chance; at unit scale it is solved in a few hundred steps).
             self.match_pos = nn.Parameter(torch.randn(c.max_tokens + 1, c.text_width))
             self.match_image_pos = nn.Parameter(torch.randn(n_patches + 1, c.image_width))
+            self.match_pixels = nn.Linear(3 * c.patch_size**2, c.image_width)
             self.match_blocks = nn.ModuleList(TransformerBlock(dim=c.text_width, num_heads=c.text_heads, context_dim=c.image_width) for _ in range(c.match_depth))
             self.match_norm = nn.LayerNorm(c.text_width)
             self.match_out = nn.Linear(c.text_width, 1)
@@ -88,14 +89,18 @@ class CLIP(nn.Module):
 
     def image_tokens(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] -> (B, 1 + patches, image_width): the normalised class and patch tokens."""
-        c = self.config
-        if images.shape[-1] != c.image_size:
-            images = F.interpolate(images, size=(c.image_size, c.image_size), mode="area" if images.shape[-1] > c.image_size else "bilinear")
-        x = self.patch_embed(rearrange(images, "b c (h p) (w q) -> b (h w) (c p q)", p=c.patch_size, q=c.patch_size))
+        x = self.patch_embed(self._patches(images))
         x = torch.cat([self.image_cls.expand(len(x), 1, -1), x], dim=1) + self.image_pos
         for block in self.image_blocks:
             x = block(x)
         return self.image_norm(x)
+
+    def _patches(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W), any H = W -> (B, patches, 3 * patch_size**2) at image_size."""
+        c = self.config
+        if images.shape[-1] != c.image_size:
+            images = F.interpolate(images, size=(c.image_size, c.image_size), mode="area" if images.shape[-1] > c.image_size else "bilinear")
+        return rearrange(images, "b c (h p) (w q) -> b (h w) (c p q)", p=c.patch_size, q=c.patch_size)
 
     def encode_text(self, tokens: torch.Tensor, token_mask: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
         """Frozen encoder output (tokens (B, T, 384), mask (B, T), pooled (B, 384)) -> (B, embed_dim) unit norm."""
@@ -111,25 +116,31 @@ class CLIP(nn.Module):
         mean = (self.text_norm(x) * m).sum(1) / m.sum(1).clamp(min=1)
         return F.normalize(self.text_proj(torch.cat([mean, pooled.float()], dim=-1)), dim=-1)
 
-    def match_logits(self, image_tokens: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
-        """image_tokens(images) (B, 1 + P, W) and frozen text tokens (B, T, 384), mask (B, T) ->
-        (B,) logits that each caption describes its image."""
+    def match_logits(self, images: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor, *, image_tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (B, 3, H, W) in [-1, 1] and frozen text tokens (B, T, 384), mask (B, T) -> (B,)
+        logits that each caption describes its image. image_tokens: image_tokens(images), if at hand."""
         c = self.config
         if not c.match_depth:
             raise ValueError("this CLIP has no matching head (match_depth = 0)")
         if tokens.shape[1] > c.max_tokens:
             raise ValueError(f"{tokens.shape[1]} text tokens, this CLIP takes at most {c.max_tokens}")
         x = torch.cat([self.match_query.expand(len(tokens), 1, -1), self.match_in(tokens.float())], dim=1) + self.match_pos[: tokens.shape[1] + 1]
+        if image_tokens is None:
+            image_tokens = self.image_tokens(images)
+        # the tower's tokens carry what CLIP saw, blurred across the image by its attention; the
+        # head's own embedding of each patch's pixels says exactly what is where
+        pixels = F.pad(self.match_pixels(self._patches(images)), (0, 0, 1, 0))
+        context = image_tokens + pixels + self.match_image_pos
         keep = torch.cat([torch.ones_like(token_mask[:, :1]), token_mask], dim=1)
         # every query reads the kept text tokens and every image token
-        mask = torch.cat([keep, torch.ones(len(keep), image_tokens.shape[1], dtype=torch.bool, device=keep.device)], dim=1)[:, None, None]
+        mask = torch.cat([keep, torch.ones(len(keep), context.shape[1], dtype=torch.bool, device=keep.device)], dim=1)[:, None, None]
         for block in self.match_blocks:
-            x = block(x, mask=mask, context=image_tokens + self.match_image_pos)
+            x = block(x, mask=mask, context=context)
         return self.match_out(self.match_norm(x[:, 0])).squeeze(-1)
 
-    def match_loss(self, image_tokens: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor, matches: torch.Tensor) -> torch.Tensor:
+    def match_loss(self, images: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor, matches: torch.Tensor, *, image_tokens: torch.Tensor | None = None) -> torch.Tensor:
         """Binary cross-entropy of match_logits against matches (B,) bool, each class weighted half."""
-        logits = self.match_logits(image_tokens, tokens, token_mask)
+        logits = self.match_logits(images, tokens, token_mask, image_tokens=image_tokens)
         loss = F.binary_cross_entropy_with_logits(logits, matches.float(), reduction="none")
         return 0.5 * (loss[matches].mean() + loss[~matches].mean())
 

@@ -174,12 +174,11 @@ class UnclipPipeline:
         matching head scores highest for the caption `enc`; without a head or a caption, the one
         whose CLIP image embedding has the largest cosine with target (B, E)."""
         b, k = candidates.shape[:2]
-        clip = self.clip.model
-        image_tokens = clip.image_tokens(candidates.flatten(0, 1))
+        clip, images = self.clip.model, candidates.flatten(0, 1)
         if enc is not None and clip.has_match_head:
-            scores = clip.match_logits(image_tokens, enc.tokens.repeat_interleave(k, 0), enc.mask.repeat_interleave(k, 0)).view(b, k)
+            scores = clip.match_logits(images, enc.tokens.repeat_interleave(k, 0), enc.mask.repeat_interleave(k, 0)).view(b, k)
             return candidates[torch.arange(b), scores.argmax(dim=1)]
-        return keep_closest(candidates, clip.embed_image_tokens(image_tokens).view(b, k, -1), target)
+        return keep_closest(candidates, clip.encode_image(images).view(b, k, -1), target)
 
     # ---- public calls --------------------------------------------------------------------------
     def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, progress: Callable | None = None, image_embedding: str | torch.Tensor = "prior", **options: Any) -> list[Image.Image]:

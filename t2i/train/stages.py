@@ -111,7 +111,7 @@ class ClipStage:
         width = max(t.shape[1] for t in tokens)  # caption batches are padded to their own longest
         tokens = torch.cat([F.pad(t, (0, 0, 0, width - t.shape[1])) for t in tokens])
         masks = torch.cat([F.pad(m, (0, width - m.shape[1])) for m in masks])
-        return model.match_loss(image_tokens[owner], tokens, masks, matches)
+        return model.match_loss(batch["images"][owner], tokens, masks, matches, image_tokens=image_tokens[owner])
 
     @torch.no_grad()
     def preview(self, model, step, out_dir: Path):
@@ -131,10 +131,11 @@ class ClipStage:
             scores["hard_negative_accuracy"] = hard_negative_accuracy(image, text, model.encode_text(enc.tokens, enc.mask, enc.pooled), owner)
             if model.has_match_head:
                 # the same test for the matching head: does it score the image's caption above the negative?
-                image_tokens = model.image_tokens(to_model_range(data.images[:n]))[owner]
-                mine = table.batch(rows[owner])
-                own = model.match_logits(image_tokens, mine.tokens, mine.mask)
-                scores["match_negative_accuracy"] = float((own > model.match_logits(image_tokens, enc.tokens, enc.mask)).float().mean())
+                images = to_model_range(data.images[:n])[owner]
+                image_tokens, mine = model.image_tokens(images), table.batch(rows[owner])
+                own = model.match_logits(images, mine.tokens, mine.mask, image_tokens=image_tokens)
+                other = model.match_logits(images, enc.tokens, enc.mask, image_tokens=image_tokens)
+                scores["match_negative_accuracy"] = float((own > other).float().mean())
         return scores
 
 
