@@ -44,6 +44,19 @@ def test_caption_table_encodes_negatives_beside_the_captions():
     assert plain.draw_negatives(torch.tensor([0, 1]), g).tolist() == [-1, -1]
 
 
+def test_caption_table_draws_an_image_that_a_caption_describes():
+    data = ImageCaptionSet(images=np.zeros((4, 8, 8, 3), np.uint8),
+                           captions=[["a circle", "two squares"], ["three squares"], ["two squares"], ["a circle above a square"]])
+    table = CaptionTable(data, negatives=True)
+    row = {t: i for i, t in enumerate(table.texts)}
+    g = torch.Generator().manual_seed(0)
+    drawn = [table.draw_images(torch.tensor([row["two squares"]] * 40), g).tolist() for _ in range(2)]
+    assert set(drawn[0] + drawn[1]) == {0, 2}  # both images captioned so, and no other
+    # a hard negative no image has (a relation flipped) draws none
+    rows = torch.tensor([row["three squares"], row["a circle below a square"], row["a circle"]])
+    assert table.draw_images(rows, g).tolist() == [1, -1, 0]
+
+
 def test_hard_negatives_enter_the_image_to_text_side_only():
     m = CLIP(CLIPConfig(image_size=32, patch_size=8, image_width=16, image_depth=1, image_heads=2, text_width=16, text_depth=1, text_heads=2, embed_dim=4))
     with torch.no_grad():

@@ -29,6 +29,10 @@ class CaptionTable:
         row_of = {t: i for i, t in enumerate(self.texts)}
         for caption, ns in zip(unique, negs):
             self.negatives[row_of[caption], : len(ns)] = torch.tensor([row_of[n] for n in ns], dtype=torch.long)
+        # the images of each caption row, grouped by row: for drawing an image a caption describes
+        self._by_row = torch.argsort(self.rows, stable=True)
+        self._image_of = torch.repeat_interleave(torch.arange(len(self.counts)), self.counts)[self._by_row]
+        self._sorted_rows = self.rows[self._by_row]
 
     def draw(self, image_index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(B,) image indices -> (B,) rows of `encoding`, one of each image's captions at random."""
@@ -44,6 +48,13 @@ class CaptionTable:
         count = (options >= 0).sum(1)
         pick = (torch.rand(len(rows), generator=generator) * count).long().clamp(min=0, max=self.negatives.shape[1] - 1)
         return torch.where(count > 0, options[torch.arange(len(rows)), pick], -1)
+
+    def draw_images(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """(B,) caption rows -> (B,) indices of an image with that caption, at random; -1 where none has it."""
+        start = torch.searchsorted(self._sorted_rows, rows)
+        count = torch.searchsorted(self._sorted_rows, rows, right=True) - start
+        pick = start + (torch.rand(len(rows), generator=generator) * count).long()
+        return torch.where(count > 0, self._image_of[pick.clamp(max=len(self._image_of) - 1)], -1)
 
     def first_rows(self, image_index: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Each image's first caption: a fixed caption for previews and evaluation."""

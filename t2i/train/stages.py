@@ -78,6 +78,12 @@ class ClipStage:
             if len(owner):
                 enc = self.captions.batch(neg[owner])
                 out.update(neg_tokens=enc.tokens, neg_mask=enc.mask, neg_pooled=enc.pooled, neg_rows=neg[owner], neg_owner=owner)
+                if self.component.model.has_match_head:
+                    # and the other way round, for the head: an image that the negative describes,
+                    # which the caption does not; ranking candidates compares images, not captions
+                    other = self.captions.draw_images(neg[owner], generator)
+                    found = other >= 0
+                    out.update(neg_images=to_model_range(self.data.images[other[found].numpy()]), neg_image_owner=owner[found])
         return out
 
     def loss(self, model, batch, generator):
@@ -97,7 +103,7 @@ class ClipStage:
     @staticmethod
     def match_loss(model, image_tokens, batch):
         """Matching loss over own captions (positives), the next image's caption where it differs,
-        and the hard negatives."""
+        the hard negative captions and images that those describe."""
         rows, b = batch["rows"], len(batch["rows"])
         other = torch.roll(torch.arange(b), 1)
         differs = (rows[other] != rows).nonzero(as_tuple=True)[0]
@@ -107,11 +113,17 @@ class ClipStage:
             owners.append(batch["neg_owner"])
             tokens.append(batch["neg_tokens"]), masks.append(batch["neg_mask"])
         owner = torch.cat(owners)
-        matches = torch.arange(len(owner)) < b
+        images, image_tokens = batch["images"][owner], image_tokens[owner]
+        if "neg_image_owner" in batch:  # image-side hard negatives: another image, this caption
+            mine = batch["neg_image_owner"]
+            tokens.append(batch["tokens"][mine]), masks.append(batch["token_mask"][mine])
+            images = torch.cat([images, batch["neg_images"]])
+            image_tokens = torch.cat([image_tokens, model.image_tokens(batch["neg_images"])])
+        matches = torch.arange(len(images)) < b
         width = max(t.shape[1] for t in tokens)  # caption batches are padded to their own longest
         tokens = torch.cat([F.pad(t, (0, 0, 0, width - t.shape[1])) for t in tokens])
         masks = torch.cat([F.pad(m, (0, width - m.shape[1])) for m in masks])
-        return model.match_loss(batch["images"][owner], tokens, masks, matches, image_tokens=image_tokens[owner])
+        return model.match_loss(images, tokens, masks, matches, image_tokens=image_tokens)
 
     @torch.no_grad()
     def preview(self, model, step, out_dir: Path):
