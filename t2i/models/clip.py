@@ -8,8 +8,9 @@ frozen per-token states (not just the pooled vector) so that word order and attr
 Optionally (match_depth > 0) a matching head as in ALBEF/BLIP's image-text matching: a small
 transformer that reads the caption's tokens and attends to the image's patch tokens, and gives
 one logit for "this caption describes this image". Two separate embeddings compared by a cosine
-cannot easily tell "a circle left of a square" from its mirror image; a head that looks at
-both together can, and it ranks decoder candidates better than the cosine (see the README).
+cannot easily tell "a circle left of a square" from its mirror image; a head that looks at both
+together can, in principle. What ours learned on shapes is in the README (counts yes, relations
+not yet).
 """
 from __future__ import annotations
 

@@ -47,8 +47,9 @@ def _index(step_gen: torch.Generator, n: int, size: int) -> torch.Tensor:
 class ClipStage:
     """Contrastive CLIP training; with a matching head (model.match_depth > 0) also its
     image-text matching loss, BLIP-style, on each image with its own caption, another image's
-    caption and (with hard_negatives) a hard negative. match_only freezes both towers and trains
-    the head alone, so the embedding space a prior and decoder were trained in stays as it is."""
+    caption and (with hard_negatives) a hard negative caption and an image that it describes.
+    match_only freezes both towers and trains the head alone, so the embedding space a prior and
+    decoder were trained in stays as it is."""
 
     name = "clip"
 
