@@ -33,5 +33,19 @@ else
   decoder=$runs/$data-decoder-noise
 fi
 wait
-t2i assemble --clip "$runs/$data-clip" --prior "$runs/$data-prior" --decoder "$decoder" \
+clip=$runs/$data-clip
+if [[ $data == shapes ]]; then
+  # a matching head over the frozen CLIP (embeddings unchanged), for reranking decoder candidates.
+  # The shipped head ran its first 1,000 steps at commit 4a5cf2c, before image-side negatives
+  # existed (then: --steps 1000 --lr 1e-3 with a cosine schedule over 3,000 steps), and then:
+  python scripts/make_shapes_relations.py "$runs/shapes-relations"
+  t2i train clip --data "$runs/shapes-relations/data.jsonl" --config shapes --init-from "$clip" \
+      --set model.match_depth=3 --set options.match_only=true --set options.hard_negatives=true \
+      --steps "${MATCH_STEPS:-1000}" --lr 1e-3 --out "$runs/shapes-match-caption-side" --no-progress
+  t2i train clip --data "$runs/shapes-relations/data.jsonl" --config shapes --init-from "$runs/shapes-match-caption-side" \
+      --set model.match_depth=3 --set options.match_only=true --set options.hard_negatives=true \
+      --set train.warmup_steps=50 --steps 1500 --lr 1e-3 --out "$runs/shapes-match" --no-progress
+  clip=$runs/shapes-match
+fi
+t2i assemble --clip "$clip" --prior "$runs/$data-prior" --decoder "$decoder" \
     --upsampler "$runs/$data-upsampler" --config "$data" -o "t2i/assets/models/$data"

@@ -145,11 +145,13 @@ def test_decoder_candidates_ranked_by_clips_matching_head_when_it_has_one(tiny_r
     torch.manual_seed(0)
     clip = CLIP(dataclasses.replace(plain.clip.model.config, match_depth=1))
     assert clip.load_state_dict(plain.clip.model.state_dict(), strict=False).missing_keys  # the head alone is new
+    with torch.no_grad():
+        clip.match_out.weight.mul_(100)  # an untrained head's logits barely vary: make its vote count
     pipe = UnclipPipeline(clip=Component(model=clip.eval(), role="clip"), prior=plain.prior, decoder=plain.decoder, defaults=plain.defaults)
     prompts, k = ["a red circle", "two squares"], 4
     embeds = torch.nn.functional.normalize(torch.randn(2, clip.config.embed_dim, generator=torch.Generator().manual_seed(0)), dim=-1)
     images = pipe(prompts, seed=5, image_embedding=embeds, decoder_candidates=k)
-    # by hand: k decoder samples per embedding, the head's pick for the caption
+    # by hand: k decoder samples per embedding, picked by head logit + CLIP logit for the caption
     enc, text = pipe.encode_text(prompts)
     o, rep = pipe.defaults, lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731
     x = run_decoder(pipe.decoder, rep(embeds), rep(enc.tokens), rep(enc.mask), steps=o.decoder_steps, guidance=o.decoder_guidance, sampler=o.sampler,
@@ -157,9 +159,10 @@ def test_decoder_candidates_ranked_by_clips_matching_head_when_it_has_one(tiny_r
     with torch.no_grad():
         scores = clip.match_logits(x, rep(enc.tokens), rep(enc.mask)).view(2, k)
         cosines = (clip.encode_image(x).view(2, k, -1) * text[:, None]).sum(-1)
-    best = x.view(2, k, *x.shape[1:])[torch.arange(2), scores.argmax(1)]
+    combined = scores + clip.scale.detach() * cosines  # BLIP's ITM + ITC
+    best = x.view(2, k, *x.shape[1:])[torch.arange(2), combined.argmax(1)]
     assert np.array_equal(np.stack([np.asarray(im) for im in images]), to_uint8(best))
-    assert scores.argmax(1).tolist() != cosines.argmax(1).tolist()  # the head, not the cosine, picked
+    assert combined.argmax(1).tolist() != cosines.argmax(1).tolist()  # the head took part in the pick
 
 
 def test_sweep_writes_one_row_per_value_and_a_plot(tiny_run, tmp_path, capsys):

@@ -80,6 +80,11 @@ class CLIP(nn.Module):
     def has_match_head(self) -> bool:
         return self.config.match_depth > 0
 
+    @property
+    def scale(self) -> torch.Tensor:
+        """The learned logit scale exp(logit_scale), at most 100 (temperature floor 0.01, as CLIP)."""
+        return self.logit_scale.clamp(max=4.6052).exp()
+
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] -> (B, embed_dim) unit norm; any H = W is resized to image_size."""
         return self.embed_image_tokens(self.image_tokens(images))
@@ -153,7 +158,7 @@ class CLIP(nn.Module):
         negative_embed (N, E): extra captions that match no image (hard negatives, NegCLIP),
         added as columns of the image->text side only; negative_same (B, N) marks the ones that
         happen to be an image's own caption, which are left out for that image."""
-        scale = self.logit_scale.clamp(max=4.6052).exp()  # temperature floor 0.01, as CLIP
+        scale = self.scale
         logits = scale * image_embed @ text_embed.t()
         if same is not None:
             off_diag = same & ~torch.eye(len(same), dtype=torch.bool, device=same.device)
