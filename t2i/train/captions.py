@@ -30,9 +30,9 @@ class CaptionTable:
         for caption, ns in zip(unique, negs):
             self.negatives[row_of[caption], : len(ns)] = torch.tensor([row_of[n] for n in ns], dtype=torch.long)
         # the images of each caption row, grouped by row: for drawing an image a caption describes
-        self._by_row = torch.argsort(self.rows, stable=True)
-        self._image_of = torch.repeat_interleave(torch.arange(len(self.counts)), self.counts)[self._by_row]
-        self._sorted_rows = self.rows[self._by_row]
+        by_row = torch.argsort(self.rows, stable=True)
+        self._image_of = torch.repeat_interleave(torch.arange(len(self.counts)), self.counts)[by_row]
+        self._sorted_rows = self.rows[by_row]
 
     def draw(self, image_index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(B,) image indices -> (B,) rows of `encoding`, one of each image's captions at random."""
