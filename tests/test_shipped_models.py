@@ -18,6 +18,12 @@ def test_shipped_pipeline_fits_the_size_budget(name) -> None:
     assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) <= MAX_BYTES
 
 
+def test_a_folder_named_like_a_shipped_model_does_not_shadow_it(tmp_path, monkeypatch) -> None:
+    (tmp_path / "shapes").mkdir()  # e.g. the output folder of `t2i eval shapes -o shapes`
+    monkeypatch.chdir(tmp_path)
+    assert t2i.load_pipeline("shapes").info["data"] == "shapes"  # before: "no pipeline.json" in ./shapes
+
+
 def test_shipped_shapes_model_draws_single_objects_that_pass_the_scorer() -> None:
     prompts = ["a red circle", "a blue square", "a green triangle", "a circle"]
     images = t2i.load_pipeline("shapes")(prompts, seed=0)

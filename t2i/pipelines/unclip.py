@@ -253,11 +253,14 @@ def shipped_models() -> dict[str, Path]:
 
 
 def load_pipeline(name_or_path: str | Path = "emoji") -> UnclipPipeline:
-    """A shipped model by name ("emoji", "shapes") or a pipeline folder by path."""
+    """A shipped model by name ("emoji", "shapes") or a pipeline folder by path.
+
+    A folder that happens to share a shipped model's name (an eval output called `shapes`, say)
+    does not shadow the model; only a pipeline folder (one with pipeline.json) does."""
     shipped = shipped_models()
-    if str(name_or_path) in shipped and not Path(name_or_path).exists():
-        return UnclipPipeline.from_folder(shipped[str(name_or_path)])
     path = Path(name_or_path)
+    if str(name_or_path) in shipped and not (path / "pipeline.json").is_file():
+        return UnclipPipeline.from_folder(shipped[str(name_or_path)])
     if not path.exists():
         names = ", ".join(shipped) or "none installed"
         raise CheckpointError(f"no model '{name_or_path}': not a folder, and not a shipped model ({names})")
