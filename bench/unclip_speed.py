@@ -96,18 +96,24 @@ def breakdown_child(model: str, threads: int | None) -> None:
     z = run_prior(pipe.prior, text_embed, enc.tokens, enc.mask, steps=o.prior_steps, guidance=o.prior_guidance,
                   candidates=o.prior_candidates, sampler=o.sampler, generator=gen)
     t["prior"] = time.perf_counter() - t0
-    kw = {"tokens": enc.tokens, "token_mask": enc.mask} if pipe.decoder.model.config.text_dim else {}
+    k = o.decoder_candidates  # as UnclipPipeline.decode: k decoder samples, CLIP keeps one
+    kw = {"tokens": enc.tokens.repeat_interleave(k, 0), "token_mask": enc.mask.repeat_interleave(k, 0)} if pipe.decoder.model.config.text_dim else {}
     t0 = time.perf_counter()
-    x = run_decoder(pipe.decoder, z, **kw, steps=o.decoder_steps, guidance=o.decoder_guidance, sampler=o.sampler,
-                    threshold=o.threshold, generator=gen)
-    t["decoder"] = time.perf_counter() - t0
+    x = run_decoder(pipe.decoder, z.repeat_interleave(k, 0), **kw, steps=o.decoder_steps, guidance=o.decoder_guidance,
+                    text_guidance=o.decoder_text_guidance, sampler=o.sampler, threshold=o.threshold, generator=gen)
+    t["decoder" if k == 1 else f"decoder, {k} candidates"] = time.perf_counter() - t0
+    if k > 1:
+        t0 = time.perf_counter()
+        x = pipe.best_candidates(x.view(1, k, *x.shape[1:]), text_embed, enc)
+        t["CLIP rerank"] = time.perf_counter() - t0
     for up in pipe.upsamplers:
         t0 = time.perf_counter()
         x = run_upsampler(up, x, steps=o.upsampler_steps, sampler=o.sampler, generator=gen)
         t[f"upsampler-{up.model.config.image_size}"] = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         t["to PIL + save PNG"] = _timed(lambda: to_pil(x)[0].save(Path(tmp) / "x.png"))
-    print(json.dumps(t))
+    print(json.dumps(t), flush=True)
+    os._exit(0)  # as the `t2i` command does (t2i.cli.run): no interpreter teardown
 
 
 def cold_start(args) -> dict:
