@@ -5,7 +5,6 @@ import argparse
 import os
 import sys
 import warnings
-from pathlib import Path
 
 EXIT_USAGE = 2
 

@@ -108,11 +108,13 @@ class CLIP(nn.Module):
             images = F.interpolate(images, size=(c.image_size, c.image_size), mode="area" if images.shape[-1] > c.image_size else "bilinear")
         return rearrange(images, "b c (h p) (w q) -> b (h w) (c p q)", p=c.patch_size, q=c.patch_size)
 
+    def _check_length(self, tokens: torch.Tensor) -> None:
+        if tokens.shape[1] > self.config.max_tokens:
+            raise ValueError(f"{tokens.shape[1]} text tokens, this CLIP takes at most {self.config.max_tokens}")
+
     def encode_text(self, tokens: torch.Tensor, token_mask: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
         """Frozen encoder output (tokens (B, T, 384), mask (B, T), pooled (B, 384)) -> (B, embed_dim) unit norm."""
-        c = self.config
-        if tokens.shape[1] > c.max_tokens:
-            raise ValueError(f"{tokens.shape[1]} text tokens, this CLIP takes at most {c.max_tokens}")
+        self._check_length(tokens)
         x = self.text_in(tokens.float()) + self.text_pos[: tokens.shape[1]]
         eye = torch.eye(tokens.shape[1], dtype=torch.bool, device=tokens.device)
         mask = (token_mask[:, None, :] | eye)[:, None]
@@ -128,8 +130,7 @@ class CLIP(nn.Module):
         c = self.config
         if not c.match_depth:
             raise ValueError("this CLIP has no matching head (match_depth = 0)")
-        if tokens.shape[1] > c.max_tokens:
-            raise ValueError(f"{tokens.shape[1]} text tokens, this CLIP takes at most {c.max_tokens}")
+        self._check_length(tokens)
         x = torch.cat([self.match_query.expand(len(tokens), 1, -1), self.match_in(tokens.float())], dim=1) + self.match_pos[: tokens.shape[1] + 1]
         if image_tokens is None:
             image_tokens = self.image_tokens(images)

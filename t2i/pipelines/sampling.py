@@ -39,11 +39,15 @@ def _run(component, denoise_with_cond, conds, scales, shape, *, steps, sampler, 
     return sample(sampler, denoise, x_T, num_train_steps=diffusion.num_steps, steps=steps, alphas_cumprod=diffusion.alphas_cumprod, generator=generator, progress=progress)
 
 
+def keep_best(candidates: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """Candidates (B, k, ...) -> (B, ...): per row, the one with the largest score in scores (B, k)."""
+    return candidates[torch.arange(len(candidates)), scores.argmax(dim=1)]
+
+
 def keep_closest(candidates: torch.Tensor, embeds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Candidates (B, k, ...) -> (B, ...): per row, the one whose unit embedding in embeds (B, k, E)
-    has the largest cosine with target (B, E). The prior's candidate choice and CLIP reranking."""
-    best = (embeds * target[:, None]).sum(-1).argmax(dim=1)
-    return candidates[torch.arange(len(candidates)), best]
+    has the largest cosine with target (B, E). The prior's candidate choice."""
+    return keep_best(candidates, (embeds * target[:, None]).sum(-1))
 
 
 @torch.no_grad()

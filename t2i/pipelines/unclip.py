@@ -8,7 +8,6 @@ A pipeline folder holds one component folder per stage and `pipeline.json`:
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -21,7 +20,7 @@ from PIL import Image
 from t2i.checkpoint import FORMAT_VERSION, CheckpointError, Component, atomic_folder, load_component, read_versioned_json, write_component_files
 from t2i.config import ConfigError, config_from_dict, config_to_dict
 from t2i.data.dataset import to_model_range, to_uint8
-from t2i.pipelines.sampling import run_decoder, run_prior, run_upsampler
+from t2i.pipelines.sampling import keep_best, run_decoder, run_prior, run_upsampler
 
 SAMPLERS = ("ddim", "ddpm")
 # What the decoder is conditioned on (DALL-E 2, section 5.1): the prior's image embedding, the
@@ -179,9 +178,9 @@ class UnclipPipeline:
         tokens = clip.image_tokens(images)
         cosines = (clip.embed_image_tokens(tokens).view(b, k, -1) * target[:, None]).sum(-1)
         if enc is None or not clip.has_match_head:
-            return candidates[torch.arange(b), cosines.argmax(dim=1)]
+            return keep_best(candidates, cosines)
         head = clip.match_logits(images, enc.tokens.repeat_interleave(k, 0), enc.mask.repeat_interleave(k, 0), image_tokens=tokens).view(b, k)
-        return candidates[torch.arange(b), (head + clip.scale * cosines).argmax(dim=1)]
+        return keep_best(candidates, head + clip.scale * cosines)
 
     # ---- public calls --------------------------------------------------------------------------
     def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, progress: Callable | None = None, image_embedding: str | torch.Tensor = "prior", **options: Any) -> list[Image.Image]:
