@@ -101,7 +101,7 @@ def breakdown_child(model: str, threads: int | None) -> None:
     t0 = time.perf_counter()
     x = run_decoder(pipe.decoder, z.repeat_interleave(k, 0), **kw, steps=o.decoder_steps, guidance=o.decoder_guidance,
                     text_guidance=o.decoder_text_guidance, sampler=o.sampler, threshold=o.threshold, generator=gen)
-    t["decoder" if k == 1 else f"decoder, {k} candidates"] = time.perf_counter() - t0
+    t["decoder" if k == 1 else f"decoder x{k}"] = time.perf_counter() - t0
     if k > 1:
         t0 = time.perf_counter()
         x = pipe.best_candidates(x.view(1, k, *x.shape[1:]), text_embed, enc)

@@ -8,14 +8,17 @@ out=${1:-eval}
 lane=${LANE:-all}
 t2i() { python -m t2i.cli --threads 1 "$@"; }
 if [[ $lane == all || $lane == shapes ]]; then
-  # shapes-world benchmark: 25 prompts per task (+ 50 held-out), 4 images each
+  # shapes-world benchmark: 25 prompts per task (+ 50 held-out), 4 images each, at the defaults
+  # (CLIP reranking of 4 decoder samples per image), on two seeds
   t2i eval shapes --model shapes --samples 4 --seed 0 --limit 25 -o "$out/shapes"
-  # the same with CLIP reranking of 4 decoder samples per image (a 4-fold decoder batch)
-  t2i eval shapes --model shapes --samples 4 --seed 0 --limit 25 --decoder-candidates 4 -o "$out/shapes-rerank4"
-  t2i eval sweep --model shapes --param decoder-guidance --values 1 2 3 5 --samples 2 --seed 0 --limit 8 -o "$out/sweep-shapes"
-  t2i eval ablation --model shapes --samples 2 --seed 0 --limit 10 -o "$out/ablation-shapes"
+  t2i eval shapes --model shapes --samples 4 --seed 1 --limit 25 -o "$out/shapes-seed1"
+  t2i eval shapes --model shapes --samples 4 --seed 0 --limit 25 --decoder-steps 15 -o "$out/shapes-decoder-steps15"
+  # without reranking, as the sweeps and the ablation below (run when it was the default)
+  t2i eval shapes --model shapes --samples 4 --seed 0 --limit 25 --decoder-candidates 1 -o "$out/shapes-rerank1"
+  t2i eval sweep --model shapes --param decoder-guidance --values 1 2 3 5 --samples 2 --seed 0 --limit 8 --decoder-candidates 1 -o "$out/sweep-shapes"
+  t2i eval ablation --model shapes --samples 2 --seed 0 --limit 10 --decoder-candidates 1 -o "$out/ablation-shapes"
   # scale 5 led the sweep above; the full protocol at 5 (0.717 against 0.732 at 3) kept 3
-  t2i eval shapes --model shapes --samples 4 --seed 0 --limit 25 --decoder-guidance 5 -o "$out/shapes-guidance5"
+  t2i eval shapes --model shapes --samples 4 --seed 0 --limit 25 --decoder-candidates 1 --decoder-guidance 5 -o "$out/shapes-guidance5"
 fi
 if [[ $lane == all || $lane == emoji ]]; then
   # emoji: 200 training and 180 held-out captions, 4 images each
