@@ -166,7 +166,7 @@ def _one_line(e: BaseException) -> str:
 def run() -> None:
     """The console command: main(), then leave without tearing the interpreter down. Python's
     clean-up of torch's modules takes about 0.5 s here (`import torch` and exit: 2.6-2.9 s, with
-    os._exit 1.8-2.4 s), a tenth of a cold `t2i generate`, and frees nothing that matters:
+    os._exit 1.8-2.4 s), a sixth of a cold `t2i generate`, and frees nothing that matters:
     by the time main returns every output is written and closed, and t2i starts no threads."""
     code = main()
     try:
