@@ -127,8 +127,7 @@ class CLIP(nn.Module):
     def match_logits(self, images: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor, *, image_tokens: torch.Tensor | None = None) -> torch.Tensor:
         """Images (B, 3, H, W) in [-1, 1] and frozen text tokens (B, T, 384), mask (B, T) -> (B,)
         logits that each caption describes its image. image_tokens: image_tokens(images), if at hand."""
-        c = self.config
-        if not c.match_depth:
+        if not self.has_match_head:
             raise ValueError("this CLIP has no matching head (match_depth = 0)")
         self._check_length(tokens)
         x = torch.cat([self.match_query.expand(len(tokens), 1, -1), self.match_in(tokens.float())], dim=1) + self.match_pos[: tokens.shape[1] + 1]

@@ -130,8 +130,9 @@ class ClipStage:
     def preview(self, model, step, out_dir: Path):
         data, table = (self.heldout, self.heldout_captions) if self.heldout is not None else (self.data, self.captions)
         n = min(len(data), 500)
-        clip = Component(model=model, role="clip")
-        image = clip_image_embeds(clip, data.images[:n])
+        images = to_model_range(data.images[:n])
+        tokens = model.image_tokens(images)  # one tower pass: the embeddings, and the head's context
+        image = model.embed_image_tokens(tokens)
         rows = table.first_rows(np.arange(n))
         enc = table.batch(rows)
         text = model.encode_text(enc.tokens, enc.mask, enc.pooled)
@@ -144,10 +145,9 @@ class ClipStage:
             scores["hard_negative_accuracy"] = hard_negative_accuracy(image, text, model.encode_text(enc.tokens, enc.mask, enc.pooled), owner)
             if model.has_match_head:
                 # the same test for the matching head: does it score the image's caption above the negative?
-                images = to_model_range(data.images[:n])[owner]
-                image_tokens, mine = model.image_tokens(images), table.batch(rows[owner])
-                own = model.match_logits(images, mine.tokens, mine.mask, image_tokens=image_tokens)
-                other = model.match_logits(images, enc.tokens, enc.mask, image_tokens=image_tokens)
+                mine = table.batch(rows[owner])
+                own = model.match_logits(images[owner], mine.tokens, mine.mask, image_tokens=tokens[owner])
+                other = model.match_logits(images[owner], enc.tokens, enc.mask, image_tokens=tokens[owner])
                 scores["match_negative_accuracy"] = float((own > other).float().mean())
         return scores
 
