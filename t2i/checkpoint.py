@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -84,21 +84,40 @@ def write_component_files(folder: Path, component: Component, *, dtype: torch.dt
     (folder / "config.json").write_text(json.dumps(component_json(component), indent=2))
 
 
-def save_component(path: str | Path, component: Component, *, dtype: torch.dtype = torch.float32) -> Path:
-    """Save atomically: the folder at `path` is either the old one or the complete new one."""
+def save_component(path: str | Path, component: Component, *, dtype: torch.dtype = torch.float32, overwrite: bool = False) -> Path:
+    """Save atomically: the folder at `path` is either the old one or the complete new one.
+    An existing folder is replaced only with overwrite=True, and only if it is a component."""
     path = Path(path)
-    with atomic_folder(path) as tmp:
+    with atomic_folder(path, overwrite=overwrite, owned=is_component_folder) as tmp:
         write_component_files(tmp, component, dtype=dtype)
     return path
 
 
-class atomic_folder:
-    """Context manager giving a temporary sibling folder that replaces `path` on success."""
+class OutputExistsError(FileExistsError):
+    """An output path already holds something that t2i was not asked to, or may not, replace."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+
+class atomic_folder:
+    """Context manager giving a temporary sibling folder that becomes `path` on success.
+
+    An existing `path` is never replaced unless `overwrite` is set, and even then only if
+    `owned(path)` says t2i wrote it (a pipeline folder holds pipeline.json, a component folder
+    config.json): a command pointed at the wrong folder must not delete a user's files."""
+
+    def __init__(self, path: Path, *, overwrite: bool = False, owned: Callable[[Path], bool] | None = None) -> None:
+        self.path, self.overwrite, self.owned = Path(path), overwrite, owned
+
+    def check(self) -> None:
+        """Raise OutputExistsError if the context would refuse `path`; callers may ask before any work."""
+        if not (self.path.exists() or self.path.is_symlink()):
+            return
+        if not self.overwrite:
+            raise OutputExistsError(f"{self.path}: already exists (replacing it needs --overwrite, or overwrite=True from Python)")
+        if self.path.is_symlink() or not self.path.is_dir() or self.owned is None or not self.owned(self.path):
+            raise OutputExistsError(f"{self.path}: exists and was not written by t2i; refusing to replace it even with --overwrite")
 
     def __enter__(self) -> Path:
+        self.check()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
         return self.tmp
@@ -107,12 +126,25 @@ class atomic_folder:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
+        try:
+            self.check()  # the path may have appeared while the work ran
+        except OutputExistsError:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
         old = self.path.with_name(f".{self.path.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         if self.path.exists():
             os.replace(self.path, old)
         os.replace(self.tmp, self.path)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def is_component_folder(path: Path) -> bool:
+    """A folder t2i wrote as a component: its config.json names a component kind."""
+    try:
+        return json.loads((Path(path) / "config.json").read_text()).get("component") in MODEL_CLASSES
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def read_versioned_json(path: Path, *, what: str) -> dict[str, Any]:

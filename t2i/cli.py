@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=_seed, default=0)
     g.add_argument("--model", default="emoji", help="shipped model name or pipeline folder (default: emoji)")
     g.add_argument("--batch-size", type=int, default=16, help="images sampled together in batch mode")
+    g.add_argument("--overwrite", action="store_true", help="replace existing output images")
     _sampling_args(g)
 
     v = sub.add_parser("variations", help="new images from an image's CLIP embedding")
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-n", "--num-images", type=int, default=4)
     v.add_argument("--seed", type=_seed, default=0)
     v.add_argument("--model", default="emoji")
+    v.add_argument("--overwrite", action="store_true", help="replace an existing output image")
     _sampling_args(v, prior=False)
 
     t = sub.add_parser("train", help="train one stage")
@@ -96,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--upsampler", action="append", default=[], help="repeat for a cascade, lowest resolution first")
     a.add_argument("--config", help="preset whose 'pipeline' section gives the default sampling options")
     a.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16, half the size)")
-    a.add_argument("-o", "--output", required=True)
+    a.add_argument("-o", "--output", required=True, help="new pipeline folder")
+    a.add_argument("--overwrite", action="store_true", help="replace -o if it is a pipeline folder (never any other file or folder)")
 
     e = sub.add_parser("eval", help="measure a model's quality")
     esub = e.add_subparsers(dest="eval_command", required=True)
@@ -111,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         ep.add_argument("--seed", type=_seed, default=0)
         ep.add_argument("--limit", type=int, help="shapes: prompts per task; emoji: captions per split")
         ep.add_argument("--batch-size", type=int, default=32)
-        ep.add_argument("-o", "--output", required=name == "report", help="folder for the results, tables and pictures")
+        ep.add_argument("-o", "--output", required=name == "report", help="folder for the results, tables and pictures (new, empty, or an earlier result folder)")
+        ep.add_argument("--overwrite", action="store_true", help="write into a non-empty folder that t2i did not make, replacing files of the same names")
         if name in ("sweep", "ablation", "report"):
             ep.add_argument("--data", choices=("shapes", "emoji"), help="benchmark prompts (default: the model's dataset)")
         if name == "sweep":

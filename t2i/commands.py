@@ -10,8 +10,8 @@ from t2i.cli import UsageError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 
-def check_output_file(path: str | None, flag: str = "-o") -> Path:
-    """Fail before any work if the image cannot be written there."""
+def check_output_file(path: str | None, flag: str = "-o", *, overwrite: bool = False) -> Path:
+    """Fail before any work if the image cannot be written there, or would replace a file unasked."""
     if not path:
         raise UsageError(f"{flag} is required")
     out = Path(path)
@@ -22,20 +22,31 @@ def check_output_file(path: str | None, flag: str = "-o") -> Path:
         raise UsageError(f"{path}: folder {parent} does not exist")
     if out.is_dir():
         raise UsageError(f"{path}: is a folder, not an image file")
+    if out.exists() and not overwrite:
+        raise UsageError(f"{path}: already exists (pass --overwrite to replace it)")
     if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise UsageError(f"{path}: cannot write there")
     return out
 
 
-def check_output_dir(path: str | None) -> Path:
+OUTPUT_MARK = ".t2i-output"  # left in every results folder t2i makes, so a re-run may write there again
+
+
+def check_output_dir(path: str | None, *, flag: str = "--out-dir", overwrite: bool = False) -> Path:
+    """A folder to write results into: new, empty, or one an earlier t2i command made (it holds
+    OUTPUT_MARK). Another non-empty folder needs --overwrite. Files of the same names are
+    replaced; nothing else in the folder is touched."""
     if not path:
-        raise UsageError("--out-dir is required with --prompts-file")
+        raise UsageError(f"{flag} is required")
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{path}: exists and is not a folder")
+    if out.is_dir() and not (out / OUTPUT_MARK).exists() and any(out.iterdir()) and not overwrite:
+        raise UsageError(f"{path}: folder holds files that t2i did not write (pass --overwrite to write into it, replacing files of the same names)")
     out.mkdir(parents=True, exist_ok=True)
     if not os.access(out, os.W_OK):
         raise UsageError(f"{path}: cannot write there")
+    (out / OUTPUT_MARK).touch()
     return out
 
 
@@ -62,13 +73,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.prompts_file:
         if args.prompt:
             raise UsageError("give either a prompt or --prompts-file, not both")
-        prompts, out_dir = read_prompts(args.prompts_file), check_output_dir(args.out_dir)
+        if args.output:
+            raise UsageError("-o names one image; with --prompts-file give --out-dir")
+        if not args.out_dir:
+            raise UsageError("--out-dir is required with --prompts-file")
+        prompts, out_dir = read_prompts(args.prompts_file), check_output_dir(args.out_dir, overwrite=args.overwrite)
     else:
         if args.prompt is None:
             raise UsageError("give a prompt (or --prompts-file FILE --out-dir DIR)")
         if not args.prompt.strip():
             raise UsageError("empty prompt")
-        out = check_output_file(args.output)
+        out = check_output_file(args.output, overwrite=args.overwrite)
     if args.batch_size < 1:
         raise UsageError("--batch-size must be >= 1")
     pipe = load_pipeline(args.model)
@@ -107,7 +122,7 @@ def cmd_variations(args: argparse.Namespace) -> int:
 
     if args.num_images < 1:
         raise UsageError(f"-n must be >= 1, got {args.num_images}")
-    out = check_output_file(args.output)
+    out = check_output_file(args.output, overwrite=args.overwrite)
     try:
         with Image.open(args.image) as im:
             image = im.copy()
@@ -127,8 +142,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = args.config or (args.data if args.data in presets() else "emoji")
     out = Path(args.out or f"runs/{Path(args.data).name}-{args.stage}")
-    if (out / "latest").exists() and not args.resume and not args.init_from:
+    if (out / "latest").exists() and not args.resume:
         raise UsageError(f"{out} already holds a run: pass --resume to continue it, or another --out")
+    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / "run.json").is_file())):
+        raise UsageError(f"{out}: exists and is not a t2i run folder; give a new --out")
     if args.resume and args.init_from:
         raise UsageError("--resume and --init-from exclude each other")
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "sample_every": args.sample_every, "save_every": args.save_every}
@@ -163,11 +180,13 @@ def _trained_on(run: str) -> dict:
 def cmd_assemble(args: argparse.Namespace) -> int:
     import torch
 
-    from t2i.checkpoint import load_component
+    from t2i.checkpoint import atomic_folder, load_component
     from t2i.config import config_from_dict
-    from t2i.pipelines.unclip import SamplingOptions, UnclipPipeline
+    from t2i.pipelines.unclip import SamplingOptions, UnclipPipeline, is_pipeline_folder
     from t2i.train.build import read_preset, resolve_component, sampling_settings
 
+    target = atomic_folder(Path(args.output), overwrite=args.overwrite, owned=is_pipeline_folder)
+    target.check()  # before loading anything: refuse to replace what t2i did not write
     defaults = SamplingOptions()
     upsamplers = [load_component(resolve_component(u), role="upsampler") for u in args.upsampler]
     if args.config:  # the preset's sampling-time choices win over those recorded at training time
@@ -183,7 +202,7 @@ def cmd_assemble(args: argparse.Namespace) -> int:
         defaults=defaults,
         info={"sources": {"clip": args.clip, "prior": args.prior, "decoder": args.decoder, "upsamplers": args.upsampler}, **_trained_on(args.decoder)},
     )
-    path = pipe.save(args.output, dtype=torch.float32 if args.fp32 else torch.float16)
+    path = pipe.save(args.output, dtype=torch.float32 if args.fp32 else torch.float16, overwrite=args.overwrite)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     print(f"{path} ({size / 1e6:.1f} MB)")
     return 0
@@ -211,7 +230,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if getattr(args, "sweep_values", None):
         values = parse_values("decoder-guidance", [f"{v:g}" for v in args.sweep_values])
     if args.output:
-        check_output_dir(args.output)
+        check_output_dir(args.output, flag="-o", overwrite=args.overwrite)
     pipe = load_pipeline(args.model)
     options = _options(args)
     pipe.defaults.updated(**options)

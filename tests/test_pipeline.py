@@ -260,7 +260,7 @@ def test_cli_prompts_file_names_files_by_line_and_sample(decoder_pipe, decoder_p
     assert main(["generate", "--prompts-file", str(listing), "--out-dir", str(out_dir), "-n", "2", "--seed", "11",
                  "--decoder-guidance", "20", "--model", str(decoder_pipe_folder)]) == 0
     assert capsys.readouterr().out.strip() == str(out_dir)
-    names = sorted(p.name for p in out_dir.iterdir())
+    names = sorted(p.name for p in out_dir.glob("*.png"))
     assert names == [f"{line:04d}_{sample:02d}.png" for line in range(3) for sample in range(2)]
     # one chunk (3 prompts x 2 <= batch size 16) sampled with --seed: prompt-major like the Python call
     expected = pixels(decoder_pipe(prompts, num_images=2, seed=11, decoder_guidance=20.0))
@@ -278,7 +278,7 @@ def test_cli_prompts_file_in_several_chunks(decoder_pipe, decoder_pipe_folder, t
     out = tmp_path / "o"
     assert main(["generate", "--prompts-file", str(listing), "--out-dir", str(out), "--batch-size", "2",
                  "--seed", "5", "--decoder-guidance", "20", "--model", str(decoder_pipe_folder)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["0000_00.png", "0001_00.png", "0002_00.png"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["0000_00.png", "0001_00.png", "0002_00.png"]
     expected = pixels(decoder_pipe(prompts[:2], seed=5, decoder_guidance=20.0)) + pixels(decoder_pipe(prompts[2:], seed=5 + 2, decoder_guidance=20.0))
     for line in range(3):
         with Image.open(out / f"{line:04d}_00.png") as im:

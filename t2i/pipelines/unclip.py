@@ -112,12 +112,13 @@ class UnclipPipeline:
                    upsamplers=[load_component(path / p, role="upsampler") for p in spec.get("upsamplers", [])],
                    defaults=defaults, info=spec.get("info", {}))
 
-    def save(self, path: str | Path, *, dtype: torch.dtype = torch.float16) -> Path:
-        """Write the whole pipeline atomically (fp16 weights by default: half the size, loaded as fp32)."""
+    def save(self, path: str | Path, *, dtype: torch.dtype = torch.float16, overwrite: bool = False) -> Path:
+        """Write the whole pipeline atomically (fp16 weights by default: half the size, loaded as fp32).
+        An existing `path` is replaced only with overwrite=True, and only if it is a pipeline folder."""
         path = Path(path)
         names = {"clip": self.clip, "prior": self.prior, "decoder": self.decoder}
         ups = [f"upsampler-{u.model.config.image_size}" for u in self.upsamplers]
-        with atomic_folder(path) as tmp:
+        with atomic_folder(path, overwrite=overwrite, owned=is_pipeline_folder) as tmp:
             for name, comp in [*names.items(), *zip(ups, self.upsamplers)]:
                 (tmp / name).mkdir()
                 write_component_files(tmp / name, comp, dtype=dtype)
@@ -246,6 +247,11 @@ def to_pil(x: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(a) for a in to_uint8(x)]
 
 
+def is_pipeline_folder(path: Path) -> bool:
+    """A folder t2i wrote as a pipeline (the only kind `save(overwrite=True)` may replace)."""
+    return (Path(path) / "pipeline.json").is_file()
+
+
 def shipped_models() -> dict[str, Path]:
     root = Path(__file__).resolve().parent.parent / "assets" / "models"
     return {p.name: p for p in sorted(root.iterdir()) if (p / "pipeline.json").exists()} if root.is_dir() else {}
@@ -258,7 +264,7 @@ def load_pipeline(name_or_path: str | Path = "emoji") -> UnclipPipeline:
     does not shadow the model; only a pipeline folder (one with pipeline.json) does."""
     shipped = shipped_models()
     path = Path(name_or_path)
-    if str(name_or_path) in shipped and not (path / "pipeline.json").is_file():
+    if str(name_or_path) in shipped and not is_pipeline_folder(path):
         return UnclipPipeline.from_folder(shipped[str(name_or_path)])
     if not path.exists():
         names = ", ".join(shipped) or "none installed"

@@ -123,7 +123,8 @@ class Trainer:
         name = f"step-{self.step:08d}"
         raw = self.accelerator.unwrap_model(self.model)
         component = Component(model=self.ema.model, role=self.stage.component.role, settings=self.stage.component.settings, info={"step": self.step, "run": self.run_config})
-        with atomic_folder(self.checkpoint_root / name) as tmp:
+        # a step redone after a resume replaces its own earlier checkpoint, never anything else
+        with atomic_folder(self.checkpoint_root / name, overwrite=True, owned=lambda p: (p / "state.json").is_file()) as tmp:
             write_component_files(tmp, component)  # the EMA weights: what inference uses
             save_file({k: v.detach().cpu().contiguous() for k, v in raw.state_dict().items()}, str(tmp / "raw.safetensors"))
             torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
