@@ -4,14 +4,20 @@ Two sources give the same images:
 
   npm   the `emoji-datasource-google` package (64x64 RGBA PNGs plus emoji.json metadata):
           npm pack emoji-datasource-google@16.0.0
-          python scripts/build_emoji.py --source npm --npm emoji-datasource-google-16.0.0.tgz
+          npm pack emojibase-data@17.0.0
+          python scripts/build_emoji.py --source npm --npm emoji-datasource-google-16.0.0.tgz \
+              --emojibase emojibase-data-17.0.0.tgz
   font  the Noto Color Emoji bitmap font (Debian: fonts-noto-color-emoji), rendered with PIL:
           python scripts/build_emoji.py --source font \
               --font /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf [--emoji-json emoji.json]
         Without --emoji-json the emoji list comes from the `emoji` package (no categories).
 
-Captions come from the `emoji` package (CLDR names and aliases), skin-tone variants share
-their base emoji's group, and ~10% of base emoji are held out by a stable hash. Output:
+Captions come from the `emoji` package (CLDR names and aliases) and, with --emojibase, from the
+CLDR keywords that the MIT-licensed emojibase-data npm package carries (`npm pack
+emojibase-data@17.0.0`): a caption listing an emoji's keywords ("animal, cat, face, kitten,
+kitty, pet") and each keyword that names at most KEYWORD_MAX_EMOJI base emoji ("kitty") as a
+caption of its own, so training meets the words people use beside the CLDR name. Skin-tone
+variants share their base emoji's group, and ~10% of base emoji are held out by a stable hash. Output:
 emoji_64.webp (a lossless sprite sheet, tiles in row-major order), emoji.json (per-image
 metadata) and the licence texts. `--measure` compares storage formats before writing.
 """
@@ -43,6 +49,7 @@ TONES = {"1F3FB": "light", "1F3FC": "medium-light", "1F3FD": "medium", "1F3FE": 
 _TONE_WORDS = re.compile(r"_(?:light|medium-light|medium|medium-dark|dark)_skin_tone")
 # GitHub shortcodes such as 'u5408' or '+1' name a code point, not a subject
 _NOT_WORDS = re.compile(r"u[0-9a-f]{4,5}|[^a-z]*")
+KEYWORD_MAX_EMOJI = 2  # a keyword shared by more base emoji ("face", "animal") names none of them
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
 
 
@@ -109,6 +116,39 @@ def base_captions(entry: Entry, non_qualified: str = "") -> list[str]:
     if is_flag(entry.unified) and names and not any("flag" in n for n in names):
         names.append(f"flag of {names[0]}")  # country names alone do not say the image is a flag
     return dedupe(names)
+
+
+def read_emojibase(path: Path) -> tuple[dict[str, list[str]], str]:
+    """{unified code without FE0F: CLDR keywords} and the licence, from the emojibase-data
+    tarball or an unpacked package/ (its en/data.json)."""
+    if path.is_dir():
+        root = path / "package" if (path / "package" / "en").is_dir() else path
+        data, licence = json.loads((root / "en" / "data.json").read_text()), (root / "LICENSE").read_text()
+    else:
+        with tarfile.open(path, "r:gz") as tar:
+            data = json.load(tar.extractfile("package/en/data.json"))
+            licence = tar.extractfile("package/LICENSE").read().decode("utf-8")
+    return {_plain(item["hexcode"]): [clean(t) for t in item.get("tags", [])] for item in data}, licence
+
+
+def _plain(unified: str) -> str:
+    return "-".join(cp for cp in unified.upper().split("-") if cp != "FE0F")
+
+
+def keyword_captions(entries: list[Entry], keywords: dict[str, list[str]]) -> dict[str, list[str]]:
+    """{base unified: extra captions}: the keyword list, and each rare keyword alone."""
+    bases = {e.unified: keywords.get(_plain(e.unified), []) for e in entries if not e.tones}
+    uses: dict[str, int] = {}
+    for words in bases.values():
+        for w in set(words):
+            uses[w] = uses.get(w, 0) + 1
+    out = {}
+    for unified, words in bases.items():
+        listed = [", ".join(words)] if len(words) > 1 else []  # a lone keyword is a list only if rare
+        rare = [w for w in words if uses[w] <= KEYWORD_MAX_EMOJI]
+        if listed or rare:
+            out[unified] = listed + rare
+    return out
 
 
 def variant_captions(entry: Entry, base: list[str]) -> list[str]:
@@ -212,9 +252,13 @@ class FontRenderer:
 
 
 def build(entries: list[Entry], render: Callable[[Entry], np.ndarray | None],
-          non_qualified: dict[str, str]) -> tuple[np.ndarray, list[dict]]:
-    """Images and per-image records; entries whose image cannot be produced are skipped."""
+          non_qualified: dict[str, str], keywords: dict[str, list[str]] | None = None) -> tuple[np.ndarray, list[dict]]:
+    """Images and per-image records; entries whose image cannot be produced are skipped.
+    Keyword captions (see keyword_captions) follow the names, so captions[0] stays the CLDR name."""
     base_caps = {e.unified: base_captions(e, non_qualified.get(e.unified, "")) for e in entries if not e.tones}
+    for unified, extra in keyword_captions(entries, keywords or {}).items():
+        if base_caps.get(unified):
+            base_caps[unified] = dedupe(base_caps[unified] + extra)
     images, records, groups, missing = [], [], {}, []
     for entry in entries:
         captions = base_caps.get(entry.base, [])
@@ -274,7 +318,7 @@ def licence_header(source: str) -> str:
 
 
 def write_assets(out: Path, images: np.ndarray, records: list[dict], args: argparse.Namespace,
-                 datasource_licence: str) -> None:
+                 datasource_licence: str, emojibase_licence: str = "") -> None:
     apache = Path(args.apache_license)
     if not apache.exists():
         raise FileNotFoundError(f"Apache-2.0 licence text not found at {apache}; pass --apache-license PATH")
@@ -297,6 +341,12 @@ def write_assets(out: Path, images: np.ndarray, records: list[dict], args: argpa
                               + datasource_licence)
     elif datasource.exists():
         datasource.unlink()  # this build used none of that package
+    keywords = out / "LICENSE-emojibase-data.txt"
+    if emojibase_licence:
+        keywords.write_text("Keyword captions (CLDR annotations) from the emojibase-data npm package\n"
+                            "(https://github.com/milesj/emojibase):\n\n" + emojibase_licence)
+    elif keywords.exists():
+        keywords.unlink()
 
 
 def main() -> None:
@@ -308,6 +358,7 @@ def main() -> None:
     parser.add_argument("--emoji-json", default="", help="font source: emoji list and categories from emoji.json")
     parser.add_argument("--apache-license", default="/usr/share/common-licenses/Apache-2.0")
     parser.add_argument("--out", default=str(ASSETS))
+    parser.add_argument("--emojibase", default="", help="emojibase-data tarball or unpacked package: keyword captions")
     parser.add_argument("--measure", action="store_true", help="compare storage formats before writing")
     args = parser.parse_args()
 
@@ -332,14 +383,15 @@ def main() -> None:
         def render(entry: Entry) -> np.ndarray | None:
             return renderer(chars(entry.unified))
 
-    images, records = build(entries, render, non_qualified)
+    keywords, emojibase_licence = read_emojibase(Path(args.emojibase)) if args.emojibase else ({}, "")
+    images, records = build(entries, render, non_qualified, keywords)
     groups = {r["group"] for r in records}
     held = {r["group"] for r in records if r["held_out"]}
     print(f"{len(records)} images, {len(groups)} groups, {len(held)} groups held out "
           f"({sum(r['held_out'] for r in records)} images)")
     if args.measure:
         measure(images)
-    write_assets(Path(args.out), images, records, args, datasource_licence)
+    write_assets(Path(args.out), images, records, args, datasource_licence, emojibase_licence)
     for path in sorted(Path(args.out).iterdir()):
         print(f"{path.name:32s} {path.stat().st_size / 1e6:7.2f} MB")
 

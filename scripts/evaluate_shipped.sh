@@ -19,11 +19,15 @@ if [[ $lane == all || $lane == shapes ]]; then
   t2i eval ablation --model shapes --samples 2 --seed 0 --limit 10 --decoder-candidates 1 -o "$out/ablation-shapes"
   # scale 5 led the sweep above; the full protocol at 5 (0.717 against 0.732 at 3) kept 3
   t2i eval shapes --model shapes --samples 4 --seed 0 --limit 25 --decoder-candidates 1 --decoder-guidance 5 -o "$out/shapes-guidance5"
+  # 192 paraphrases of benchmark prompts, graded against their canonical prompts, beside those
+  t2i eval prompts --model shapes --samples 4 --seed 0 -o "$out/prompts-shapes"
 fi
 if [[ $lane == all || $lane == emoji ]]; then
   # emoji: 200 training and 180 held-out captions, 4 images each
   t2i eval emoji --model emoji --samples 4 --seed 0 -o "$out/emoji"
   t2i eval emoji --model emoji --samples 4 --seed 0 --decoder-candidates 4 -o "$out/emoji-rerank4"
+  # 340 everyday prompts never trained on, beside the exact names of the same emoji and the lookup
+  t2i eval prompts --model emoji --samples 4 --seed 0 -o "$out/prompts-emoji"
   t2i eval sweep --model emoji --param decoder-guidance --values 1 2 3 5 --samples 2 --seed 0 --limit 50 -o "$out/sweep-emoji"
   t2i eval ablation --model emoji --samples 2 --seed 0 --limit 50 -o "$out/ablation-emoji"
 fi

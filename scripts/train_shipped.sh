@@ -48,4 +48,4 @@ if [[ $data == shapes ]]; then
   clip=$runs/shapes-match
 fi
 t2i assemble --clip "$clip" --prior "$runs/$data-prior" --decoder "$decoder" \
-    --upsampler "$runs/$data-upsampler" --config "$data" -o "t2i/assets/models/$data"
+    --upsampler "$runs/$data-upsampler" --config "$data" --overwrite -o "t2i/assets/models/$data"

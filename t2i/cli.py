@@ -107,16 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
                        ("emoji", "fidelity@5, CLIP score, R-precision and Fréchet distances, training and held-out captions"),
                        ("sweep", "vary one sampling option: table and plot"),
                        ("ablation", "what the decoder is conditioned on: caption only, text embedding, prior"),
+                       ("prompts", "natural prompts never trained on: emoji prompts as people write them, shapes paraphrases"),
                        ("report", "all of the above on one HTML page")):
         ep = esub.add_parser(name, help=text)
         ep.add_argument("--model", required=True)
         ep.add_argument("--samples", type=int, default=2 if name == "sweep" else 4, help="images per prompt")
         ep.add_argument("--seed", type=_seed, default=0)
-        ep.add_argument("--limit", type=int, help="shapes: prompts per task; emoji: captions per split")
+        ep.add_argument("--limit", type=int, help="shapes: prompts per task; emoji: captions (prompts) per split")
         ep.add_argument("--batch-size", type=int, default=32)
         ep.add_argument("-o", "--output", required=name == "report", help="folder for the results, tables and pictures (new, empty, or an earlier result folder)")
         ep.add_argument("--overwrite", action="store_true", help="write into a non-empty folder that t2i did not make, replacing files of the same names")
-        if name in ("sweep", "ablation", "report"):
+        if name in ("sweep", "ablation", "prompts", "report"):
             ep.add_argument("--data", choices=("shapes", "emoji"), help="benchmark prompts (default: the model's dataset)")
         if name == "sweep":
             ep.add_argument("--param", required=True, help="prior-guidance, decoder-guidance, decoder-text-guidance, steps or sampler")

@@ -253,6 +253,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         print(markdown_table(run_sweep(pipe, args.param, values, benchmark=benchmark, **common)["rows"]), end="")
         return 0
+    if args.eval_command == "prompts":
+        from t2i.eval.prompts import prompts_benchmark
+
+        print(markdown_table(prompts_benchmark(pipe, benchmark=benchmark, **common)["rows"]), end="")
+        return 0
     if args.eval_command == "ablation":
         from t2i.eval.ablation import run_ablation
 

@@ -306,15 +306,27 @@ def make_training_set(n: int, size: int, seed: int) -> ImageCaptionSet:
 
     Deterministic in `seed`. Images are uint8 (n, size, size, 3).
     """
+    images = np.empty((n, size, size, 3), dtype=np.uint8) if n >= 1 else None
+    captions: list[list[str]] = []
+    for i, (objects, pair) in enumerate(_captioned_scenes(n, size, seed)):
+        images[i] = render_scene(objects, size)
+        captions.append(pair)
+    return ImageCaptionSet(images=images, captions=captions)
+
+
+def training_captions(n: int, size: int, seed: int) -> list[list[str]]:
+    """The captions of make_training_set(n, size, seed), without rendering its images."""
+    return [pair for _, pair in _captioned_scenes(n, size, seed)]
+
+
+def _captioned_scenes(n: int, size: int, seed: int):
+    """The scenes of a training set and their two different captions, in order."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     _check_canvas(size)
     rng = np.random.default_rng(seed)
-    images = np.empty((n, size, size, 3), dtype=np.uint8)
-    captions: list[list[str]] = []
-    for i in range(n):
+    for _ in range(n):
         objects = random_scene(rng, size)
-        images[i] = render_scene(objects, size)
         first = caption_scene(objects, rng, size)
         for _ in range(20):
             second = caption_scene(objects, rng, size)
@@ -322,5 +334,4 @@ def make_training_set(n: int, size: int, seed: int) -> ImageCaptionSet:
                 break
         else:  # all attributes vs only shapes: always two different strings
             first, second = _list_caption(objects, rng, (True, True)), _list_caption(objects, rng, (False, False))
-        captions.append([first, second])
-    return ImageCaptionSet(images=images, captions=captions)
+        yield objects, [first, second]

@@ -18,6 +18,7 @@ import torch
 
 from t2i.checkpoint import CheckpointError, Component, build_model, load_component, load_weights
 from t2i.config import ConfigError, config_from_dict, read_json
+from t2i.text.augment import templates_for
 from t2i.train.trainer import TrainConfig, Trainer
 
 STAGES = ("clip", "prior", "decoder", "upsampler")
@@ -25,10 +26,11 @@ PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
 SECTION_KEYS = {"model", "diffusion", "options", "train"}
 # each stage's options and the kind of value each takes: "rate" a number in [0, 1], "scale" a
 # number >= 0, "count" an integer >= 0, "flag" true or false
+# caption_augment: the chance that a drawn caption is replaced by a rephrasing (t2i.text.augment)
 OPTIONS = {
-    "clip": {"max_length": "count", "hard_negatives": "flag", "match_only": "flag"},
-    "prior": {"drop_text": "rate", "max_length": "count"},
-    "decoder": {"drop_embed": "rate", "drop_text": "rate", "embed_noise": "scale", "max_length": "count"},
+    "clip": {"max_length": "count", "hard_negatives": "flag", "match_only": "flag", "text_only": "flag", "caption_augment": "rate"},
+    "prior": {"drop_text": "rate", "max_length": "count", "caption_augment": "rate"},
+    "decoder": {"drop_embed": "rate", "drop_text": "rate", "embed_noise": "scale", "max_length": "count", "caption_augment": "rate"},
     "upsampler": {"low_res_size": "count", "max_aug_level": "count", "sample_aug_level": "count", "sample_start_level": "count"},
 }
 OPTION_KINDS = {"rate": "a number from 0 to 1", "scale": "a number >= 0", "count": "an integer >= 0", "flag": "true or false"}
@@ -155,19 +157,22 @@ def make_trainer(stage: str, preset: dict[str, Any], *, data: str, out_dir: str 
             warnings.warn(f"--init-from {init_from}: {len(new)} tensor(s) not in it keep their fresh initial values: {', '.join(new)}", stacklevel=2)
 
     max_length = int(options.get("max_length", 32))
+    captions = {"caption_augment": float(options.get("caption_augment", 0.0)), "templates": templates_for(data)}
     if stage == "clip":
         size = component.model.config.image_size
         train_set = load_dataset(data, size=size, split="train")
         # user data has no held-out part: retrieval is then measured on training pairs
         heldout = load_dataset(data, size=size, split="heldout") if data in ("emoji", "shapes") else None
         stage_obj = S.ClipStage(component, train_set, heldout=heldout, max_length=max_length,
-                               hard_negatives=bool(options.get("hard_negatives", False)), match_only=bool(options.get("match_only", False)))
+                               hard_negatives=bool(options.get("hard_negatives", False)), match_only=bool(options.get("match_only", False)),
+                               text_only=bool(options.get("text_only", False)), **captions)
     elif stage == "prior":
-        stage_obj = S.PriorStage(component, clip_comp, load_dataset(data, size=clip_comp.model.config.image_size), drop_text=options.get("drop_text", 0.1), max_length=max_length)
+        stage_obj = S.PriorStage(component, clip_comp, load_dataset(data, size=clip_comp.model.config.image_size), drop_text=options.get("drop_text", 0.1),
+                                 max_length=max_length, **captions)
     elif stage == "decoder":
         data_set = load_dataset(data, size=max(component.model.config.image_size, clip_comp.model.config.image_size))
         stage_obj = S.DecoderStage(component, clip_comp, data_set, drop_embed=options.get("drop_embed", 0.1), drop_text=options.get("drop_text", 0.5),
-                                  embed_noise=float(options.get("embed_noise", 0.0)), max_length=max_length)
+                                  embed_noise=float(options.get("embed_noise", 0.0)), max_length=max_length, **captions)
     else:
         stage_obj = S.UpsamplerStage(component, load_dataset(data, size=component.model.config.image_size))
     run_config = {"stage": stage, "data": data, "clip": str(clip) if clip else None, "init_from": str(init_from) if init_from else None,

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from t2i.data.dataset import ImageCaptionSet
+from t2i.text.augment import caption_variants
 from t2i.text.cache import encode_cached
 from t2i.text.encoder import TextEncoding
 from t2i.text.negatives import hard_negatives
@@ -14,40 +15,50 @@ class CaptionTable:
     """Every caption of every image, encoded (cached on disk); `draw` picks one per image.
 
     With negatives=True the hard negatives of every caption (t2i.text.negatives) are encoded
-    too, in the same table, and `negatives[row]` lists their rows (-1 pads)."""
+    too, in the same table, and `negatives[row]` lists their rows (-1 pads).
 
-    def __init__(self, data: ImageCaptionSet, *, max_length: int = 32, progress: bool = False, negatives: bool = False) -> None:
+    With augment = p > 0, each drawn caption is replaced, with chance p, by one of its variants
+    (t2i.text.augment: an article, a framing such as "a picture of …", a rephrasing), encoded
+    in the same table; `templates` are the framings that suit the dataset."""
+
+    def __init__(self, data: ImageCaptionSet, *, max_length: int = 32, progress: bool = False, negatives: bool = False,
+                 augment: float = 0.0, templates: tuple[str, ...] = ()) -> None:
+        if not 0.0 <= augment <= 1.0:
+            raise ValueError(f"caption augmentation must be a chance from 0 to 1, got {augment}")
+        self.augment = augment
         flat = [c for caps in data.captions for c in caps]
         unique = sorted(set(flat))
         negs = [hard_negatives(c) for c in unique] if negatives else []
-        self.encoding, rows = encode_cached(flat + [n for ns in negs for n in ns], max_length=max_length, progress=progress)
+        variants = [caption_variants(c, templates) for c in unique] if augment > 0 else []
+        extra = [n for ns in negs for n in ns] + [v for vs in variants for v in vs]
+        self.encoding, rows = encode_cached(flat + extra, max_length=max_length, progress=progress)
         self.rows = torch.tensor(rows[: len(flat)], dtype=torch.long)
         self.counts = torch.tensor([len(c) for c in data.captions], dtype=torch.long)
         self.starts = torch.cumsum(self.counts, 0) - self.counts
-        self.texts = sorted(set(flat).union(*negs))  # the encoding's rows, in order
-        self.negatives = torch.full((len(self.texts), max((len(n) for n in negs), default=0)), -1, dtype=torch.long)
+        self.texts = sorted(set(flat).union(extra))  # the encoding's rows, in order
         row_of = {t: i for i, t in enumerate(self.texts)}
-        for caption, ns in zip(unique, negs):
-            self.negatives[row_of[caption], : len(ns)] = torch.tensor([row_of[n] for n in ns], dtype=torch.long)
+        self.negatives = _row_lists(len(self.texts), unique, negs, row_of)
+        self.variants = _row_lists(len(self.texts), unique, variants, row_of)
         # the images of each caption row, grouped by row: for drawing an image a caption describes
         by_row = torch.argsort(self.rows, stable=True)
         self._image_of = torch.repeat_interleave(torch.arange(len(self.counts)), self.counts)[by_row]
         self._sorted_rows = self.rows[by_row]
 
     def draw(self, image_index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """(B,) image indices -> (B,) rows of `encoding`, one of each image's captions at random."""
+        """(B,) image indices -> (B,) rows of `encoding`, one of each image's captions at random
+        (with augmentation, sometimes one of its variants instead)."""
         u = torch.rand(len(image_index), generator=generator)
         pick = (u * self.counts[image_index]).long().clamp(max=self.counts[image_index] - 1)
-        return self.rows[self.starts[image_index] + pick]
+        rows = self.rows[self.starts[image_index] + pick]
+        if self.augment > 0:  # draws only when augmenting: a run without it keeps its old batches
+            swap = torch.rand(len(rows), generator=generator) < self.augment
+            variant = _pick_from(self.variants, rows, generator)
+            rows = torch.where(swap & (variant >= 0), variant, rows)
+        return rows
 
     def draw_negatives(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(B,) caption rows -> (B,) rows of one hard negative each, at random; -1 where a caption has none."""
-        if self.negatives.shape[1] == 0:
-            return torch.full_like(rows, -1)
-        options = self.negatives[rows]
-        count = (options >= 0).sum(1)
-        pick = (torch.rand(len(rows), generator=generator) * count).long().clamp(min=0, max=self.negatives.shape[1] - 1)
-        return torch.where(count > 0, options[torch.arange(len(rows)), pick], -1)
+        return _pick_from(self.negatives, rows, generator)
 
     def draw_images(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(B,) caption rows -> (B,) indices of an image with that caption, at random; -1 where none has it."""
@@ -63,3 +74,22 @@ class CaptionTable:
     def batch(self, rows: torch.Tensor) -> TextEncoding:
         """The encoding of `rows`, trimmed to its longest caption and cast to float32."""
         return self.encoding.select(rows).trimmed().to(dtype=torch.float32)
+
+
+def _row_lists(num_rows: int, owners: list[str], lists: list[list[str]], row_of: dict[str, int]) -> torch.Tensor:
+    """(num_rows, longest list) of the rows each owner's strings have, -1 padded; (num_rows, 0)
+    when there are no lists."""
+    table = torch.full((num_rows, max((len(x) for x in lists), default=0)), -1, dtype=torch.long)
+    for owner, items in zip(owners, lists):
+        table[row_of[owner], : len(items)] = torch.tensor([row_of[t] for t in items], dtype=torch.long)
+    return table
+
+
+def _pick_from(table: torch.Tensor, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """(B,) rows -> (B,) one entry of each row's list in `table` at random; -1 where it is empty."""
+    if table.shape[1] == 0:
+        return torch.full_like(rows, -1)
+    options = table[rows]
+    count = (options >= 0).sum(1)
+    pick = (torch.rand(len(rows), generator=generator) * count).long().clamp(min=0, max=table.shape[1] - 1)
+    return torch.where(count > 0, options[torch.arange(len(rows)), pick], -1)

@@ -49,21 +49,31 @@ class ClipStage:
     image-text matching loss, BLIP-style, on each image with its own caption, another image's
     caption and (with hard_negatives) a hard negative caption and an image that it describes.
     match_only freezes both towers and trains the head alone, so the embedding space a prior and
-    decoder were trained in stays as it is."""
+    decoder were trained in stays as it is. text_only freezes the image tower (and any head) and
+    trains the text side alone: every image embedding, so every input a decoder was trained
+    on, stays bit for bit what it was, and the images' embeddings are computed once up front."""
 
     name = "clip"
 
     def __init__(self, component: Component, data: ImageCaptionSet, *, heldout: ImageCaptionSet | None = None, max_length: int = 32,
-                 hard_negatives: bool = False, match_only: bool = False) -> None:
-        self.component, self.hard_negatives, self.match_only = component, hard_negatives, match_only
+                 hard_negatives: bool = False, match_only: bool = False, text_only: bool = False,
+                 caption_augment: float = 0.0, templates: tuple[str, ...] = ()) -> None:
+        self.component, self.hard_negatives, self.match_only, self.text_only = component, hard_negatives, match_only, text_only
         model = component.model
+        if match_only and text_only:
+            raise ValueError("options.match_only and options.text_only exclude each other")
         if match_only:
             if not model.has_match_head:
                 raise ValueError("options.match_only needs a CLIP with a matching head (model.match_depth > 0)")
             for name, param in model.named_parameters():
                 param.requires_grad_(name.startswith("match_"))
+        if text_only:
+            for name, param in model.named_parameters():
+                param.requires_grad_(name.startswith("text_") or name == "logit_scale")
         self.data = data.resized(model.config.image_size)
-        self.captions = CaptionTable(self.data, max_length=max_length, progress=True, negatives=hard_negatives)
+        self.captions = CaptionTable(self.data, max_length=max_length, progress=True, negatives=hard_negatives,
+                                     augment=caption_augment, templates=templates)
+        self.image_embeds = clip_image_embeds(component, self.data.images) if text_only else None
         self.heldout = heldout.resized(model.config.image_size) if heldout is not None and len(heldout) else None
         # with negatives: the preview measures how far CLIP is from a bag of words, trained on them or not
         self.heldout_captions = CaptionTable(self.heldout, max_length=max_length, negatives=True) if self.heldout is not None else None
@@ -72,14 +82,18 @@ class ClipStage:
         idx = _index(generator, len(self.data), size)
         rows = self.captions.draw(idx, generator)
         enc = self.captions.batch(rows)
-        out = {"images": to_model_range(self.data.images[idx.numpy()]), "tokens": enc.tokens, "token_mask": enc.mask, "pooled": enc.pooled, "rows": rows}
+        out = {"tokens": enc.tokens, "token_mask": enc.mask, "pooled": enc.pooled, "rows": rows}
+        if self.image_embeds is not None:
+            out["image_embed"] = self.image_embeds[idx]
+        else:
+            out["images"] = to_model_range(self.data.images[idx.numpy()])
         if self.hard_negatives:
             neg = self.captions.draw_negatives(rows, generator)
             owner = (neg >= 0).nonzero(as_tuple=True)[0]
             if len(owner):
                 enc = self.captions.batch(neg[owner])
                 out.update(neg_tokens=enc.tokens, neg_mask=enc.mask, neg_pooled=enc.pooled, neg_rows=neg[owner], neg_owner=owner)
-                if self.component.model.has_match_head:
+                if self.component.model.has_match_head and not self.text_only:
                     # and the other way round, for the head: an image that the negative describes,
                     # which the caption does not; ranking candidates compares images, not captions
                     other = self.captions.draw_images(neg[owner], generator)
@@ -88,12 +102,15 @@ class ClipStage:
         return out
 
     def loss(self, model, batch, generator):
-        tokens = model.image_tokens(batch["images"])
-        loss = self.match_loss(model, tokens, batch) if model.has_match_head else 0.0
-        if self.match_only:
-            return loss
+        if "image_embed" in batch:  # text_only: the frozen tower's embeddings, computed up front
+            image, loss = batch["image_embed"], 0.0
+        else:
+            tokens = model.image_tokens(batch["images"])
+            loss = self.match_loss(model, tokens, batch) if model.has_match_head else 0.0
+            if self.match_only:
+                return loss
+            image = model.embed_image_tokens(tokens)
         same = batch["rows"][:, None] == batch["rows"][None, :]  # one caption drawn twice is no negative
-        image = model.embed_image_tokens(tokens)
         text = model.encode_text(batch["tokens"], batch["token_mask"], batch["pooled"])
         if "neg_rows" not in batch:
             return loss + model.contrastive_loss(image, text, same)
@@ -155,11 +172,12 @@ class ClipStage:
 class PriorStage:
     name = "prior"
 
-    def __init__(self, component: Component, clip: Component, data: ImageCaptionSet, *, drop_text: float = 0.1, max_length: int = 32) -> None:
+    def __init__(self, component: Component, clip: Component, data: ImageCaptionSet, *, drop_text: float = 0.1, max_length: int = 32,
+                 caption_augment: float = 0.0, templates: tuple[str, ...] = ()) -> None:
         self.component, self.drop_text = component, drop_text
         self.diffusion = diffusion_of(component)
         self.scale = component.settings.get("embed_scale", math.sqrt(component.model.config.embed_dim))
-        self.captions = CaptionTable(data, max_length=max_length, progress=True)
+        self.captions = CaptionTable(data, max_length=max_length, progress=True, augment=caption_augment, templates=templates)
         self.image_embeds = clip_image_embeds(clip, data.resized(clip.model.config.image_size).images)
         self.text_embeds = clip_text_embeds(clip, self.captions)
         self.count = len(data)
@@ -199,7 +217,7 @@ class DecoderStage:
     name = "decoder"
 
     def __init__(self, component: Component, clip: Component, data: ImageCaptionSet, *, drop_embed: float = 0.1, drop_text: float = 0.5,
-                 embed_noise: float = 0.0, max_length: int = 32) -> None:
+                 embed_noise: float = 0.0, max_length: int = 32, caption_augment: float = 0.0, templates: tuple[str, ...] = ()) -> None:
         if embed_noise < 0:
             raise ValueError(f"decoder.options.embed_noise must be >= 0, got {embed_noise}")
         self.component, self.drop_embed, self.drop_text, self.embed_noise = component, drop_embed, drop_text, embed_noise
@@ -208,7 +226,7 @@ class DecoderStage:
         self.weighting = component.settings.get("diffusion", {}).get("weighting", "none")
         self.data = data.resized(cfg.image_size)
         self.embeds = clip_image_embeds(clip, data.resized(clip.model.config.image_size).images)
-        self.captions = CaptionTable(data, max_length=max_length, progress=True) if cfg.text_dim else None
+        self.captions = CaptionTable(data, max_length=max_length, progress=True, augment=caption_augment, templates=templates) if cfg.text_dim else None
 
     def batch(self, step, size, generator):
         idx = _index(generator, len(self.data), size)

@@ -1,0 +1,59 @@
+"""Does a pipeline's text side understand prompts as people write them? Seconds, no decoding.
+
+    python scripts/probe_natural_text.py t2i/assets/models/emoji [--prior]
+
+For each prompt of `t2i eval prompts` (emoji), and for the exact name of its target emoji: is the
+nearest emoji image, by cosine of the CLIP text embedding to every image's CLIP image embedding,
+an image of the target (any skin tone)? With --prior, the same for one prior sample per prompt
+(the pipeline's prior settings), which is what the decoder is given. The lookup row is the
+`eval prompts` baseline (nearest training caption by MiniLM), for reference.
+"""
+import argparse
+
+import numpy as np
+import torch
+
+from t2i.data.emoji import load_emoji
+from t2i.eval.common import clip_image_embeddings
+from t2i.eval.prompts import emoji_prompts, emoji_target_groups, retrieval_images
+from t2i.pipelines.sampling import run_prior
+from t2i.pipelines.unclip import load_pipeline
+
+
+def nearest_hits(embeds: torch.Tensor, images: torch.Tensor, groups: np.ndarray, targets: np.ndarray) -> float:
+    return float((groups[(embeds @ images.T).argmax(1).numpy()] == targets).mean())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", help="pipeline name or folder")
+    p.add_argument("--prior", action="store_true", help="also the prior's image embeddings (one sample per prompt)")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    pipe = load_pipeline(args.model)
+    everything = load_emoji(64, "all")
+    images = clip_image_embeddings(pipe, everything.images)
+    groups = emoji_target_groups()
+    print("| split | text | CLIP text → nearest image | prior → nearest image | lookup |")
+    print("| --- | --- | --- | --- | --- |")
+    for split in ("train", "heldout"):
+        chosen = [q for q in emoji_prompts() if q.split == split]
+        targets = np.array([groups[q.target] for q in chosen])
+        looked_up, _ = retrieval_images([q.prompt for q in chosen])
+        lookup = nearest_hits(clip_image_embeddings(pipe, looked_up), images, everything.groups, targets)
+        for kind, texts in (("natural prompts", [q.prompt for q in chosen]), ("exact names", [q.target for q in chosen])):
+            enc, text = pipe.encode_text(texts)
+            row = f"| {split} | {kind} | {nearest_hits(text, images, everything.groups, targets):.3f} |"
+            if args.prior:
+                o = pipe.defaults
+                z = run_prior(pipe.prior, text, enc.tokens, enc.mask, steps=o.prior_steps, guidance=o.prior_guidance,
+                              candidates=o.prior_candidates, sampler=o.sampler, generator=torch.Generator().manual_seed(0))
+                row += f" {nearest_hits(z, images, everything.groups, targets):.3f} |"
+            else:
+                row += " |"
+            print(row + (f" {lookup:.3f} |" if kind == "natural prompts" else " |"))
+
+
+if __name__ == "__main__":
+    main()

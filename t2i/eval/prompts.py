@@ -1,0 +1,195 @@
+"""`t2i eval prompts`: prompts written the way people write them, never used in training.
+
+- emoji (t2i/assets/prompts/emoji-natural.jsonl): everyday prompts ("a big grey elephant",
+  "Strawberries"), each naming its target emoji, for training and held-out emoji. Judged by the
+  emoji benchmark's fidelity@5 rule. Three rows per split: the model on these prompts; the
+  model on the exact CLDR names of the same emoji (what it memorised); and a lookup that
+  generates nothing: the training caption nearest to the prompt by the frozen MiniLM's
+  sentence embedding, and that caption's image (the reference a generator should approach).
+- shapes (t2i/assets/prompts/shapes-paraphrases.jsonl): paraphrases of benchmark prompts ("3
+  triangles.", "a square, and to its left a circle"), each graded by the exact scorer against
+  its canonical prompt; per task beside the canonical prompts themselves, on the same seeds.
+
+`training_strings` builds every string that training could show a model (captions and all of
+their augmentation variants); the tests check that no evaluation prompt is among them.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from t2i.eval.common import generate_images, markdown_table, write_json
+from t2i.eval.sheets import save_sheet
+from t2i.text.augment import all_variants, normalize_prompt, templates_for
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "prompts"
+EMOJI_PROMPTS = PROMPTS_DIR / "emoji-natural.jsonl"
+SHAPES_PROMPTS = PROMPTS_DIR / "shapes-paraphrases.jsonl"
+EMOJI_COLUMNS = ["split", "prompts", "images", "fidelity@5"]
+SHEET_SHOWN = 24
+
+
+@dataclass(frozen=True)
+class EmojiPrompt:
+    prompt: str
+    target: str  # the target emoji's CLDR name (its base image's first caption)
+    split: str  # "train" or "heldout": which side of the emoji split the target is on
+
+
+@dataclass(frozen=True)
+class Paraphrase:
+    prompt: str
+    canonical: str  # the benchmark prompt that the scorer grades the image against
+    task: str
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError as e:
+                raise ValueError(f"{path}:{number}: not JSON ({e})") from None
+    return rows
+
+
+def emoji_prompts(path: Path = EMOJI_PROMPTS) -> list[EmojiPrompt]:
+    return [EmojiPrompt(r["prompt"], r["target"], r["split"]) for r in _read_jsonl(path)]
+
+
+def shapes_paraphrases(path: Path = SHAPES_PROMPTS) -> list[Paraphrase]:
+    return [Paraphrase(r["prompt"], r["canonical"], r["task"]) for r in _read_jsonl(path)]
+
+
+def training_strings(data: str) -> set[str]:  # data: "emoji" or "shapes"
+    """Every caption of the dataset's training split (emoji: held-out emoji's too, since a
+    prompt must not be an emoji's own name) and every augmentation variant of each, normalised."""
+    if data == "emoji":
+        from t2i.data.emoji import load_emoji
+
+        captions = {c for caps in load_emoji(16, "all").captions for c in caps}
+    else:  # the shapes training set's captions (load_dataset's default count and seed; 32 px, as the presets)
+        from t2i.data.shapes import training_captions
+
+        captions = {c for caps in training_captions(20000, 32, 0) for c in caps}
+    templates = templates_for(data)
+    return {normalize_prompt(s) for c in captions for s in (c, *all_variants(c, templates))}
+
+
+# ----------------------------------------------------------------------------- emoji
+
+
+def emoji_target_groups() -> dict[str, int]:
+    """CLDR name -> group (the emoji in any skin tone), from the base images' first captions."""
+    from t2i.data.emoji import load_emoji
+
+    data = load_emoji(16, "all")
+    out: dict[str, int] = {}
+    for caps, group in zip(data.captions, data.groups):
+        out.setdefault(caps[0], int(group))
+    return out
+
+
+def retrieval_images(prompts: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The lookup baseline: for each prompt, the training caption with the largest cosine of
+    frozen MiniLM sentence embeddings, and the first training image with that caption."""
+    from t2i.data.emoji import load_emoji
+    from t2i.text.cache import encode_cached
+    from t2i.text.encoder import get_text_encoder
+
+    train = load_emoji(64, "train")
+    flat = [(c, i) for i, caps in enumerate(train.captions) for c in caps]
+    encoding, rows = encode_cached([c for c, _ in flat])
+    image_of_row = {}
+    for (caption, image), row in zip(flat, rows):
+        image_of_row.setdefault(row, (caption, image))
+    query = get_text_encoder(32).encode(prompts).pooled
+    best = (query @ encoding.pooled.float().T).argmax(dim=1).tolist()
+    picked = [image_of_row[r] for r in best]
+    return train.images[[i for _, i in picked]], [c for c, _ in picked]
+
+
+def emoji_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: int | None = None, batch_size: int = 32, out_dir=None,
+                            **options) -> dict[str, Any]:
+    """Per split: fidelity@5 on natural prompts, on the exact names of the same emoji, and of the lookup."""
+    from t2i.data.dataset import resize_uint8
+    from t2i.data.emoji import load_emoji
+    from t2i.eval.emoji import fidelity_at_k
+
+    everything = load_emoji(64, "all")
+    groups = emoji_target_groups()
+    summary, rows, sheets = {}, [], {}
+    for split in ("train", "heldout"):
+        chosen = [p for p in emoji_prompts() if p.split == split][:limit]
+        if not chosen:
+            continue
+        targets = np.array([groups[p.target] for p in chosen])
+        fid = lambda images, per: fidelity_at_k(images if images.shape[1] == 64 else resize_uint8(images, 64), np.repeat(targets, per),  # noqa: E731
+                                                everything.images, everything.groups)
+        natural = generate_images(pipe, [p.prompt for p in chosen], samples=samples, seed=seed, batch_size=batch_size, options=options, desc=f"natural {split}")
+        exact = generate_images(pipe, [p.target for p in chosen], samples=samples, seed=seed, batch_size=batch_size, options=options, desc=f"names {split}")
+        looked_up, captions = retrieval_images([p.prompt for p in chosen])
+        figures = {"natural prompts": fid(natural, samples), "exact names": fid(exact, samples), "lookup (no generation)": fid(looked_up, 1)}
+        summary[split] = {"prompts": len(chosen), **figures}
+        rows += [{"split": f"{split}: {name}", "prompts": len(chosen), "images": len(chosen) * (1 if name.startswith("lookup") else samples), "fidelity@5": value}
+                 for name, value in figures.items()]
+        sheets[split] = (natural, chosen, captions)
+    result = {"summary": summary, "rows": rows, "samples": samples, "seed": seed}
+    if out_dir is not None:
+        out = Path(out_dir)
+        write_json(out, "prompts-emoji.json", result)
+        header = f"Emoji, natural prompts ({EMOJI_PROMPTS.name}): {samples} samples per prompt, seed {seed}; fidelity@5 against the Noto images.\n\n"
+        (out / "prompts-emoji.md").write_text(header + markdown_table(rows, EMOJI_COLUMNS))
+        for split, (images, chosen, captions) in sheets.items():
+            shown = range(min(SHEET_SHOWN, len(chosen)))
+            save_sheet(out / f"prompts-emoji-{split}.png", [images[i * samples] for i in shown],
+                       [f"{chosen[i].prompt} (→ {chosen[i].target}; lookup: {captions[i]})" for i in shown], columns=4)
+    return result
+
+
+# ----------------------------------------------------------------------------- shapes
+
+
+def shapes_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: int | None = None, batch_size: int = 32, out_dir=None,
+                             **options) -> dict[str, Any]:
+    """Per task: the exact scorer's pass rate on paraphrases and on their canonical prompts
+    (`limit` paraphrases per task, default all), the same seeds for both."""
+    from t2i.data.shapes_eval import TASKS, score_image
+
+    chosen = [p for task in TASKS for p in [q for q in shapes_paraphrases() if q.task == task][:limit]]
+    graded = {}
+    for kind, texts in (("paraphrase", [p.prompt for p in chosen]), ("canonical", [p.canonical for p in chosen])):
+        images = generate_images(pipe, texts, samples=samples, seed=seed, batch_size=batch_size, options=options, desc=f"shapes {kind}")
+        graded[kind] = (images, [score_image(im, chosen[i // samples].canonical).passed for i, im in enumerate(images)])
+    rows, summary = [], {}
+    for kind, (_, passed) in graded.items():
+        tasks = np.repeat([p.task for p in chosen], samples)
+        summary[kind] = {t: float(np.mean([ok for ok, tt in zip(passed, tasks) if tt == t])) for t in TASKS if t in set(tasks)}
+        summary[kind]["overall"] = float(np.mean(list(summary[kind].values())))
+        rows.append({"prompts": kind, **summary[kind]})
+    rows.append({"prompts": "paraphrase − canonical", **{k: summary["paraphrase"][k] - summary["canonical"][k] for k in summary["canonical"]}})
+    result = {"summary": summary, "rows": rows, "samples": samples, "seed": seed, "count": len(chosen)}
+    if out_dir is not None:
+        out = Path(out_dir)
+        write_json(out, "prompts-shapes.json", result)
+        header = f"Shapes, paraphrased prompts ({SHAPES_PROMPTS.name}): {len(chosen)} paraphrases × {samples} images, seed {seed}, " \
+                 "graded against their canonical prompts; the canonical row is those prompts themselves on the same seeds.\n\n"
+        (out / "prompts-shapes.md").write_text(header + markdown_table(rows))
+        images, passed = graded["paraphrase"]
+        shown = [i * samples for i in range(len(chosen))][:: max(1, len(chosen) // SHEET_SHOWN)][:SHEET_SHOWN]
+        save_sheet(out / "prompts-shapes.png", [images[i] for i in shown],
+                   [f"{'PASS' if passed[i] else 'FAIL'} {chosen[i // samples].prompt}" for i in shown], columns=4)
+    return result
+
+
+def prompts_benchmark(pipe, *, benchmark: str, **kw) -> dict[str, Any]:
+    return (shapes_prompts_benchmark if benchmark == "shapes" else emoji_prompts_benchmark)(pipe, **kw)
+
+
+__all__ = ["EmojiPrompt", "Paraphrase", "emoji_prompts", "shapes_paraphrases", "training_strings", "retrieval_images",
+           "emoji_prompts_benchmark", "shapes_prompts_benchmark", "prompts_benchmark"]

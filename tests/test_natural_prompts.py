@@ -1,0 +1,117 @@
+"""Natural prompts: caption augmentation in the data layer, and the evaluation on prompts that
+training never shows (issue: the shipped models answered their training captions only)."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import torch
+
+from t2i.cli import main
+from t2i.data.dataset import ImageCaptionSet
+from t2i.data.shapes_eval import TASKS, parse_prompt, prompt_is_held_out
+from t2i.eval.prompts import emoji_prompts, emoji_target_groups, retrieval_images, shapes_paraphrases, training_strings
+from t2i.text.augment import EMOJI_TEMPLATES, SHAPES_TEMPLATES, all_variants, caption_variants, fill, normalize_prompt, rephrasings
+from t2i.train.captions import CaptionTable
+from tiny import tiny_run  # noqa: F401
+
+
+def test_variants_keep_the_caption_and_its_article() -> None:
+    assert fill("{a} {c}", "elephant") == "an elephant" and fill("{a} {c}", "red apple") == "a red apple"
+    assert fill("a picture of {a} {c}", "a red circle") == "a picture of a red circle"  # no "a a"
+    assert caption_variants("elephant", EMOJI_TEMPLATES)[0] == "an elephant"  # the article form always
+    assert caption_variants("elephant", EMOJI_TEMPLATES) == caption_variants("elephant", EMOJI_TEMPLATES)
+    assert len(caption_variants("elephant", EMOJI_TEMPLATES)) == 3 and len(all_variants("elephant", EMOJI_TEMPLATES)) == len(EMOJI_TEMPLATES)
+    # a list has no order, a relation has; names with "and" are not lists
+    assert rephrasings("a red circle and two squares") == ["two squares and a red circle"]
+    assert rephrasings("a circle to the left of a square") == [] and rephrasings("flag of trinidad and tobago") == []
+    assert "two squares and a red circle on white" in all_variants("a red circle and two squares", SHAPES_TEMPLATES)
+
+
+def _table(augment: float) -> CaptionTable:
+    data = ImageCaptionSet(np.zeros((3, 4, 4, 3), np.uint8), [["cat"], ["dog", "puppy"], ["red apple"]])
+    return CaptionTable(data, augment=augment, templates=EMOJI_TEMPLATES)
+
+
+def test_augmentation_is_drawn_from_the_step_generator() -> None:
+    table = _table(0.5)
+    idx = torch.arange(3).repeat(100)
+    draw = lambda seed: table.draw(idx, torch.Generator().manual_seed(seed))  # noqa: E731
+    assert torch.equal(draw(7), draw(7)) and not torch.equal(draw(7), draw(8))
+    texts = Counter(table.texts[r] for r in draw(7).tolist())
+    originals = {"cat", "dog", "puppy", "red apple"}
+    assert 0.35 < sum(v for k, v in texts.items() if k not in originals) / 300 < 0.65  # about half are variants
+    assert {"a cat", "a dog", "a red apple"} <= set(texts)
+    # every drawn string belongs to its own image: a variant of one of that image's captions
+    for image, row in zip(idx.tolist(), draw(7).tolist()):
+        own = [["cat"], ["dog", "puppy"], ["red apple"]][image]
+        assert any(table.texts[row] == c or table.texts[row] in caption_variants(c, EMOJI_TEMPLATES) for c in own)
+
+
+def test_no_augmentation_draws_as_before() -> None:
+    """Without augmentation the table consumes the generator as it always did: old runs resume unchanged."""
+    plain, off = _table(0.0), _table(0.0)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(plain.draw(torch.arange(3), g1), off.draw(torch.arange(3), g2))
+    assert torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
+    assert plain.variants.shape[1] == 0
+
+
+def test_evaluation_prompt_sets_are_well_formed() -> None:
+    emoji = emoji_prompts()
+    splits = Counter(p.split for p in emoji)
+    assert len(emoji) >= 300 and splits["train"] >= 200 and splits["heldout"] >= 100
+    groups = emoji_target_groups()
+    assert all(p.target in groups for p in emoji) and len({p.target for p in emoji}) == len(emoji)
+    shapes = shapes_paraphrases()
+    assert len(shapes) >= 150 and set(Counter(p.task for p in shapes)) == set(TASKS)
+    assert all(parse_prompt(p.canonical).task == p.task and not prompt_is_held_out(p.canonical) for p in shapes)
+
+
+def test_evaluation_prompts_are_never_trained_on() -> None:
+    """Not a training caption, nor any variant the augmentation can make of one (all of them,
+    not only the few each caption is given)."""
+    for data, prompts in (("emoji", [p.prompt for p in emoji_prompts()]), ("shapes", [p.prompt for p in shapes_paraphrases()])):
+        seen = training_strings(data)
+        assert len(seen) > 100_000
+        assert [p for p in prompts if normalize_prompt(p) in seen] == [], data
+
+
+def test_lookup_baseline_finds_the_nearest_training_caption() -> None:
+    images, captions = retrieval_images(["a big grey elephant", "a slice of pizza with cheese"])
+    assert images.shape == (2, 64, 64, 3) and "elephant" in captions[0] and "pizza" in captions[1]
+
+
+def test_eval_prompts_runs_on_a_tiny_model_and_writes_its_tables(tiny_run, tmp_path, capsys) -> None:
+    common = ["--model", str(tiny_run.pipeline), "--samples", "1", "--limit", "2", "--decoder-steps", "2", "--prior-steps", "2", "--upsampler-steps", "1"]
+    assert main(["eval", "prompts", "--data", "emoji", *common, "-o", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "prompts-emoji.json").read_text())
+    assert [r["split"] for r in result["rows"]][:3] == ["train: natural prompts", "train: exact names", "train: lookup (no generation)"]
+    assert all(0.0 <= r["fidelity@5"] <= 1.0 for r in result["rows"])
+    # the lookup needs no model: the first two training prompts' nearest captions are their emoji
+    lookup = result["summary"]["train"]["lookup (no generation)"]
+    _, captions = retrieval_images([p.prompt for p in emoji_prompts() if p.split == "train"][:2])
+    assert lookup == 1.0, captions
+    assert "| train: natural prompts | 2 | 2 |" in (tmp_path / "prompts-emoji.md").read_text()
+    assert main(["eval", "prompts", "--data", "shapes", *common, "-o", str(tmp_path)]) == 0
+    shapes = json.loads((tmp_path / "prompts-shapes.json").read_text())
+    assert [r["prompts"] for r in shapes["rows"]] == ["paraphrase", "canonical", "paraphrase − canonical"]
+    assert shapes["count"] == 2 * len(TASKS) and set(shapes["summary"]["paraphrase"]) == {*TASKS, "overall"}
+    assert (tmp_path / "prompts-shapes.png").stat().st_size > 1000
+
+
+def test_text_only_clip_training_keeps_every_image_embedding(tiny_run, tmp_path) -> None:
+    from t2i.checkpoint import load_component
+    from t2i.train.build import resolve_component
+
+    out, start = tmp_path / "text", tiny_run.run("clip")
+    assert main(["train", "clip", "--data", str(tiny_run.data), "--config", "tiny", "--init-from", str(start), "--no-progress",
+                 "--steps", "3", "--set", "options.text_only=true", "--out", str(out)]) == 0
+    trained, before = load_component(resolve_component(out), role="clip").model, load_component(resolve_component(start), role="clip").model
+    ours, theirs = trained.state_dict(), before.state_dict()
+    text = {k for k in ours if k.startswith("text_") or k == "logit_scale"}
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours if k not in text)  # the image tower, bit for bit
+    assert any(not torch.equal(ours[k], theirs[k]) for k in text)  # and the text side learned
+    images = torch.rand(4, 3, 32, 32) * 2 - 1
+    assert torch.equal(trained.encode_image(images), before.encode_image(images))
