@@ -1,6 +1,6 @@
 """Component folders: `config.json` + `model.safetensors`, written atomically, versioned.
 
-A component is a module plus the config that built it (ARCHITECTURE principle 1). Loading reads
+A component is a module plus the config that built it. Loading reads
 JSON and safetensors only, so an untrusted folder cannot run code. config.json holds:
 
     {"format_version": 1, "component": "unet", "role": "decoder",

@@ -1,6 +1,6 @@
 """Shapes world: renderer, placement, captions and the exact scorer agree with the spec.
 
-The spec is /work/shared/benchmarks/shapes-world.md. Captions are checked twice: against the
+The spec is docs/benchmarks/shapes-world.md. Captions are checked twice: against the
 ground-truth objects by an independent parser of the caption grammar below, and (for the
 benchmark templates) by the pixel scorer on the rendered image.
 """

@@ -1,6 +1,6 @@
 """The shapes world: a closed-vocabulary scene renderer and its truthful training captions.
 
-The contract is /work/shared/benchmarks/shapes-world.md. Scenes hold 1 to 4 flat shapes
+The contract is docs/benchmarks/shapes-world.md. Scenes hold 1 to 4 flat shapes
 (circle, square, triangle) in 6 palette colours and 2 sizes on a white S×S canvas. Pixel
 coordinates are continuous: pixel (row i, column j) covers [j, j+1) × [i, i+1), y grows
 downwards, and an object's (cx, cy) is the centre of its bounding box, which is also the

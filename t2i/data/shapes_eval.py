@@ -1,6 +1,6 @@
 """Shapes-world benchmark: canonical prompts, the exact colour-segmentation scorer, a summary.
 
-Follows /work/shared/benchmarks/shapes-world.md ("Scoring an image"). Detection coordinates
+Follows docs/benchmarks/shapes-world.md ("Scoring an image"). Detection coordinates
 are continuous pixel coordinates, pixel (row i, column j) covering [j, j+1) × [i, i+1), so a
 component spanning columns j0..j1 has its bounding-box centre at (j0 + j1 + 1) / 2, the same
 centre `t2i.data.shapes.render_scene` places an object at.

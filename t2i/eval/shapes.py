@@ -1,4 +1,4 @@
-"""`t2i eval shapes`: shared/benchmarks/shapes-world.md on the canonical prompts.
+"""`t2i eval shapes`: docs/benchmarks/shapes-world.md on the canonical prompts.
 
 Writes shapes.json (every image's verdict), shapes.md (the table), shapes-failures.png (failed
 samples captioned with their prompt and what the scorer detected) and one sample sheet per task.

@@ -9,7 +9,7 @@ Optionally (match_depth > 0) a matching head as in ALBEF/BLIP's image-text match
 transformer that reads the caption's tokens and attends to the image's patch tokens, and gives
 one logit for "this caption describes this image". Two separate embeddings compared by a cosine
 cannot easily tell "a circle left of a square" from its mirror image; a head that looks at both
-together can, in principle. What ours learned on shapes is in the README (counts yes, relations
+together can, in principle. What ours learned on shapes is in docs/results/unclip.md (counts yes, relations
 not yet).
 """
 from __future__ import annotations

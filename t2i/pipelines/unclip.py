@@ -173,7 +173,7 @@ class UnclipPipeline:
         """Images (B, k, 3, S, S) in [-1, 1] -> (B, 3, S, S): per row, the candidate whose CLIP
         image embedding has the largest cosine with target (B, E). With a matching head and a
         caption `enc`: the largest head logit plus CLIP logit (scale * cosine), BLIP's ITM + ITC;
-        on shapes that ranked better than either alone (README, Quality)."""
+        on shapes that ranked better than either alone (docs/results/unclip.md)."""
         b, k = candidates.shape[:2]
         clip, images = self.clip.model, candidates.flatten(0, 1)
         tokens = clip.image_tokens(images)

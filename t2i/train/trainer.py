@@ -1,4 +1,4 @@
-"""The one training loop for every component (ARCHITECTURE principle 3).
+"""The one training loop for every component.
 
 A stage supplies the model, a batch for a step and the loss; the loop owns the device and
 processes (Accelerate), optimiser, EMA, gradient clipping and accumulation, progress display,
