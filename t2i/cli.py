@@ -26,6 +26,7 @@ def _sampling_args(p: argparse.ArgumentParser, *, prior: bool = True) -> None:
         g.add_argument("--prior-steps", type=int)
         g.add_argument("--prior-guidance", type=float)
         g.add_argument("--prior-candidates", type=int, help="embeddings drawn per caption; the closest to the text is kept")
+        g.add_argument("--caption-memory", type=float, help="0 to 1: blend the prompt's text embedding with its nearest training captions' (pipelines with a caption memory)")
     g.add_argument("--decoder-steps", type=int)
     g.add_argument("--decoder-guidance", type=float)
     g.add_argument("--decoder-text-guidance", type=float, help="guide the caption tokens separately: --decoder-guidance then scales the image embedding alone")
@@ -36,7 +37,7 @@ def _sampling_args(p: argparse.ArgumentParser, *, prior: bool = True) -> None:
 
 
 def _sampling_options(args: argparse.Namespace) -> dict:
-    keys = ("prior_steps", "prior_guidance", "prior_candidates", "decoder_steps", "decoder_guidance", "decoder_text_guidance", "decoder_candidates", "upsampler_steps", "sampler", "threshold")
+    keys = ("prior_steps", "prior_guidance", "prior_candidates", "caption_memory", "decoder_steps", "decoder_guidance", "decoder_text_guidance", "decoder_candidates", "upsampler_steps", "sampler", "threshold")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--decoder", required=True)
     a.add_argument("--upsampler", action="append", default=[], help="repeat for a cascade, lowest resolution first")
     a.add_argument("--config", help="preset whose 'pipeline' section gives the default sampling options")
+    a.add_argument("--caption-memory", metavar="DATA", help="keep DATA's training captions for retrieval-augmented text conditioning (see --caption-memory of generate)")
     a.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16, half the size)")
     a.add_argument("-o", "--output", required=True, help="new pipeline folder")
     a.add_argument("--overwrite", action="store_true", help="replace -o if it is a pipeline folder (never any other file or folder)")

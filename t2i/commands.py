@@ -194,13 +194,24 @@ def cmd_assemble(args: argparse.Namespace) -> int:
         defaults = config_from_dict(SamplingOptions, preset.get("pipeline", {}), where="pipeline")
         for up in upsamplers:
             up.settings.update(sampling_settings(preset.get("upsampler", {}).get("options", {})))
+    clip = load_component(resolve_component(args.clip), role="clip")
+    memory = None
+    if args.caption_memory:
+        from t2i.data.sources import load_dataset
+        from t2i.pipelines.caption_memory import build_caption_memory, memory_captions
+
+        memory = build_caption_memory(clip, memory_captions(load_dataset(args.caption_memory, size=16)), max_length=clip.model.config.max_tokens)
+    elif defaults.caption_memory:
+        raise UsageError("the preset's sampling defaults use a caption memory: pass --caption-memory DATA")
     pipe = UnclipPipeline(
-        clip=load_component(resolve_component(args.clip), role="clip"),
+        clip=clip,
         prior=load_component(resolve_component(args.prior), role="prior"),
         decoder=load_component(resolve_component(args.decoder), role="decoder"),
         upsamplers=upsamplers,
         defaults=defaults,
-        info={"sources": {"clip": args.clip, "prior": args.prior, "decoder": args.decoder, "upsamplers": args.upsampler}, **_trained_on(args.decoder)},
+        info={"sources": {"clip": args.clip, "prior": args.prior, "decoder": args.decoder, "upsamplers": args.upsampler,
+                          **({"caption_memory": args.caption_memory} if memory is not None else {})}, **_trained_on(args.decoder)},
+        memory=memory,
     )
     path = pipe.save(args.output, dtype=torch.float32 if args.fp32 else torch.float16, overwrite=args.overwrite)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import warnings
 from pathlib import Path
@@ -47,7 +48,8 @@ def test_emoji_captions_are_plain_lower_case() -> None:
     every = load_emoji(64, "all")
     for caps, name in zip(every.captions, every.names):
         assert caps and name == caps[0]
-        assert all(c and c == c.lower() and ":" not in c and "_" not in c for c in caps)
+        # no shortcode left (":smile:"); a colon between digits is a time, as the clock keywords' "10:30"
+        assert all(c and c == c.lower() and not re.search(r":(?!\d)|(?<!\d):", c) and "_" not in c for c in caps)
     by_name = {n: i for i, n in enumerate(every.names)}
     assert "grinning face with big eyes" in by_name
     tone = every.names.index("waving hand, medium skin tone")

@@ -6,13 +6,14 @@ import json
 from collections import Counter
 
 import numpy as np
+import pytest
 import torch
 
 from t2i.cli import main
 from t2i.data.dataset import ImageCaptionSet
 from t2i.data.shapes_eval import TASKS, parse_prompt, prompt_is_held_out
 from t2i.eval.prompts import emoji_prompts, emoji_target_groups, retrieval_images, shapes_paraphrases, training_strings
-from t2i.text.augment import EMOJI_TEMPLATES, SHAPES_TEMPLATES, all_variants, caption_variants, fill, normalize_prompt, rephrasings
+from t2i.text.augment import ADJECTIVES, EMOJI_TEMPLATES, SHAPES_TEMPLATES, VARIANTS_PER_CAPTION, all_variants, caption_variants, fill, normalize_prompt, rephrasings
 from t2i.train.captions import CaptionTable
 from tiny import tiny_run  # noqa: F401
 
@@ -22,7 +23,10 @@ def test_variants_keep_the_caption_and_its_article() -> None:
     assert fill("a picture of {a} {c}", "a red circle") == "a picture of a red circle"  # no "a a"
     assert caption_variants("elephant", EMOJI_TEMPLATES)[0] == "an elephant"  # the article form always
     assert caption_variants("elephant", EMOJI_TEMPLATES) == caption_variants("elephant", EMOJI_TEMPLATES)
-    assert len(caption_variants("elephant", EMOJI_TEMPLATES)) == 3 and len(all_variants("elephant", EMOJI_TEMPLATES)) == len(EMOJI_TEMPLATES)
+    assert len(caption_variants("elephant", EMOJI_TEMPLATES)) == VARIANTS_PER_CAPTION
+    with_adjective = sum("{adj}" in t for t in EMOJI_TEMPLATES)
+    assert len(all_variants("elephant", EMOJI_TEMPLATES)) == len(EMOJI_TEMPLATES) - with_adjective + with_adjective * len(ADJECTIVES)
+    assert "an adorable elephant" in all_variants("elephant", EMOJI_TEMPLATES)  # "an" before a vowel of the adjective
     # a list has no order, a relation has; names with "and" are not lists
     assert rephrasings("a red circle and two squares") == ["two squares and a red circle"]
     assert rephrasings("a circle to the left of a square") == [] and rephrasings("flag of trinidad and tobago") == []
@@ -89,10 +93,14 @@ def test_eval_prompts_runs_on_a_tiny_model_and_writes_its_tables(tiny_run, tmp_p
     result = json.loads((tmp_path / "prompts-emoji.json").read_text())
     assert [r["split"] for r in result["rows"]][:3] == ["train: natural prompts", "train: exact names", "train: lookup (no generation)"]
     assert all(0.0 <= r["fidelity@5"] <= 1.0 for r in result["rows"])
-    # the lookup needs no model: the first two training prompts' nearest captions are their emoji
-    lookup = result["summary"]["train"]["lookup (no generation)"]
-    _, captions = retrieval_images([p.prompt for p in emoji_prompts() if p.split == "train"][:2])
-    assert lookup == 1.0, captions
+    # the lookup needs no model: it scores the share of prompts whose retrieved image is of the target
+    from t2i.data.emoji import load_emoji
+
+    every, groups = load_emoji(64, "all"), emoji_target_groups()
+    chosen = [p for p in emoji_prompts() if p.split == "train"][:2]
+    images, _ = retrieval_images([p.prompt for p in chosen])
+    right = [any(np.array_equal(im, every.images[j]) for j in np.flatnonzero(every.groups == groups[p.target])) for im, p in zip(images, chosen)]
+    assert result["summary"]["train"]["lookup (no generation)"] == np.mean(right) == 0.5
     assert "| train: natural prompts | 2 | 2 |" in (tmp_path / "prompts-emoji.md").read_text()
     assert main(["eval", "prompts", "--data", "shapes", *common, "-o", str(tmp_path)]) == 0
     shapes = json.loads((tmp_path / "prompts-shapes.json").read_text())
@@ -115,3 +123,37 @@ def test_text_only_clip_training_keeps_every_image_embedding(tiny_run, tmp_path)
     assert any(not torch.equal(ours[k], theirs[k]) for k in text)  # and the text side learned
     images = torch.rand(4, 3, 32, 32) * 2 - 1
     assert torch.equal(trained.encode_image(images), before.encode_image(images))
+
+
+def test_caption_memory_pulls_a_prompt_towards_its_nearest_captions() -> None:
+    from t2i.pipelines.caption_memory import CaptionMemory
+
+    pooled = torch.nn.functional.normalize(torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]), dim=-1)
+    text = torch.nn.functional.normalize(torch.tensor([[1.0, 0], [0, 1.0], [-1.0, 0]]), dim=-1)
+    memory = CaptionMemory(pooled, text, k=2, temperature=0.01)
+    # a prompt whose sentence embedding is that of caption 1, with a text embedding pointing elsewhere
+    own = torch.tensor([[1.0, 0.0]])
+    assert torch.allclose(memory.blend(pooled[1:2], own, 1.0), text[1:2], atol=1e-4)
+    half = memory.blend(pooled[1:2], own, 0.5)
+    assert torch.allclose(half, torch.nn.functional.normalize(torch.tensor([[1.0, 1.0]]), dim=-1), atol=1e-4)
+    assert torch.equal(memory.blend(pooled[1:2], own, 0.0), own)
+
+
+def test_caption_memory_is_saved_with_the_pipeline_and_used_by_sampling(tiny_run, tmp_path, capsys) -> None:
+    from t2i.pipelines.unclip import load_pipeline
+
+    runs, out = tiny_run.runs, tmp_path / "with-memory"
+    assert main(["assemble", "--clip", str(runs["clip"]), "--prior", str(runs["prior"]), "--decoder", str(runs["decoder"]),
+                 "--upsampler", str(runs["upsampler"]), "--config", "tiny", "--fp32", "--caption-memory", str(tiny_run.data), "-o", str(out)]) == 0
+    pipe = load_pipeline(out)
+    assert len(pipe.memory) == 16  # 8 images × 2 captions, all distinct
+    enc, text = pipe.encode_text(["grinning face with big eyes"])
+    # an exact training caption is its own nearest neighbour: its embedding stays nearly where it was
+    assert float((pipe.memory.blend(enc.pooled, text, 0.5) * text).sum()) > 0.9
+    opts = dict(prior_steps=2, decoder_steps=2, upsampler_steps=1, seed=3)
+    a, b = pipe("a cute grinning face", caption_memory=0.0, **opts), pipe("a cute grinning face", caption_memory=1.0, **opts)
+    assert not np.array_equal(np.asarray(a[0]), np.asarray(b[0]))
+    plain = load_pipeline(tiny_run.pipeline)
+    assert plain.memory is None
+    with pytest.raises(ValueError, match="caption memory"):
+        plain("a cat", caption_memory=0.5, **opts)

@@ -20,6 +20,7 @@ from PIL import Image
 from t2i.checkpoint import FORMAT_VERSION, CheckpointError, Component, atomic_folder, load_component, read_versioned_json, write_component_files
 from t2i.config import ConfigError, config_from_dict, config_to_dict
 from t2i.data.dataset import to_model_range, to_uint8
+from t2i.pipelines.caption_memory import CaptionMemory
 from t2i.pipelines.sampling import keep_best, run_decoder, run_prior, run_upsampler
 
 SAMPLERS = ("ddim", "ddpm")
@@ -53,6 +54,9 @@ class SamplingOptions:
     # thresholding divides the whole x0 by its overshoot and greys the background; decoding
     # true emoji CLIP embeddings gave fidelity@5 0.16 static vs 0.05 dynamic (64 images).
     threshold: str = "static"
+    # w > 0: the prior reads the prompt's CLIP text embedding blended w of the way to those of
+    # its nearest training captions by the frozen sentence encoder (pipelines/caption_memory.py)
+    caption_memory: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("prior_steps", "decoder_steps", "upsampler_steps"):
@@ -72,6 +76,8 @@ class SamplingOptions:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.threshold not in ("none", "static", "dynamic"):
             raise ValueError(f"threshold must be none, static or dynamic, got {self.threshold!r}")
+        if not 0.0 <= self.caption_memory <= 1.0:
+            raise ValueError(f"caption-memory must be between 0 and 1, got {self.caption_memory}")
 
     def updated(self, **overrides: Any) -> "SamplingOptions":
         known = {f.name for f in fields(self)}
@@ -82,11 +88,17 @@ class SamplingOptions:
 
 
 class UnclipPipeline:
-    def __init__(self, *, clip: Component, prior: Component, decoder: Component, upsamplers: list[Component] | None = None, defaults: SamplingOptions | None = None, info: dict | None = None) -> None:
+    def __init__(self, *, clip: Component, prior: Component, decoder: Component, upsamplers: list[Component] | None = None, defaults: SamplingOptions | None = None,
+                 info: dict | None = None, memory: CaptionMemory | None = None) -> None:
         self.clip, self.prior, self.decoder = clip, prior, decoder
         self.upsamplers = list(upsamplers or [])
         self.defaults = defaults or SamplingOptions()
         self.info = info or {}
+        self.memory = memory
+        if memory is not None and memory.text_embeds.shape[1] != clip.model.config.embed_dim:
+            raise CheckpointError(f"the caption memory holds {memory.text_embeds.shape[1]}-d text embeddings, the CLIP makes {clip.model.config.embed_dim}-d ones")
+        if self.defaults.caption_memory and memory is None:
+            raise CheckpointError("the default sampling options use a caption memory, and the pipeline has none")
         self.text_max_length = int(clip.model.config.max_tokens)
         e = clip.model.config.embed_dim
         if prior.model.config.embed_dim != e or decoder.model.config.embed_dim != e:
@@ -110,7 +122,7 @@ class UnclipPipeline:
         stage = lambda key, role: load_component(path / str(spec.get(key, key)), role=role)  # noqa: E731
         return cls(clip=stage("clip", "clip"), prior=stage("prior", "prior"), decoder=stage("decoder", "decoder"),
                    upsamplers=[load_component(path / p, role="upsampler") for p in spec.get("upsamplers", [])],
-                   defaults=defaults, info=spec.get("info", {}))
+                   defaults=defaults, info=spec.get("info", {}), memory=CaptionMemory.load(path / spec["memory"]) if spec.get("memory") else None)
 
     def save(self, path: str | Path, *, dtype: torch.dtype = torch.float16, overwrite: bool = False) -> Path:
         """Write the whole pipeline atomically (fp16 weights by default: half the size, loaded as fp32).
@@ -123,6 +135,9 @@ class UnclipPipeline:
                 (tmp / name).mkdir()
                 write_component_files(tmp / name, comp, dtype=dtype)
             spec = {"format_version": FORMAT_VERSION, "pipeline": "unclip", **{k: k for k in names}, "upsamplers": ups, "defaults": config_to_dict(self.defaults), "info": self.info}
+            if self.memory is not None:
+                self.memory.save(tmp / "memory")
+                spec["memory"] = "memory"
             (tmp / "pipeline.json").write_text(json.dumps(spec, indent=2))
         return path
 
@@ -200,6 +215,10 @@ class UnclipPipeline:
         if num_images < 1:
             raise ValueError(f"number of images must be >= 1, got {num_images}")
         enc, text_embed = self.encode_text(prompts)
+        if opts.caption_memory:
+            if self.memory is None:
+                raise ValueError("caption-memory needs a pipeline with a caption memory (t2i assemble --caption-memory DATA)")
+            text_embed = self.memory.blend(enc.pooled, text_embed, opts.caption_memory)
         rep = lambda x: x.repeat_interleave(num_images, dim=0)  # noqa: E731
         enc = type(enc)(rep(enc.tokens), rep(enc.mask), rep(enc.pooled))
         generator = torch.Generator().manual_seed(seed)
