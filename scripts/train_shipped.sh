@@ -14,23 +14,30 @@ t2i() { OMP_NUM_THREADS=1 python -m t2i.cli --threads 1 "$@"; }
 # so did the emoji prior (cosine to the true image embedding on training captions 0.90 at 2,500, 0.99 at 11,750)
 case $data in emoji) decoder_steps=16500 prior_steps=11750 ;; *) decoder_steps=8250 prior_steps=2500 ;; esac
 
-t2i train clip --data "$data" --steps "${CLIP_STEPS:-1200}" --out "$runs/$data-clip" --no-progress
+# The shipped CLIP, prior and first decoder runs predate caption augmentation (the presets now
+# turn it on), and the emoji ones the keyword captions: these stages run without augmentation.
+off=(--set options.caption_augment=0)
+t2i train clip --data "$data" --steps "${CLIP_STEPS:-1200}" "${off[@]}" --out "$runs/$data-clip" --no-progress
 t2i train upsampler --data "$data" --steps "${UPSAMPLER_STEPS:-1500}" --out "$runs/$data-upsampler" --no-progress &
-t2i train prior --data "$data" --clip "$runs/$data-clip" --steps "${PRIOR_STEPS:-$prior_steps}" --batch-size 64 --out "$runs/$data-prior" --no-progress &
-t2i train decoder --data "$data" --clip "$runs/$data-clip" --steps "${DECODER_STEPS:-$decoder_steps}" --out "$runs/$data-decoder" --no-progress
+t2i train prior --data "$data" --clip "$runs/$data-clip" --steps "${PRIOR_STEPS:-$prior_steps}" "${off[@]}" --batch-size 64 --out "$runs/$data-prior" --no-progress &
+t2i train decoder --data "$data" --clip "$runs/$data-clip" --steps "${DECODER_STEPS:-$decoder_steps}" "${off[@]}" --out "$runs/$data-decoder" --no-progress
 decoder=$runs/$data-decoder
 if [[ $data == shapes ]]; then
   # then a fine-tune that drops the caption 10% of the time instead of 50%, so the decoder leans on
   # the words for what the CLIP embedding barely holds (which object is where, which colour is whose)
-  t2i train decoder --data shapes --clip "$runs/shapes-clip" --init-from "$decoder" --set options.drop_text=0.1 \
+  t2i train decoder --data shapes --clip "$runs/shapes-clip" --init-from "$decoder" --set options.drop_text=0.1 "${off[@]}" \
       --steps "${DECODER_TEXT_STEPS:-15000}" --out "$runs/shapes-decoder-text" --no-progress
   decoder=$runs/shapes-decoder-text
 else
   # then a fine-tune on noised image embeddings (cosine 1 down to 0.86 to the clean one), since the
   # prior's embeddings land near, not on, the training images' (cosine 0.90 from a 2,500-step prior)
   t2i train decoder --data "$data" --clip "$runs/$data-clip" --init-from "$decoder" --set options.embed_noise=0.6 \
-      --steps "${DECODER_NOISE_STEPS:-13000}" --out "$runs/$data-decoder-noise" --no-progress
-  decoder=$runs/$data-decoder-noise
+      --set options.caption_augment=0 --steps "${DECODER_NOISE_STEPS:-13000}" --out "$runs/$data-decoder-noise" --no-progress
+  # then 1,500 steps with caption augmentation (the preset's 0.5), so the caption tokens the
+  # decoder reads may be worded as people write them (natural prompts, docs/results/unclip.md)
+  t2i train decoder --data "$data" --clip "$runs/$data-clip" --init-from "$runs/$data-decoder-noise" --set options.embed_noise=0.6 \
+      --steps "${DECODER_NATURAL_STEPS:-1500}" --lr 1e-4 --out "$runs/$data-decoder-natural" --no-progress
+  decoder=$runs/$data-decoder-natural
 fi
 wait
 clip=$runs/$data-clip
@@ -40,12 +47,14 @@ if [[ $data == shapes ]]; then
   # existed (then: --steps 1000 --lr 1e-3 with a cosine schedule over 3,000 steps), and then:
   python scripts/make_shapes_relations.py "$runs/shapes-relations"
   t2i train clip --data "$runs/shapes-relations/data.jsonl" --config shapes --init-from "$clip" \
-      --set model.match_depth=3 --set options.match_only=true --set options.hard_negatives=true \
+      --set model.match_depth=3 --set options.match_only=true --set options.hard_negatives=true "${off[@]}" \
       --steps "${MATCH_STEPS:-1000}" --lr 1e-3 --out "$runs/shapes-match-caption-side" --no-progress
   t2i train clip --data "$runs/shapes-relations/data.jsonl" --config shapes --init-from "$runs/shapes-match-caption-side" \
-      --set model.match_depth=3 --set options.match_only=true --set options.hard_negatives=true \
+      --set model.match_depth=3 --set options.match_only=true --set options.hard_negatives=true "${off[@]}" \
       --set train.warmup_steps=50 --steps 1500 --lr 1e-3 --out "$runs/shapes-match" --no-progress
   clip=$runs/shapes-match
 fi
+# emoji keeps its training captions for retrieval-augmented text conditioning (--caption-memory)
+memory=(); [[ $data == emoji ]] && memory=(--caption-memory emoji)
 t2i assemble --clip "$clip" --prior "$runs/$data-prior" --decoder "$decoder" \
-    --upsampler "$runs/$data-upsampler" --config "$data" --overwrite -o "t2i/assets/models/$data"
+    --upsampler "$runs/$data-upsampler" --config "$data" "${memory[@]}" --overwrite -o "t2i/assets/models/$data"
