@@ -3,8 +3,8 @@
 Trained on bare CLDR names ("elephant"), our text side answered "elephant" and drew a mammoth
 for "an elephant". Each caption gets a few rephrasings that keep its meaning: an article, a
 framing ("a picture of …", "show me …", "an emoji of …"), a word about the picture's look ("a
-cute …", "a shiny …"), and for the shapes world the same scene said another way ("a circle and a square" → "a square and a circle").
-Which framings a caption gets is fixed by a hash of it, so the set of strings (and their
+cute …", "a shiny …"), and for the shapes world the same scene said another way ("a circle
+and a square" → "a square and a circle"). Which framings a caption gets is fixed by a hash of it, so the set of strings (and their
 encodings, cached on disk) is the same in every run; which one a training step draws comes
 from the step's seeded generator (t2i.train.captions.CaptionTable).
 
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+
+from t2i.data.shapes import RELATION_PARAPHRASES
 
 # {a} is "a" or "an" for what follows it, {c} the caption, {adj} one of ADJECTIVES
 GENERIC_TEMPLATES = ("{a} {c}", "the {c}", "a picture of {a} {c}", "an image of {a} {c}", "a drawing of {a} {c}",
@@ -30,7 +32,8 @@ ADJECTIVES = ("cute", "little", "big", "tiny", "simple", "colorful", "bright", "
               "cool", "nice", "beautiful", "adorable", "sweet", "flat", "detailed", "fancy", "plain", "pretty", "glossy", "neat")
 VARIANTS_PER_CAPTION = 4
 
-_RELATION = re.compile(r"\b(to the left of|to the right of|left of|right of|on the left of|on the right of|above|below|on top of|over|beneath|under)\b")
+# every relation word the shapes captions use: a caption with one is not a list to reorder
+_RELATION = re.compile(r"\b(" + "|".join(sorted({w for r, more in RELATION_PARAPHRASES.items() for w in (r, *more)}, key=len, reverse=True)) + r")\b")
 
 
 def templates_for(data: str) -> tuple[str, ...]:
