@@ -137,6 +137,11 @@ def test_caption_memory_pulls_a_prompt_towards_its_nearest_captions() -> None:
     half = memory.blend(pooled[1:2], own, 0.5)
     assert torch.allclose(half, torch.nn.functional.normalize(torch.tensor([[1.0, 1.0]]), dim=-1), atol=1e-4)
     assert torch.equal(memory.blend(pooled[1:2], own, 0.0), own)
+    assert memory.nearest_captions(pooled[1:2]) is None  # no strings kept
+    named = CaptionMemory(pooled, text, ["a", "b", "c"], k=2, temperature=0.01)
+    assert named.nearest_captions(torch.tensor([[0.1, 0.2, 0.9], [0.8, 0.1, 0.0]])) == ["c", "a"]
+    with pytest.raises(ValueError, match="3 embeddings and 2 captions"):
+        CaptionMemory(pooled, text, ["a", "b"])
 
 
 def test_caption_memory_is_saved_with_the_pipeline_and_used_by_sampling(tiny_run, tmp_path, capsys) -> None:
@@ -147,12 +152,21 @@ def test_caption_memory_is_saved_with_the_pipeline_and_used_by_sampling(tiny_run
                  "--upsampler", str(runs["upsampler"]), "--config", "tiny", "--fp32", "--caption-memory", str(tiny_run.data), "-o", str(out)]) == 0
     pipe = load_pipeline(out)
     assert len(pipe.memory) == 16  # 8 images × 2 captions, all distinct
+    assert "grinning face with big eyes" in pipe.memory.captions
     enc, text = pipe.encode_text(["grinning face with big eyes"])
     # an exact training caption is its own nearest neighbour: its embedding stays nearly where it was
     assert float((pipe.memory.blend(enc.pooled, text, 0.5) * text).sum()) > 0.9
     opts = dict(prior_steps=2, decoder_steps=2, upsampler_steps=1, seed=3)
     a, b = pipe("a cute grinning face", caption_memory=0.0, **opts), pipe("a cute grinning face", caption_memory=1.0, **opts)
     assert not np.array_equal(np.asarray(a[0]), np.asarray(b[0]))
+    # with the memory on, the decoder reads the nearest caption's tokens: given the same image
+    # embedding, a prompt decodes exactly as its nearest caption does, and differently without the memory
+    nearest = pipe.memory.nearest_captions(pipe.encode_text(["a cute grinning face"])[0].pooled)[0]
+    assert nearest != "a cute grinning face"
+    given = torch.nn.functional.normalize(torch.randn(1, text.shape[1], generator=torch.Generator().manual_seed(0)), dim=-1)
+    draw = lambda prompt, w: np.asarray(pipe(prompt, image_embedding=given, caption_memory=w, **dict(opts, decoder_candidates=1))[0])  # noqa: E731
+    assert np.array_equal(draw("a cute grinning face", 1.0), draw(nearest, 1.0))
+    assert not np.array_equal(draw("a cute grinning face", 0.0), draw(nearest, 0.0))
     plain = load_pipeline(tiny_run.pipeline)
     assert plain.memory is None
     with pytest.raises(ValueError, match="caption memory"):

@@ -16,7 +16,14 @@ nearest captions (as kNN-LM interpolates a model with its nearest neighbours, Kh
 with s_j the sentence-embedding cosines of the k nearest captions. An exact caption is its own
 nearest neighbour, so its embedding barely moves. w is a sampling option (`caption_memory`, 0
 turns it off). The blend feeds the prior and the reranking of decoder candidates; evaluation's
-CLIP scores keep the prompt's own embedding. The decoder still reads the prompt's own tokens.
+CLIP scores keep the prompt's own embedding.
+
+The prior and the decoder also read the prompt's text tokens, and they have only ever seen those
+of their training captions. With the blended embedding and the prompt's own tokens the pipeline
+draws the right emoji for 54% of 100 everyday prompts (2 images each); with the tokens of the
+nearest caption, 64% (exact names: 77%). So when the memory is on, prior, decoder and candidate
+reranking read the nearest caption's tokens (`nearest_captions`); an exact caption is its own
+nearest, and nothing changes for it.
 """
 from __future__ import annotations
 
@@ -33,10 +40,11 @@ MEMORY_VERSION = 1
 
 @dataclass
 class CaptionMemory:
-    """N training captions: sentence embeddings (N, 384) and CLIP text embeddings (N, E)."""
+    """N training captions: sentence embeddings (N, 384), CLIP text embeddings (N, E), the strings."""
 
     pooled: torch.Tensor
     text_embeds: torch.Tensor
+    captions: list[str] | None = None  # memories saved before the strings were kept have none
     k: int = 8
     temperature: float = 0.02
 
@@ -45,6 +53,8 @@ class CaptionMemory:
             raise ValueError(f"caption memory needs (N, D) sentence and text embeddings, got {tuple(self.pooled.shape)} and {tuple(self.text_embeds.shape)}")
         if self.k < 1 or not self.temperature > 0:
             raise ValueError(f"caption memory needs k >= 1 and a temperature > 0, got {self.k} and {self.temperature}")
+        if self.captions is not None and len(self.captions) != len(self.pooled):
+            raise ValueError(f"caption memory has {len(self.pooled)} embeddings and {len(self.captions)} captions")
 
     def __len__(self) -> int:
         return len(self.pooled)
@@ -54,6 +64,12 @@ class CaptionMemory:
         top = (pooled.float() @ self.pooled.T).topk(min(self.k, len(self)), dim=1)
         weights = torch.softmax(top.values / self.temperature, dim=1)
         return F.normalize((weights[..., None] * self.text_embeds[top.indices]).sum(1), dim=-1)
+
+    def nearest_captions(self, pooled: torch.Tensor) -> list[str] | None:
+        """(B, 384) sentence embeddings -> the nearest caption of each, or None without strings."""
+        if self.captions is None:
+            return None
+        return [self.captions[i] for i in (pooled.float() @ self.pooled.T).argmax(dim=1).tolist()]
 
     def blend(self, pooled: torch.Tensor, text_embed: torch.Tensor, weight: float) -> torch.Tensor:
         """The prompts' CLIP text embeddings (B, E) moved `weight` of the way to their neighbours'."""
@@ -65,6 +81,8 @@ class CaptionMemory:
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         save_file({**_int8("pooled", self.pooled), **_int8("text_embeds", self.text_embeds)}, str(folder / "memory.safetensors"))
+        if self.captions is not None:
+            (folder / "captions.json").write_text(json.dumps(self.captions, ensure_ascii=False, indent=0))
         (folder / "config.json").write_text(json.dumps({"format_version": MEMORY_VERSION, "kind": "caption_memory", "k": self.k,
                                                         "temperature": self.temperature, "captions": len(self)}, indent=2))
 
@@ -75,8 +93,9 @@ class CaptionMemory:
         spec = read_versioned_json(folder / "config.json", what="caption memory")
         try:
             data = load_file(str(folder / "memory.safetensors"))
-            return cls(_unit(data, "pooled"), _unit(data, "text_embeds"), k=int(spec.get("k", 8)), temperature=float(spec.get("temperature", 0.02)))
-        except (OSError, KeyError, ValueError, RuntimeError) as e:
+            captions = json.loads((folder / "captions.json").read_text()) if (folder / "captions.json").exists() else None
+            return cls(_unit(data, "pooled"), _unit(data, "text_embeds"), captions, k=int(spec.get("k", 8)), temperature=float(spec.get("temperature", 0.02)))
+        except (OSError, KeyError, ValueError, RuntimeError) as e:  # JSONDecodeError is a ValueError
             raise CheckpointError(f"{folder}: unreadable caption memory ({e})") from None
 
 
@@ -110,4 +129,4 @@ def build_caption_memory(clip, captions: list[str], *, k: int = 8, temperature: 
     for start in range(0, len(encoding), 512):
         enc = encoding.select(slice(start, start + 512)).trimmed().to(dtype=torch.float32)
         embeds.append(clip.model.encode_text(enc.tokens, enc.mask, enc.pooled))
-    return CaptionMemory(encoding.pooled.float(), torch.cat(embeds), k=k, temperature=temperature)
+    return CaptionMemory(encoding.pooled.float(), torch.cat(embeds), sorted(set(captions)), k=k, temperature=temperature)

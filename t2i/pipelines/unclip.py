@@ -219,6 +219,9 @@ class UnclipPipeline:
             if self.memory is None:
                 raise ValueError("caption-memory needs a pipeline with a caption memory (t2i assemble --caption-memory DATA)")
             text_embed = self.memory.blend(enc.pooled, text_embed, opts.caption_memory)
+            nearest = self.memory.nearest_captions(enc.pooled)
+            if nearest is not None and nearest != list(prompts):  # prior and decoder read the nearest captions' tokens
+                enc = self.encode_text(nearest)[0]
         rep = lambda x: x.repeat_interleave(num_images, dim=0)  # noqa: E731
         enc = type(enc)(rep(enc.tokens), rep(enc.mask), rep(enc.pooled))
         generator = torch.Generator().manual_seed(seed)
