@@ -14,7 +14,7 @@ import torch
 
 from t2i.checkpoint import load_component
 from t2i.data.shapes import random_scene, render_scene
-from t2i.train.stages import clip_image_embeds
+from t2i.pipelines.sampling import clip_image_embeds
 
 
 def main() -> None:

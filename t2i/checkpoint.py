@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from t2i.config import ConfigError, config_from_dict, config_to_dict, read_json
+from t2i.errors import InputError
 from t2i.models.clip import CLIP, CLIPConfig
 from t2i.models.prior import DiffusionPrior, PriorConfig
 from t2i.models.unet import UNet, UNetConfig
@@ -33,7 +34,7 @@ MODEL_CLASSES: dict[str, tuple[type[nn.Module], type]] = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A folder that is not a loadable component or pipeline; the message says why."""
 
 
@@ -62,7 +63,7 @@ def build_model(kind: str, model_config: dict[str, Any]) -> nn.Module:
         return cls(config_from_dict(config_cls, model_config, where=f"{kind} config"))
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
-    except ValueError as e:
+    except InputError as e:  # a value the model's config refuses
         raise CheckpointError(f"{kind} config: {e}") from None
 
 

@@ -6,11 +6,9 @@ import os
 import sys
 import warnings
 
+from t2i.errors import UsageError
+
 EXIT_USAGE = 2
-
-
-class UsageError(ValueError):
-    """Bad input detected by the CLI itself."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,11 +32,6 @@ def _sampling_args(p: argparse.ArgumentParser, *, prior: bool = True) -> None:
     g.add_argument("--upsampler-steps", type=int)
     g.add_argument("--sampler", choices=("ddim", "ddpm"))
     g.add_argument("--threshold", choices=("none", "static", "dynamic"))
-
-
-def _sampling_options(args: argparse.Namespace) -> dict:
-    keys = ("prior_steps", "prior_guidance", "prior_candidates", "caption_memory", "decoder_steps", "decoder_guidance", "decoder_text_guidance", "decoder_candidates", "upsampler_steps", "sampler", "threshold")
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 
 def _seed(text: str) -> int:

@@ -5,7 +5,7 @@ import argparse
 import os
 from pathlib import Path
 
-from t2i.cli import UsageError
+from t2i.errors import UsageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
@@ -64,7 +64,7 @@ def read_prompts(path: str) -> list[str]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from t2i.eval.grid import grid_image
+    from t2i.image_grid import grid_image
     from t2i.pipelines.unclip import load_pipeline
     from t2i.progress import StepBar
 
@@ -109,15 +109,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace) -> dict:
-    from t2i.cli import _sampling_options
+    """The sampling options given on the command line (the rest come from the model)."""
+    from dataclasses import fields
 
-    return _sampling_options(args)
+    from t2i.pipelines.unclip import SamplingOptions
+
+    return {f.name: getattr(args, f.name) for f in fields(SamplingOptions) if getattr(args, f.name, None) is not None}
 
 
 def cmd_variations(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from t2i.eval.grid import grid_image
+    from t2i.image_grid import grid_image
     from t2i.pipelines.unclip import load_pipeline
 
     if args.num_images < 1:

@@ -8,10 +8,12 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from t2i.errors import InputError
+
 C = TypeVar("C")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A config that cannot be used; the message says which key and why."""
 
 

@@ -331,3 +331,24 @@ def test_eval_sweep_report_and_compare_bad_input(tiny_run, tmp_path, capsys) -> 
     _assert_one_line_error(["eval", "report", "--model", model, "--data", "shapes", "--sweep-values", "99", "-o", str(tmp_path / "r")], capsys, "between 0")
     _assert_one_line_error(["eval", "compare", str(tmp_path), str(tmp_path)], capsys, "report.json")
     _assert_one_line_error(["eval", "ablation", "--model", model, "--data", "faces"], capsys, "invalid choice")
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch, capsys) -> None:
+    """Only bad input is a one-line error: a ValueError from inside t2i is a bug, not the user's
+    doing, and must not be hidden behind exit code 2 (it was, while USER_ERRORS held ValueError)."""
+    import t2i.commands
+    from t2i.errors import InputError
+
+    def broken(args):
+        raise ValueError("an internal invariant failed")
+
+    monkeypatch.setattr(t2i.commands, "cmd_generate", broken)
+    with pytest.raises(ValueError, match="internal invariant"):
+        main(["generate", "a cat", "-o", "never.png"])
+
+    def refused(args):
+        raise InputError("that value cannot be used")
+
+    monkeypatch.setattr(t2i.commands, "cmd_generate", refused)
+    assert main(["generate", "a cat", "-o", "never.png"]) == 2
+    assert capsys.readouterr().err.strip() == "t2i: error: that value cannot be used"

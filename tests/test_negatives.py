@@ -99,7 +99,7 @@ def test_clip_stage_draws_and_scores_hard_negatives():
 
 
 def test_hard_negative_accuracy():
-    from t2i.eval.retrieval import hard_negative_accuracy
+    from t2i.models.retrieval import hard_negative_accuracy
 
     image, text = torch.eye(3, 4), torch.eye(3, 4)
     negatives = torch.tensor([[0.0, 1.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])

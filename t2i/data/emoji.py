@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from t2i.errors import InputError
 from t2i.data.dataset import ImageCaptionSet, resize_uint8
 
 SPLITS = ("train", "heldout", "all")
@@ -52,9 +53,9 @@ def load_emoji(size: int = NATIVE_SIZE, split: str = "train") -> ImageCaptionSet
     "heldout" (the rest) or "all". Groups keep their ids across splits.
     """
     if split not in SPLITS:
-        raise ValueError(f"unknown emoji split {split!r}: expected one of {', '.join(SPLITS)}")
+        raise InputError(f"unknown emoji split {split!r}: expected one of {', '.join(SPLITS)}")
     if not 1 <= size <= NATIVE_SIZE:
-        raise ValueError(f"emoji size must be between 1 and {NATIVE_SIZE}, got {size}")
+        raise InputError(f"emoji size must be between 1 and {NATIVE_SIZE}, got {size}")
     images, records = _decoded()
     held = np.array([r["held_out"] for r in records], dtype=bool)
     keep = {"train": ~held, "heldout": held, "all": np.ones_like(held)}[split]
@@ -73,6 +74,6 @@ def emoji_categories(split: str = "train") -> list[str]:
     """The Unicode category ("Smileys & Emotion", "Flags", ...) of each image of `split`, in
     load_emoji's order."""
     if split not in SPLITS:
-        raise ValueError(f"unknown emoji split {split!r}: expected one of {', '.join(SPLITS)}")
+        raise InputError(f"unknown emoji split {split!r}: expected one of {', '.join(SPLITS)}")
     _, records = _decoded()
     return [r["category"] for r in records if split == "all" or r["held_out"] == (split == "heldout")]

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from t2i.errors import InputError
 from t2i.data.dataset import ImageCaptionSet
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -29,7 +30,7 @@ SKIP_REASONS = ("unreadable", "missing", "without caption", "with unreadable cap
 def load_folder(path: str | Path, size: int) -> ImageCaptionSet:
     """Load a folder, CSV or JSONL dataset as (size, size) RGB images with their captions."""
     if size < 1:
-        raise ValueError(f"image size must be positive, got {size}")
+        raise InputError(f"image size must be positive, got {size}")
     root = Path(path).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"dataset path not found: {root}")
@@ -41,7 +42,7 @@ def load_folder(path: str | Path, size: int) -> ImageCaptionSet:
     elif root.suffix.lower() == ".jsonl":
         listing = _read_jsonl(root)
     else:
-        raise ValueError(f"unsupported dataset file {root}: expected a folder, a .csv or a .jsonl file")
+        raise InputError(f"unsupported dataset file {root}: expected a folder, a .csv or a .jsonl file")
 
     images, captions, names = [], [], []
     for image_path, texts in listing.items():
@@ -57,7 +58,7 @@ def load_folder(path: str | Path, size: int) -> ImageCaptionSet:
     total = len(images) + sum(skipped.values())
     summary = ", ".join(f"{skipped[reason]} {reason}" for reason in SKIP_REASONS if skipped[reason])
     if not images:
-        raise ValueError(f"no usable images in {root}" + (f" ({total} found: {summary})" if total else ""))
+        raise InputError(f"no usable images in {root}" + (f" ({total} found: {summary})" if total else ""))
     if skipped:
         warnings.warn(f"skipped {sum(skipped.values())} of {total} images in {root} ({summary})", stacklevel=2)
     return ImageCaptionSet(images=np.stack(images), captions=captions, names=names)
@@ -85,11 +86,11 @@ def _read_csv(manifest: Path) -> dict[Path, list[str]]:
         reader = csv.DictReader(f)
         columns = [c.strip() for c in reader.fieldnames or []]
         if "path" not in columns or "caption" not in columns:
-            raise ValueError(f"{manifest}: header must contain 'path' and 'caption' columns, got {columns}")
+            raise InputError(f"{manifest}: header must contain 'path' and 'caption' columns, got {columns}")
         reader.fieldnames = columns
         for line, row in enumerate(reader, start=2):
             if not (row.get("path") or "").strip():
-                raise ValueError(f"{manifest}:{line}: empty path")
+                raise InputError(f"{manifest}:{line}: empty path")
             _add(listing, manifest, row["path"], [row.get("caption") or ""])
     return listing
 
@@ -103,13 +104,13 @@ def _read_jsonl(manifest: Path) -> dict[Path, list[str]]:
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as error:
-                raise ValueError(f"{manifest}:{line}: not valid JSON ({error.msg})") from None
+                raise InputError(f"{manifest}:{line}: not valid JSON ({error.msg})") from None
             if not isinstance(row, dict) or not isinstance(row.get("path"), str):
-                raise ValueError(f"{manifest}:{line}: expected an object with a string 'path'")
+                raise InputError(f"{manifest}:{line}: expected an object with a string 'path'")
             caption = row.get("caption", "")
             texts = caption if isinstance(caption, list) else [caption]
             if not all(isinstance(t, str) for t in texts):
-                raise ValueError(f"{manifest}:{line}: 'caption' must be a string or a list of strings")
+                raise InputError(f"{manifest}:{line}: 'caption' must be a string or a list of strings")
             _add(listing, manifest, row["path"], texts)
     return listing
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from t2i.errors import InputError
 from t2i.data.dataset import ImageCaptionSet
 
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -65,11 +66,11 @@ class ShapeObject:
 
     def __post_init__(self) -> None:
         if self.shape not in SHAPES:
-            raise ValueError(f"unknown shape {self.shape!r}; expected one of {SHAPES}")
+            raise InputError(f"unknown shape {self.shape!r}; expected one of {SHAPES}")
         if self.color not in PALETTE:
-            raise ValueError(f"unknown colour {self.color!r}; expected one of {COLORS}")
+            raise InputError(f"unknown colour {self.color!r}; expected one of {COLORS}")
         if self.size not in SIZES:
-            raise ValueError(f"unknown size {self.size!r}; expected one of {tuple(SIZES)}")
+            raise InputError(f"unknown size {self.size!r}; expected one of {tuple(SIZES)}")
 
     def extent(self, canvas: int) -> float:
         """Side of the bounding box in pixels (diameter, side or height) on an S=canvas image."""
@@ -101,13 +102,13 @@ def relation_holds(a: tuple[float, float], b: tuple[float, float], relation: str
     elif relation == "above":
         along, across = b[1] - a[1], abs(a[0] - b[0])
     else:
-        raise ValueError(f"unknown relation {relation!r}; expected one of {RELATIONS}")
+        raise InputError(f"unknown relation {relation!r}; expected one of {RELATIONS}")
     return along >= d + slack and across <= along - slack
 
 
 def _check_canvas(size: int) -> None:
     if not isinstance(size, (int, np.integer)) or size < 8:
-        raise ValueError(f"canvas size must be an int >= 8, got {size!r}")
+        raise InputError(f"canvas size must be an int >= 8, got {size!r}")
 
 
 def _clear(candidates: np.ndarray, placed: np.ndarray, canvas: int) -> np.ndarray:
@@ -135,7 +136,7 @@ def place_objects(rng: np.random.Generator, canvas: int, kinds: Sequence[tuple[s
     _check_canvas(canvas)
     n = len(kinds)
     if not 1 <= n <= MAX_OBJECTS:
-        raise ValueError(f"a scene holds 1 to {MAX_OBJECTS} objects, got {n}")
+        raise InputError(f"a scene holds 1 to {MAX_OBJECTS} objects, got {n}")
     names = tuple(SIZES)
     fractions = np.array([SIZES[k] for k in names])
     step = canvas / GRID
@@ -168,7 +169,7 @@ def random_scene(rng: np.random.Generator, size: int, n_objects: int | None = No
     if n_objects is None:
         n_objects = int(rng.integers(1, MAX_OBJECTS + 1))
     if not 1 <= n_objects <= MAX_OBJECTS:
-        raise ValueError(f"n_objects must be in 1..{MAX_OBJECTS}, got {n_objects}")
+        raise InputError(f"n_objects must be in 1..{MAX_OBJECTS}, got {n_objects}")
     kinds = []
     for _ in range(n_objects):
         shape = SHAPES[int(rng.integers(len(SHAPES)))]
@@ -290,7 +291,7 @@ def caption_scene(objects: Sequence[ShapeObject], rng: np.random.Generator, size
     """
     _check_canvas(size)
     if not 1 <= len(objects) <= MAX_OBJECTS:
-        raise ValueError(f"a scene holds 1 to {MAX_OBJECTS} objects, got {len(objects)}")
+        raise InputError(f"a scene holds 1 to {MAX_OBJECTS} objects, got {len(objects)}")
     forms = canonical_captions(objects, size)
     if forms and rng.random() < CANONICAL_P:
         return forms[int(rng.integers(len(forms)))]
@@ -322,7 +323,7 @@ def training_captions(n: int, size: int, seed: int) -> list[list[str]]:
 def _captioned_scenes(n: int, size: int, seed: int):
     """The scenes of a training set and their two different captions, in order."""
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise InputError(f"n must be >= 1, got {n}")
     _check_canvas(size)
     rng = np.random.default_rng(seed)
     for _ in range(n):

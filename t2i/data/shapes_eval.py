@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from t2i.errors import InputError
 from t2i.data.shapes import (COLORS, COUNT_WORDS, PALETTE, RELATION_SLACK, RELATIONS, SHAPES,
                              ShapeObject, is_held_out, place_objects, relation_holds)
 
@@ -109,13 +110,13 @@ def parse_prompt(prompt: str) -> ParsedPrompt:
             return ParsedPrompt(task, ((g[1], None),) * n)
         if task == "attribute_binding":
             if g[0] == g[2] or g[1] == g[3]:
-                raise ValueError(f"attribute_binding needs two colours and two shapes that differ: {prompt!r}")
+                raise InputError(f"attribute_binding needs two colours and two shapes that differ: {prompt!r}")
             return ParsedPrompt(task, ((g[1], g[0]), (g[3], g[2])))
         shapes = (g[0], g[-1])
         if shapes[0] == shapes[1]:
-            raise ValueError(f"{task} needs two different shapes: {prompt!r}")
+            raise InputError(f"{task} needs two different shapes: {prompt!r}")
         return ParsedPrompt(task, ((shapes[0], None), (shapes[1], None)), g[1] if task == "position" else None)
-    raise ValueError(f"not a canonical shapes-world prompt: {prompt!r} "
+    raise InputError(f"not a canonical shapes-world prompt: {prompt!r} "
                      "(templates: 'a circle', 'a red circle', 'a circle and a square', 'two circles', "
                      "'a circle to the left of a square', 'a red circle and a blue square')")
 
@@ -157,7 +158,7 @@ def canonical_prompts(per_task: int = 50, seed: int = 0) -> list[EvalPrompt]:
     pair; they carry held_out=True and count only towards `held_out` in `summarize`.
     """
     if per_task < 1:
-        raise ValueError(f"per_task must be >= 1, got {per_task}")
+        raise InputError(f"per_task must be >= 1, got {per_task}")
     rng = np.random.default_rng(seed)
     out = []
     for task in TASKS:

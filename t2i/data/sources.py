@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from t2i.errors import InputError
 from t2i.data.dataset import ImageCaptionSet
 from t2i.data.emoji import SPLITS, load_emoji
 from t2i.data.folder import load_folder
@@ -27,15 +28,15 @@ def load_dataset(name_or_path: str, size: int, split: str = "train", *,
               silently handing back training images.
     """
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+        raise InputError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
     if name_or_path == "emoji":
         return load_emoji(size, split)
     if name_or_path == "shapes":
         return _load_shapes(size, split, shapes_count, seed)
     if not Path(name_or_path).expanduser().exists():
-        raise ValueError(f"unknown dataset {name_or_path!r}: expected emoji, shapes, or a folder/CSV/JSONL path")
+        raise InputError(f"unknown dataset {name_or_path!r}: expected emoji, shapes, or a folder/CSV/JSONL path")
     if split == "heldout":
-        raise ValueError(f"dataset {name_or_path!r} has no held-out split; only emoji and shapes have one")
+        raise InputError(f"dataset {name_or_path!r} has no held-out split; only emoji and shapes have one")
     return load_folder(name_or_path, size)
 
 

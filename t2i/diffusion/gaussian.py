@@ -20,6 +20,8 @@ from typing import Callable
 
 import torch
 
+from t2i.errors import InputError
+
 Tensor = torch.Tensor
 ModelFn = Callable[..., Tensor]
 
@@ -37,7 +39,7 @@ def beta_schedule(kind: str, num_steps: int) -> Tensor:
     betas clipped at 0.999 to avoid a singularity at t = T.
     """
     if not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
+        raise InputError(f"num_steps must be a positive int, got {num_steps!r}")
     if kind == "linear":
         scale = 1000.0 / num_steps
         return torch.linspace(scale * 1e-4, scale * 0.02, num_steps, dtype=torch.float64)
@@ -51,7 +53,7 @@ def beta_schedule(kind: str, num_steps: int) -> Tensor:
         alpha_bar = f(i) / f(torch.zeros((), dtype=torch.float64))
         betas = 1.0 - alpha_bar[1:] / alpha_bar[:-1]
         return betas.clamp(max=0.999)
-    raise ValueError(f"schedule kind must be one of {SCHEDULES}, got {kind!r}")
+    raise InputError(f"schedule kind must be one of {SCHEDULES}, got {kind!r}")
 
 
 class GaussianDiffusion:
@@ -63,7 +65,7 @@ class GaussianDiffusion:
 
     def __init__(self, *, schedule: str = "cosine", num_steps: int = 1000, objective: str = "eps") -> None:
         if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+            raise InputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         self.schedule = schedule
         self.num_steps = num_steps
         self.objective = objective
@@ -216,7 +218,7 @@ class GaussianDiffusion:
         (γ = 5), written for each objective so that all three equal min(snr, γ)·|x0_hat - x0|².
         """
         if weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+            raise InputError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
         batch = x0.shape[0]
         if t is None:
             t = self.sample_t(batch, generator=generator, device=x0.device)

@@ -17,6 +17,8 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
+from t2i.errors import InputError
+
 Tensor = torch.Tensor
 Denoiser = Callable[..., Tensor]
 Cond = Mapping[str, "Tensor | None"]
@@ -64,7 +66,7 @@ def chained_guidance(denoise_with_cond: Denoiser, conds: Sequence[Cond], scales:
         raise ValueError(f"need one scale per step of the chain: {len(conds)} conditions, {len(scales)} scales")
     for scale in scales:
         if not isinstance(scale, (int, float)) or not math.isfinite(scale):
-            raise ValueError(f"scale must be a finite float, got {scale!r}")
+            raise InputError(f"scale must be a finite float, got {scale!r}")
     for c in conds[1:]:
         _check_cond(c, conds[0])
     conds = [dict(c) for c in conds]  # later edits by the caller cannot leak in
@@ -105,7 +107,7 @@ def dynamic_threshold(x0: Tensor, percentile: float = 0.995) -> Tensor:
     divided by s, which pulls saturated pixels inward instead of clipping them flat.
     """
     if not isinstance(percentile, (int, float)) or not 0.0 < percentile <= 1.0:
-        raise ValueError(f"percentile must be in (0, 1], got {percentile!r}")
+        raise InputError(f"percentile must be in (0, 1], got {percentile!r}")
     if x0.ndim < 2:
         raise ValueError(f"x0 must be (B, ...) with at least one non-batch dim, got {tuple(x0.shape)}")
     # quantile needs float32/64; half precision inputs are measured in float32.
@@ -118,7 +120,7 @@ def dynamic_threshold(x0: Tensor, percentile: float = 0.995) -> Tensor:
 def thresholded(denoise: Denoiser, kind: str) -> Denoiser:
     """Wrap `denoise` so its x0 is thresholded: kind in {"none", "static", "dynamic"}."""
     if kind not in THRESHOLDS:
-        raise ValueError(f"threshold kind must be one of {THRESHOLDS}, got {kind!r}")
+        raise InputError(f"threshold kind must be one of {THRESHOLDS}, got {kind!r}")
     if kind == "none":
         return denoise
     clip = static_threshold if kind == "static" else dynamic_threshold

@@ -20,6 +20,8 @@ import torch
 
 from .gaussian import randn_like
 
+from t2i.errors import InputError
+
 Tensor = torch.Tensor
 Denoiser = Callable[[Tensor, Tensor], Tensor]
 Progress = Callable[[int, int], None]
@@ -31,9 +33,9 @@ def respace(num_train_steps: int, num_sample_steps: int) -> list[int]:
     With num_sample_steps == T this is exactly [T-1, ..., 0]; with 1 it is [T-1].
     """
     if not isinstance(num_train_steps, int) or num_train_steps < 1:
-        raise ValueError(f"num_train_steps must be a positive int, got {num_train_steps!r}")
+        raise InputError(f"num_train_steps must be a positive int, got {num_train_steps!r}")
     if not isinstance(num_sample_steps, int) or not 1 <= num_sample_steps <= num_train_steps:
-        raise ValueError(f"num_sample_steps must be an int in [1, {num_train_steps}], got {num_sample_steps!r}")
+        raise InputError(f"num_sample_steps must be an int in [1, {num_train_steps}], got {num_sample_steps!r}")
     if num_sample_steps == 1:
         return [num_train_steps - 1]
     # round(i (T-1) / (n-1)) in exact integer arithmetic (half rounds up); the spacing is
@@ -109,7 +111,7 @@ def ddim_sample(denoise: Denoiser, x_T: Tensor, timesteps: Sequence[int], alphas
     η = 0 is deterministic; η = 1 has exactly the ancestral (DDPM) transition.
     """
     if not isinstance(eta, (int, float)) or not math.isfinite(eta) or eta < 0.0:
-        raise ValueError(f"eta must be a finite float >= 0, got {eta!r}")
+        raise InputError(f"eta must be a finite float >= 0, got {eta!r}")
     steps, ac = _prepare(x_T, timesteps, alphas_cumprod)
     x = x_T
     for i, t in enumerate(steps):
@@ -142,14 +144,14 @@ def sample(name: str, denoise: Denoiser, x_T: Tensor, *, num_train_steps: int, s
     DDIM only (DDPM is DDIM with η = 1), so a non-zero eta with "ddpm" is an error.
     """
     if name not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {name!r}")
+        raise InputError(f"sampler must be one of {sorted(SAMPLERS)}, got {name!r}")
     if alphas_cumprod.ndim != 1 or alphas_cumprod.shape[0] != num_train_steps:
         raise ValueError(f"alphas_cumprod has shape {tuple(alphas_cumprod.shape)}, "
                          f"expected ({num_train_steps},)")
     timesteps = respace(num_train_steps, steps)
     if name == "ddpm":
         if eta != 0.0:
-            raise ValueError("eta only applies to the 'ddim' sampler")
+            raise InputError("eta only applies to the 'ddim' sampler")
         return ddpm_sample(denoise, x_T, timesteps, alphas_cumprod, generator=generator, progress=progress)
     return ddim_sample(denoise, x_T, timesteps, alphas_cumprod, eta=eta, generator=generator,
                        progress=progress)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from t2i.errors import InputError
 from t2i.eval.common import generate_images, markdown_table, write_json
 from t2i.eval.sheets import save_sheet
 
@@ -47,12 +48,12 @@ def real_images(benchmark: str, prompts: list[str], samples: int, seed: int, siz
             first.setdefault(c, i)
     missing = [p for p in prompts if p not in first]
     if missing:
-        raise ValueError(f"no emoji is captioned {missing[0]!r}")
+        raise InputError(f"no emoji is captioned {missing[0]!r}")
     return resize_uint8(data.images[np.repeat([first[p] for p in prompts], samples)], size)
 
 
 def _real_embeds(pipe, benchmark: str, prompts: list[str], samples: int, seed: int) -> torch.Tensor:
-    from t2i.train.stages import clip_image_embeds
+    from t2i.pipelines.sampling import clip_image_embeds
 
     return clip_image_embeds(pipe.clip, real_images(benchmark, prompts, samples, seed, pipe.clip.model.config.image_size))
 
@@ -60,7 +61,7 @@ def _real_embeds(pipe, benchmark: str, prompts: list[str], samples: int, seed: i
 def run_ablation(pipe, *, benchmark: str, samples: int = 4, seed: int = 0, limit: int | None = None, batch_size: int = 32, out_dir=None, **options) -> dict[str, Any]:
     """Score each conditioning on the benchmark; write a table and one picture grid (a row per conditioning)."""
     if benchmark not in GRID_PROMPTS:
-        raise ValueError(f"benchmark must be shapes or emoji, got {benchmark!r}")
+        raise InputError(f"benchmark must be shapes or emoji, got {benchmark!r}")
     rows, grid_images, grid_captions = [], [], []
     shown = GRID_PROMPTS[benchmark]
     for mode, label in CONDITIONINGS.items():

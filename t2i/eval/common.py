@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from t2i.errors import InputError
 from t2i.progress import StepBar
 
 
@@ -17,7 +18,7 @@ def generate_images(pipe, prompts: list[str], *, samples: int, seed: int, batch_
     so a figure is reproducible from the command line that produced it. image_embeds
     (len(prompts) * samples, E), prompt-major, replaces the prior's embeddings."""
     if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
+        raise InputError(f"samples must be >= 1, got {samples}")
     per_batch = max(1, batch_size // samples)
     out: list[np.ndarray] = []
     with StepBar(total=len(prompts) * samples, desc=desc, unit="img") as bar:
@@ -32,7 +33,7 @@ def generate_images(pipe, prompts: list[str], *, samples: int, seed: int, batch_
 
 def clip_image_embeddings(pipe, images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> the pipeline CLIP's (N, E) image embeddings (batched as in training)."""
-    from t2i.train.stages import clip_image_embeds
+    from t2i.pipelines.sampling import clip_image_embeds
 
     return clip_image_embeds(pipe.clip, images)
 

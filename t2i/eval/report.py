@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from t2i.errors import InputError
 from t2i.eval.common import write_json
 
 STYLE = "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;margin:1em 0}" \
@@ -115,11 +116,11 @@ def _flatten(report: dict[str, Any]) -> dict[str, float]:
 def read_report(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / "report.json"
     if not path.is_file():
-        raise ValueError(f"{folder}: not a report folder (no report.json; make one with `t2i eval report`)")
+        raise InputError(f"{folder}: not a report folder (no report.json; make one with `t2i eval report`)")
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e.msg})") from None
+        raise InputError(f"{path}: not valid JSON ({e.msg})") from None
 
 
 def compare_reports(a: str | Path, b: str | Path) -> str:

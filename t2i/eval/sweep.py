@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from t2i.errors import InputError
 from t2i.data.shapes_eval import canonical_prompts
 from t2i.eval.common import clip_image_embeddings, generate_images, markdown_table, write_json
 from t2i.eval.metrics import clip_score
@@ -28,30 +29,30 @@ QUALITY = {"shapes": ("overall", "held_out"), "emoji": ("fidelity@5", "fd_clip")
 def parse_values(param: str, values: list[str]) -> list[Any]:
     """Command-line strings -> the values of `param`, checked; a bad one is a ValueError naming it."""
     if param not in PARAMS:
-        raise ValueError(f"--param must be one of {', '.join(PARAMS)}, got {param!r}")
+        raise InputError(f"--param must be one of {', '.join(PARAMS)}, got {param!r}")
     if not values:
-        raise ValueError("--values needs at least one value")
+        raise InputError("--values needs at least one value")
     out: list[Any] = []
     for text in values:
         if param == "sampler":
             if text not in SAMPLERS:
-                raise ValueError(f"sampler value must be one of {', '.join(SAMPLERS)}, got {text!r}")
+                raise InputError(f"sampler value must be one of {', '.join(SAMPLERS)}, got {text!r}")
             out.append(text)
         elif param in INTEGER_RANGES:
             lo, hi = INTEGER_RANGES[param]
             if not text.isdigit() or not lo <= int(text) <= hi:
-                raise ValueError(f"{param} value must be a whole number between {lo} and {hi}, got {text!r}")
+                raise InputError(f"{param} value must be a whole number between {lo} and {hi}, got {text!r}")
             out.append(int(text))
         else:
             try:
                 v = float(text)
             except ValueError:
-                raise ValueError(f"{param} value must be a number, got {text!r}") from None
+                raise InputError(f"{param} value must be a number, got {text!r}") from None
             if not 0.0 <= v <= MAX_GUIDANCE:
-                raise ValueError(f"{param} value must be between 0 and {MAX_GUIDANCE}, got {text!r}")
+                raise InputError(f"{param} value must be between 0 and {MAX_GUIDANCE}, got {text!r}")
             out.append(v)
     if len(set(out)) != len(out):
-        raise ValueError(f"--values repeats a value: {' '.join(values)}")
+        raise InputError(f"--values repeats a value: {' '.join(values)}")
     return out
 
 
@@ -84,7 +85,7 @@ def measure(pipe, benchmark: str, *, samples: int, seed: int, limit: int | None,
 def run_sweep(pipe, param: str, values: list[Any], *, benchmark: str, samples: int = 2, seed: int = 0, limit: int | None = None,
               batch_size: int = 32, out_dir=None, **options) -> dict[str, Any]:
     if benchmark not in BENCHMARKS:
-        raise ValueError(f"benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
+        raise InputError(f"benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
     rows = []
     for point in sweep_points(param, values):
         figures = measure(pipe, benchmark, samples=samples, seed=seed, limit=limit, batch_size=batch_size, options={**options, **point})

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from t2i.errors import InputError
 from t2i.nn.attention import TransformerBlock
 
 
@@ -41,7 +42,7 @@ class CLIPConfig:
 
     def __post_init__(self) -> None:
         if self.image_size % self.patch_size:
-            raise ValueError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
+            raise InputError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
 
 
 class CLIP(nn.Module):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from t2i.errors import InputError
 from t2i.nn.attention import TransformerBlock
 from t2i.nn.embeddings import ScalarEmbedding
 
@@ -28,7 +29,7 @@ class PriorConfig:
 
     def __post_init__(self) -> None:
         if self.width % self.num_heads:
-            raise ValueError(f"width {self.width} is not divisible by num_heads {self.num_heads}")
+            raise InputError(f"width {self.width} is not divisible by num_heads {self.num_heads}")
 
 
 class DiffusionPrior(nn.Module):

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from t2i.errors import InputError
 from t2i.nn.embeddings import ScalarEmbedding
 from t2i.nn.resnet import Downsample, ResBlock, SpatialAttention, Upsample, group_norm, zero_init
 
@@ -53,15 +54,15 @@ class UNetConfig:
     def __post_init__(self) -> None:
         levels = len(self.channel_mults)
         if self.image_size % (self.patch_size * 2 ** (levels - 1)):
-            raise ValueError(f"image_size {self.image_size} is not divisible by patch_size·2^{levels - 1}")
+            raise InputError(f"image_size {self.image_size} is not divisible by patch_size·2^{levels - 1}")
         if any(not 0 <= lv < levels for lv in self.attention_levels):
-            raise ValueError(f"attention_levels {self.attention_levels} out of range for {levels} levels")
+            raise InputError(f"attention_levels {self.attention_levels} out of range for {levels} levels")
         if self.noise_aug and not self.low_res:
-            raise ValueError("noise_aug needs low_res")
+            raise InputError("noise_aug needs low_res")
         if self.pooled_text and not self.text_dim:
-            raise ValueError("pooled_text needs text_dim")
+            raise InputError("pooled_text needs text_dim")
         if self.text_positions and not self.text_dim:
-            raise ValueError("text_positions needs text_dim")
+            raise InputError("text_positions needs text_dim")
 
 
 class UNet(nn.Module):

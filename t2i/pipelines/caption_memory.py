@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from t2i.errors import InputError
+
 MEMORY_VERSION = 1
 
 
@@ -50,11 +52,11 @@ class CaptionMemory:
 
     def __post_init__(self) -> None:
         if self.pooled.ndim != 2 or self.text_embeds.ndim != 2 or len(self.pooled) != len(self.text_embeds) or len(self.pooled) == 0:
-            raise ValueError(f"caption memory needs (N, D) sentence and text embeddings, got {tuple(self.pooled.shape)} and {tuple(self.text_embeds.shape)}")
+            raise InputError(f"caption memory needs (N, D) sentence and text embeddings, got {tuple(self.pooled.shape)} and {tuple(self.text_embeds.shape)}")
         if self.k < 1 or not self.temperature > 0:
-            raise ValueError(f"caption memory needs k >= 1 and a temperature > 0, got {self.k} and {self.temperature}")
+            raise InputError(f"caption memory needs k >= 1 and a temperature > 0, got {self.k} and {self.temperature}")
         if self.captions is not None and len(self.captions) != len(self.pooled):
-            raise ValueError(f"caption memory has {len(self.pooled)} embeddings and {len(self.captions)} captions")
+            raise InputError(f"caption memory has {len(self.pooled)} embeddings and {len(self.captions)} captions")
 
     def __len__(self) -> int:
         return len(self.pooled)

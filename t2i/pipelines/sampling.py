@@ -12,11 +12,19 @@ import torch
 import torch.nn.functional as F
 
 from t2i.checkpoint import Component
+from t2i.data.dataset import to_model_range
 from t2i.diffusion.gaussian import GaussianDiffusion
 from t2i.diffusion.guidance import chained_guidance, thresholded
 from t2i.diffusion.samplers import SAMPLERS, sample
 
 DIFFUSION_KEYS = ("schedule", "num_steps", "objective")
+
+
+@torch.no_grad()
+def clip_image_embeds(clip: Component, images: np.ndarray, batch: int = 256) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> (N, E) unit-norm CLIP image embeddings."""
+    out = [clip.model.encode_image(to_model_range(images[i : i + batch])) for i in range(0, len(images), batch)]
+    return torch.cat(out)
 
 
 def diffusion_of(component: Component) -> GaussianDiffusion:

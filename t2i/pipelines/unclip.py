@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from t2i.errors import InputError
 from t2i.checkpoint import FORMAT_VERSION, CheckpointError, Component, atomic_folder, load_component, read_versioned_json, write_component_files
 from t2i.config import ConfigError, config_from_dict, config_to_dict
 from t2i.data.dataset import to_model_range, to_uint8
@@ -62,28 +63,28 @@ class SamplingOptions:
         for name in ("prior_steps", "decoder_steps", "upsampler_steps"):
             v = getattr(self, name)
             if not 1 <= v <= MAX_STEPS:
-                raise ValueError(f"{name.replace('_', '-')} must be between 1 and {MAX_STEPS}, got {v}")
+                raise InputError(f"{name.replace('_', '-')} must be between 1 and {MAX_STEPS}, got {v}")
         for name in ("prior_guidance", "decoder_guidance", "decoder_text_guidance"):
             v = getattr(self, name)
             if v is None and name == "decoder_text_guidance":
                 continue
             if not 0.0 <= v <= MAX_GUIDANCE:
-                raise ValueError(f"{name.replace('_', '-')} must be between 0 and {MAX_GUIDANCE}, got {v}")
+                raise InputError(f"{name.replace('_', '-')} must be between 0 and {MAX_GUIDANCE}, got {v}")
         for name in ("prior_candidates", "decoder_candidates"):
             if not 1 <= getattr(self, name) <= MAX_CANDIDATES:
-                raise ValueError(f"{name.replace('_', '-')} must be between 1 and {MAX_CANDIDATES}, got {getattr(self, name)}")
+                raise InputError(f"{name.replace('_', '-')} must be between 1 and {MAX_CANDIDATES}, got {getattr(self, name)}")
         if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+            raise InputError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.threshold not in ("none", "static", "dynamic"):
-            raise ValueError(f"threshold must be none, static or dynamic, got {self.threshold!r}")
+            raise InputError(f"threshold must be none, static or dynamic, got {self.threshold!r}")
         if not 0.0 <= self.caption_memory <= 1.0:
-            raise ValueError(f"caption-memory must be between 0 and 1, got {self.caption_memory}")
+            raise InputError(f"caption-memory must be between 0 and 1, got {self.caption_memory}")
 
     def updated(self, **overrides: Any) -> "SamplingOptions":
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise ValueError(f"unknown sampling option(s): {', '.join(unknown)}")
+            raise InputError(f"unknown sampling option(s): {', '.join(unknown)}")
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -117,7 +118,7 @@ class UnclipPipeline:
             defaults = config_from_dict(SamplingOptions, spec.get("defaults", {}), where=f"{path}/pipeline.json defaults")
         except ConfigError as e:  # already names the file and key
             raise CheckpointError(str(e)) from None
-        except ValueError as e:  # a value out of range, from SamplingOptions itself
+        except InputError as e:  # a value out of range, from SamplingOptions itself
             raise CheckpointError(f"{path}/pipeline.json defaults: {e}") from None
         stage = lambda key, role: load_component(path / str(spec.get(key, key)), role=role)  # noqa: E731
         return cls(clip=stage("clip", "clip"), prior=stage("prior", "prior"), decoder=stage("decoder", "decoder"),
@@ -154,7 +155,7 @@ class UnclipPipeline:
         if isinstance(prompts, str):
             prompts = [prompts]
         if not prompts:
-            raise ValueError("no prompts given")
+            raise InputError("no prompts given")
         enc = get_text_encoder(self.text_max_length).encode(list(prompts))
         with torch.no_grad():
             text_embed = self.clip.model.encode_text(enc.tokens, enc.mask, enc.pooled)
@@ -208,16 +209,16 @@ class UnclipPipeline:
         real images: what a perfect prior would give)."""
         given = image_embedding if isinstance(image_embedding, torch.Tensor) else None
         if given is None and image_embedding not in IMAGE_EMBEDDINGS:
-            raise ValueError(f"image_embedding must be one of {', '.join(IMAGE_EMBEDDINGS)} or a tensor, got {image_embedding!r}")
+            raise InputError(f"image_embedding must be one of {', '.join(IMAGE_EMBEDDINGS)} or a tensor, got {image_embedding!r}")
         opts = self.defaults.updated(**options)
         if isinstance(prompts, str):
             prompts = [prompts]
         if num_images < 1:
-            raise ValueError(f"number of images must be >= 1, got {num_images}")
+            raise InputError(f"number of images must be >= 1, got {num_images}")
         enc, text_embed = self.encode_text(prompts)
         if opts.caption_memory:
             if self.memory is None:
-                raise ValueError("caption-memory needs a pipeline with a caption memory (t2i assemble --caption-memory DATA)")
+                raise InputError("caption-memory needs a pipeline with a caption memory (t2i assemble --caption-memory DATA)")
             text_embed = self.memory.blend(enc.pooled, text_embed, opts.caption_memory)
             nearest = self.memory.nearest_captions(enc.pooled)
             if nearest is not None and nearest != list(prompts):  # prior and decoder read the nearest captions' tokens
@@ -227,7 +228,7 @@ class UnclipPipeline:
         generator = torch.Generator().manual_seed(seed)
         if given is not None:
             if given.shape != (len(prompts) * num_images, text_embed.shape[1]):
-                raise ValueError(f"given image embeddings must have shape ({len(prompts) * num_images}, {text_embed.shape[1]}), got {tuple(given.shape)}")
+                raise InputError(f"given image embeddings must have shape ({len(prompts) * num_images}, {text_embed.shape[1]}), got {tuple(given.shape)}")
             embeds = F.normalize(given.float(), dim=-1)
         elif image_embedding == "prior":
             embeds = run_prior(self.prior, rep(text_embed), enc.tokens, enc.mask, steps=opts.prior_steps, guidance=opts.prior_guidance, candidates=opts.prior_candidates, sampler=opts.sampler, generator=generator, progress=progress)
@@ -238,7 +239,7 @@ class UnclipPipeline:
     def variations(self, image: Image.Image, *, num_images: int = 1, seed: int = 0, **options: Any) -> list[Image.Image]:
         """DALL-E 2's image variations: decode new images from the CLIP embedding of `image`."""
         if num_images < 1:
-            raise ValueError(f"number of images must be >= 1, got {num_images}")
+            raise InputError(f"number of images must be >= 1, got {num_images}")
         opts = self.defaults.updated(**options)
         embeds = self.embed_images([image]).repeat(num_images, 1)
         return to_pil(self.decode(embeds, None, options=opts, generator=torch.Generator().manual_seed(seed)))
@@ -246,7 +247,7 @@ class UnclipPipeline:
     def interpolate(self, image_a: Image.Image, image_b: Image.Image, *, steps: int = 5, seed: int = 0, **options: Any) -> list[Image.Image]:
         """Images decoded along the spherical path between two images' CLIP embeddings."""
         if steps < 2:
-            raise ValueError("interpolation needs at least 2 steps")
+            raise InputError("interpolation needs at least 2 steps")
         opts = self.defaults.updated(**options)
         a, b = self.embed_images([image_a, image_b])
         w = torch.linspace(0, 1, steps)[:, None]

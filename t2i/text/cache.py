@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from t2i.errors import InputError
 from t2i.text import encoder as _encoder
 from t2i.text.encoder import ENCODER_VERSION, TextEncoding
 
@@ -49,9 +50,9 @@ def encode_cached(
     row of captions[i], so `encoding.select(index)` lines up with `captions`.
     """
     if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
-        raise ValueError("captions must be a list of strings")
+        raise InputError("captions must be a list of strings")
     if not captions:
-        raise ValueError("encode_cached needs at least one caption")
+        raise InputError("encode_cached needs at least one caption")
     unique = sorted(set(captions))
     row_of = {caption: i for i, caption in enumerate(unique)}
     index = [row_of[caption] for caption in captions]

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from t2i.errors import InputError
 from t2i.text.minilm import MiniLM, wheel_path
 
 EMBED_DIM = 384
@@ -81,11 +82,11 @@ class TextEncoder:
         from tokenizers import Tokenizer
 
         if not 3 <= max_length <= MAX_POSITIONS:
-            raise ValueError(
+            raise InputError(
                 f"max_length must be in [3, {MAX_POSITIONS}] (it counts [CLS] and [SEP]), got {max_length}"
             )
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self.max_length = max_length
         self.batch_size = batch_size
         self.device = torch.device(device)
@@ -100,14 +101,14 @@ class TextEncoder:
     def _token_ids(self, captions: list[str]) -> list[list[int]]:
         """Token ids with [CLS]/[SEP] of every caption, untruncated; rejects empty captions."""
         if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
-            raise ValueError("captions must be a list of strings")
+            raise InputError("captions must be a list of strings")
         for i, caption in enumerate(captions):
             if not caption.strip():
-                raise ValueError(f"empty prompt (caption {i} is empty or whitespace)")
+                raise InputError(f"empty prompt (caption {i} is empty or whitespace)")
         ids = [e.ids for e in self.tokenizer.encode_batch(captions, add_special_tokens=True)]
         for i, row in enumerate(ids):
             if len(row) <= 2:  # only [CLS] [SEP]: the text was all control characters
-                raise ValueError(f"empty prompt (caption {i} has no tokens: {captions[i]!r})")
+                raise InputError(f"empty prompt (caption {i} has no tokens: {captions[i]!r})")
         return ids
 
     def num_tokens(self, caption: str) -> int:

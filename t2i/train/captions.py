@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from t2i.errors import InputError
 from t2i.data.dataset import ImageCaptionSet
 from t2i.text.augment import caption_variants
 from t2i.text.cache import encode_cached
@@ -24,7 +25,7 @@ class CaptionTable:
     def __init__(self, data: ImageCaptionSet, *, max_length: int = 32, progress: bool = False, negatives: bool = False,
                  augment: float = 0.0, templates: tuple[str, ...] = ()) -> None:
         if not 0.0 <= augment <= 1.0:
-            raise ValueError(f"caption augmentation must be a chance from 0 to 1, got {augment}")
+            raise InputError(f"caption augmentation must be a chance from 0 to 1, got {augment}")
         self.augment = augment
         flat = [c for caps in data.captions for c in caps]
         unique = sorted(set(flat))

@@ -6,11 +6,13 @@ import copy
 import torch
 from torch import nn
 
+from t2i.errors import InputError
+
 
 class EMA:
     def __init__(self, model: nn.Module, *, decay: float) -> None:
         if not 0.0 <= decay < 1.0:
-            raise ValueError(f"ema decay must be in [0, 1), got {decay}")
+            raise InputError(f"ema decay must be in [0, 1), got {decay}")
         self.decay = decay
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 

@@ -13,21 +13,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from t2i.errors import InputError
 from t2i.checkpoint import Component
 from t2i.data.dataset import ImageCaptionSet, to_model_range
-from t2i.eval.grid import save_grid
-from t2i.eval.retrieval import hard_negative_accuracy, retrieval_scores
-from t2i.pipelines.sampling import diffusion_of, run_decoder, run_prior, run_upsampler
+from t2i.image_grid import save_grid
+from t2i.models.retrieval import hard_negative_accuracy, retrieval_scores
+from t2i.pipelines.sampling import clip_image_embeds, diffusion_of, run_decoder, run_prior, run_upsampler
 from t2i.train.captions import CaptionTable
 
 PREVIEW_COUNT = 8
-
-
-@torch.no_grad()
-def clip_image_embeds(clip: Component, images: np.ndarray, batch: int = 256) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> (N, E) unit-norm CLIP image embeddings."""
-    out = [clip.model.encode_image(to_model_range(images[i : i + batch])) for i in range(0, len(images), batch)]
-    return torch.cat(out)
 
 
 @torch.no_grad()
@@ -61,10 +55,10 @@ class ClipStage:
         self.component, self.hard_negatives, self.match_only, self.text_only = component, hard_negatives, match_only, text_only
         model = component.model
         if match_only and text_only:
-            raise ValueError("options.match_only and options.text_only exclude each other")
+            raise InputError("options.match_only and options.text_only exclude each other")
         if match_only:
             if not model.has_match_head:
-                raise ValueError("options.match_only needs a CLIP with a matching head (model.match_depth > 0)")
+                raise InputError("options.match_only needs a CLIP with a matching head (model.match_depth > 0)")
             for name, param in model.named_parameters():
                 param.requires_grad_(name.startswith("match_"))
         if text_only:
@@ -219,7 +213,7 @@ class DecoderStage:
     def __init__(self, component: Component, clip: Component, data: ImageCaptionSet, *, drop_embed: float = 0.1, drop_text: float = 0.5,
                  embed_noise: float = 0.0, max_length: int = 32, caption_augment: float = 0.0, templates: tuple[str, ...] = ()) -> None:
         if embed_noise < 0:
-            raise ValueError(f"decoder.options.embed_noise must be >= 0, got {embed_noise}")
+            raise InputError(f"decoder.options.embed_noise must be >= 0, got {embed_noise}")
         self.component, self.drop_embed, self.drop_text, self.embed_noise = component, drop_embed, drop_text, embed_noise
         cfg = component.model.config
         self.diffusion = diffusion_of(component)

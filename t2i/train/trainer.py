@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from t2i.errors import InputError
 from t2i.checkpoint import Component, atomic_folder, load_weights, write_component_files
 from t2i.train.ema import EMA
 
@@ -53,13 +54,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "log_every", "sample_every", "save_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
-                raise ValueError(f"train.{name} must be >= 1")
+                raise InputError(f"train.{name} must be >= 1")
         if self.lr <= 0:
-            raise ValueError("train.lr must be > 0")
+            raise InputError("train.lr must be > 0")
         if self.lr_decay not in ("constant", "cosine"):
-            raise ValueError(f"train.lr_decay must be constant or cosine, got {self.lr_decay!r}")
+            raise InputError(f"train.lr_decay must be constant or cosine, got {self.lr_decay!r}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ValueError(f"train.mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+            raise InputError(f"train.mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
 
 
 class Stage(Protocol):
