@@ -21,9 +21,9 @@ import t2i
 from t2i.checkpoint import load_component
 from t2i.data.dataset import to_model_range
 from t2i.data.shapes import RELATIONS, random_scene, relation_holds, render_scene
-from t2i.pipelines.sampling import diffusion_of
+from t2i.pipelines.sampling import clip_image_embeds, diffusion_of
 from t2i.text.negatives import RELATIONS as MIRROR  # each relation phrase and its mirror image
-from t2i.pipelines.sampling import clip_image_embeds
+
 
 def relation_scenes(count: int, size: int, seed: int):
     """(scenes, captions, swapped captions) for two-object scenes of two shapes in a relation."""

@@ -11,17 +11,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from t2i.config import ConfigError, config_from_dict, config_to_dict, read_json
 from t2i.errors import InputError
+from t2i.files import exchange, make_temp_folder, save_tensors
 from t2i.models.clip import CLIP, CLIPConfig
 from t2i.models.prior import DiffusionPrior, PriorConfig
 from t2i.models.unet import UNet, UNetConfig
@@ -81,7 +82,7 @@ def component_json(component: Component) -> dict[str, Any]:
 def write_component_files(folder: Path, component: Component, *, dtype: torch.dtype = torch.float32) -> None:
     """Write config.json and model.safetensors into an existing folder (not atomic by itself)."""
     state = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous() for k, v in component.model.state_dict().items()}
-    save_file(state, str(folder / "model.safetensors"), metadata={"format_version": str(FORMAT_VERSION)})
+    save_tensors(state, folder / "model.safetensors", metadata={"format_version": str(FORMAT_VERSION)})
     (folder / "config.json").write_text(json.dumps(component_json(component), indent=2))
 
 
@@ -120,7 +121,7 @@ class atomic_folder:
     def __enter__(self) -> Path:
         self.check()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+        self.tmp = make_temp_folder(self.path.parent, f".{self.path.name}.tmp-")
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -132,8 +133,12 @@ class atomic_folder:
         except OutputExistsError:
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise
-        old = self.path.with_name(f".{self.path.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
+        if self.path.exists() and exchange(self.tmp, self.path):  # the new folder in, the old one out, in one step
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        # Without an atomic exchange (not Linux, or a file system without it) there is a moment
+        # between the two renames in which `path` does not exist; the old folder is kept aside until then.
+        old = self.tmp.with_name(self.tmp.name + ".old")
         if self.path.exists():
             os.replace(self.path, old)
         os.replace(self.tmp, self.path)

@@ -28,7 +28,8 @@ def _sampling_args(p: argparse.ArgumentParser, *, prior: bool = True) -> None:
     g.add_argument("--decoder-steps", type=int)
     g.add_argument("--decoder-guidance", type=float)
     g.add_argument("--decoder-text-guidance", type=float, help="guide the caption tokens separately: --decoder-guidance then scales the image embedding alone")
-    g.add_argument("--decoder-candidates", type=int, help="CLIP reranking: decode k images per image and keep the one CLIP ranks first for the caption: by cosine, plus its matching head's logit if it has one (a k-fold decoder batch)")
+    g.add_argument("--decoder-candidates", type=int, help="CLIP reranking: decode k images per image and keep the one CLIP ranks first for the caption: "
+                   "by cosine, plus its matching head's logit if it has one (a k-fold decoder batch)")
     g.add_argument("--upsampler-steps", type=int)
     g.add_argument("--sampler", choices=("ddim", "ddpm"))
     g.add_argument("--threshold", choices=("none", "static", "dynamic"))

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tiny import env_for_subprocess
 
 from t2i.cli import main
-from tiny import env_for_subprocess, tiny_run  # noqa: F401
 
 LONG_PROMPT = " ".join(["a small red cat sitting on a big blue box"] * 20)  # 200 words
 

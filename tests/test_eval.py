@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 
 from t2i.cli import main
+from t2i.data.dataset import to_uint8
 from t2i.data.emoji import load_emoji
 from t2i.data.shapes import render_scene
-from t2i.data.dataset import to_uint8
 from t2i.data.shapes_eval import canonical_prompts, scene_for_prompt, score_image
 from t2i.eval.ablation import real_images
 from t2i.eval.emoji import emoji_benchmark
 from t2i.eval.shapes import shapes_benchmark
 from t2i.pipelines.unclip import load_pipeline
-from tiny import tiny_run  # noqa: F401
 
 
 class RenderTruth:

@@ -15,7 +15,6 @@ from t2i.data.shapes_eval import TASKS, parse_prompt, prompt_is_held_out
 from t2i.eval.prompts import emoji_prompts, emoji_target_groups, retrieval_images, shapes_paraphrases, training_strings
 from t2i.text.augment import ADJECTIVES, EMOJI_TEMPLATES, SHAPES_TEMPLATES, VARIANTS_PER_CAPTION, all_variants, caption_variants, fill, normalize_prompt, rephrasings
 from t2i.train.captions import CaptionTable
-from tiny import tiny_run  # noqa: F401
 
 
 def test_variants_keep_the_caption_and_its_article() -> None:

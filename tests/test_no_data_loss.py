@@ -10,7 +10,6 @@ import pytest
 
 from t2i.checkpoint import OutputExistsError, atomic_folder
 from t2i.cli import main
-from tiny import tiny_run  # noqa: F401
 
 
 def _assemble(tiny_run, out: Path, *extra: str) -> list[str]:
@@ -107,3 +106,48 @@ def test_train_refuses_a_foreign_folder_and_an_existing_run(tiny_run, tmp_path, 
     # warm-starting into a folder that holds a run would overwrite its checkpoints
     _refused(base + ["--out", str(tiny_run.runs["clip"]), "--init-from", str(tiny_run.runs["clip"])], capsys, "already holds a run")
     assert json.loads((tiny_run.runs["clip"] / "run.json").read_text())["stage"] == "clip"
+
+
+def test_replacing_a_folder_never_leaves_its_path_missing(tmp_path, monkeypatch) -> None:
+    """The old folder leaves and the new one arrives in one step: a reader (a server loading the
+    model, say) never finds the path missing, as it could between two renames."""
+    import os
+
+    import t2i.checkpoint
+    from t2i.files import exchange
+
+    probe_a, probe_b = tmp_path / "a", tmp_path / "b"
+    probe_a.mkdir(), probe_b.mkdir()
+    if not exchange(probe_a, probe_b):
+        pytest.skip("no atomic exchange of paths on this system")
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "pipeline.json").write_text("old")
+    real_replace, seen = os.replace, []
+
+    def watched_replace(src, dst):
+        real_replace(src, dst)
+        seen.append(target.exists())
+
+    monkeypatch.setattr(t2i.checkpoint.os, "replace", watched_replace)
+    with atomic_folder(target, overwrite=True, owned=lambda p: True) as tmp:
+        (tmp / "pipeline.json").write_text("new")
+    assert all(seen)
+    assert (target / "pipeline.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "model"]  # nothing left behind
+
+
+def test_written_models_are_readable_by_others_as_the_umask_allows(tiny_run, tmp_path) -> None:
+    """safetensors writes 0600 files and mkdtemp 0700 folders; a shared model must follow the umask."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "pipe"
+        assert main(_assemble(tiny_run, out)) == 0
+    finally:
+        os.umask(old)
+    modes = {str(p.relative_to(out)): stat.S_IMODE(p.stat().st_mode) for p in [out, *out.rglob("*")]}
+    assert modes["."] == 0o755 and modes["decoder/model.safetensors"] == 0o644
+    assert all(mode in (0o755, 0o644) for mode in modes.values()), modes

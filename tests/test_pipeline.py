@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny import PROMPTS, pixels, state_dicts_equal
 
 import t2i
 from t2i.cli import main
 from t2i.pipelines.unclip import SamplingOptions, UnclipPipeline
-from tiny import PROMPTS, pixels, state_dicts_equal, tiny_run  # noqa: F401
 
 A, B = PROMPTS
 

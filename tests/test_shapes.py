@@ -14,11 +14,25 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from t2i.data.shapes import (COLORS, GAP, HELD_OUT, MARGIN, PALETTE, RELATION_PARAPHRASES, RELATIONS, SHAPES,
-                             SIZES, ShapeObject, caption_scene, make_training_set, place_objects, random_scene,
-                             relation_holds, render_scene)
-from t2i.data.shapes_eval import (TASKS, EvalPrompt, canonical_prompts, connected_components, detect_objects,
-                                  parse_prompt, scene_for_prompt, score_image, summarize)
+from t2i.data.shapes import (
+    COLORS,
+    GAP,
+    HELD_OUT,
+    MARGIN,
+    PALETTE,
+    RELATION_PARAPHRASES,
+    RELATIONS,
+    SHAPES,
+    SIZES,
+    ShapeObject,
+    caption_scene,
+    make_training_set,
+    place_objects,
+    random_scene,
+    relation_holds,
+    render_scene,
+)
+from t2i.data.shapes_eval import TASKS, EvalPrompt, canonical_prompts, connected_components, detect_objects, parse_prompt, scene_for_prompt, score_image, summarize
 
 # ----------------------------------------------------------------------------- helpers
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny import state_dicts_equal, write_emoji_folder
 
 import t2i.train.trainer as trainer_module
 from t2i.checkpoint import CheckpointError, load_component
@@ -14,7 +15,6 @@ from t2i.cli import main
 from t2i.eval.emoji import fidelity_at_k
 from t2i.models.retrieval import retrieval_scores
 from t2i.train.build import make_trainer, read_preset, resolve_component
-from tiny import state_dicts_equal, tiny_run, write_emoji_folder  # noqa: F401
 
 
 def _trainer(stage: str, run, out: Path, **overrides):

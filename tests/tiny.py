@@ -96,7 +96,7 @@ def state_dicts_equal(a, b) -> bool:
     return sa.keys() == sb.keys() and all(sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def pixels(images) -> "list":
+def pixels(images) -> list:
     import numpy as np
 
     return [np.asarray(im) for im in images]

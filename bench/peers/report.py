@@ -170,7 +170,8 @@ def write_results_md(results: dict, path: Path) -> Path:
         "trained outside the budget. dalle2-pytorch's ready CLIPs (OpenAI, OpenCLIP) come from the network, which is not reachable "
         "here; it could train an x-clip CLIP from scratch as t2i trains its own, but one budget split over CLIP, prior and decoder "
         "would make the result hinge on the split. So both unCLIP decoders (ours and dalle2-pytorch's) take the pooled MiniLM "
-        "embedding in their image-embedding slot, at training and sampling alike, and the priors are compared for speed only. Same AdamW, learning rate, warm-up, clipping and batch stream for all; each library's "
+        "embedding in their image-embedding slot, at training and sampling alike, and the priors are compared for speed only. Same AdamW, learning rate, warm-up, clipping and batch stream for all; "
+        "each library's "
         "own objective, schedule, guidance dropout and sampler.\n\n",
         "## Workarounds in the peers' environment\n\n",
         "\n".join(f"- `{k}`: {v}" for k, v in results["workarounds"].items()), "\n\n",

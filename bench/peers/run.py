@@ -145,7 +145,7 @@ def finish_speed(res: dict) -> None:
     """Fractions of the matmul peak (mean of start and end) and ratios against ours."""
     m = res["machine"]
     peak = m["peak_gflops"] = (m["peak_start_gflops"] + m.get("peak_end_gflops", m["peak_start_gflops"])) / 2
-    for name, r in res["systems"].items():
+    for r in res["systems"].values():
         sp = r.get("speed")
         if not sp:
             continue

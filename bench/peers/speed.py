@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from systems import TEXT_DIM, System
 
 

@@ -38,7 +38,7 @@ class ImageCaptionSet:
     def size(self) -> int:
         return int(self.images.shape[1])
 
-    def subset(self, index: np.ndarray | list[int]) -> "ImageCaptionSet":
+    def subset(self, index: np.ndarray | list[int]) -> ImageCaptionSet:
         index = np.asarray(index, dtype=np.int64)
         return ImageCaptionSet(
             images=self.images[index],
@@ -47,7 +47,7 @@ class ImageCaptionSet:
             names=[self.names[i] for i in index] if self.names else [],
         )
 
-    def resized(self, size: int) -> "ImageCaptionSet":
+    def resized(self, size: int) -> ImageCaptionSet:
         """The same set at another side length (area downsampling, bicubic upsampling)."""
         if size == self.size:
             return self

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from t2i.errors import InputError
 from t2i.data.dataset import ImageCaptionSet, resize_uint8
+from t2i.errors import InputError
 
 SPLITS = ("train", "heldout", "all")
 NATIVE_SIZE = 64

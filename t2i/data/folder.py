@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from t2i.errors import InputError
 from t2i.data.dataset import ImageCaptionSet
+from t2i.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 SKIP_REASONS = ("unreadable", "missing", "without caption", "with unreadable caption")  # report order

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from t2i.errors import InputError
 from t2i.data.dataset import ImageCaptionSet
+from t2i.errors import InputError
 
 PALETTE: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),

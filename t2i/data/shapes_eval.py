@@ -19,9 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from t2i.data.shapes import COLORS, COUNT_WORDS, PALETTE, RELATION_SLACK, RELATIONS, SHAPES, ShapeObject, is_held_out, place_objects, relation_holds
 from t2i.errors import InputError
-from t2i.data.shapes import (COLORS, COUNT_WORDS, PALETTE, RELATION_SLACK, RELATIONS, SHAPES,
-                             ShapeObject, is_held_out, place_objects, relation_holds)
 
 TASKS: tuple[str, ...] = ("single_object", "two_objects", "counting", "colors", "position", "attribute_binding")
 BACKGROUND_DISTANCE = 60.0  # RGB distance to white below which a pixel is background

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from t2i.errors import InputError
 from t2i.data.dataset import ImageCaptionSet
 from t2i.data.emoji import SPLITS, load_emoji
 from t2i.data.folder import load_folder
+from t2i.errors import InputError
+
 
 def load_dataset(name_or_path: str, size: int, split: str = "train", *,
                  shapes_count: int = 20000, seed: int = 0) -> ImageCaptionSet:

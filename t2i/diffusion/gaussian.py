@@ -16,7 +16,7 @@ every result is cast to the dtype and device of the tensor it is combined with.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
-from .gaussian import randn_like
-
 from t2i.errors import InputError
+
+from .gaussian import randn_like
 
 Tensor = torch.Tensor
 Denoiser = Callable[[Tensor, Tensor], Tensor]

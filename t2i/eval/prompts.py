@@ -129,7 +129,7 @@ def emoji_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: int
         if not chosen:
             continue
         targets = np.array([groups[p.target] for p in chosen])
-        fid = lambda images, per: fidelity_at_k(images if images.shape[1] == 64 else resize_uint8(images, 64), np.repeat(targets, per),  # noqa: E731
+        fid = lambda images, per, targets=targets: fidelity_at_k(images if images.shape[1] == 64 else resize_uint8(images, 64), np.repeat(targets, per),  # noqa: E731
                                                 everything.images, everything.groups)
         natural = generate_images(pipe, [p.prompt for p in chosen], samples=samples, seed=seed, batch_size=batch_size, options=options, desc=f"natural {split}")
         exact = generate_images(pipe, [p.target for p in chosen], samples=samples, seed=seed, batch_size=batch_size, options=options, desc=f"names {split}")

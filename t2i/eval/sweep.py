@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from t2i.errors import InputError
 from t2i.data.shapes_eval import canonical_prompts
+from t2i.errors import InputError
 from t2i.eval.common import clip_image_embeddings, generate_images, markdown_table, write_json
 from t2i.eval.metrics import clip_score
 from t2i.pipelines.unclip import MAX_CANDIDATES, MAX_GUIDANCE, MAX_STEPS, SAMPLERS

@@ -33,9 +33,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from t2i.errors import InputError
+from t2i.files import save_tensors
 
 MEMORY_VERSION = 1
 
@@ -82,14 +83,14 @@ class CaptionMemory:
     # ---- persistence: both embeddings as int8 with a scale per row (cosines change by < 1e-3) ----
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({**_int8("pooled", self.pooled), **_int8("text_embeds", self.text_embeds)}, str(folder / "memory.safetensors"))
+        save_tensors({**_int8("pooled", self.pooled), **_int8("text_embeds", self.text_embeds)}, folder / "memory.safetensors")
         if self.captions is not None:
             (folder / "captions.json").write_text(json.dumps(self.captions, ensure_ascii=False, indent=0))
         (folder / "config.json").write_text(json.dumps({"format_version": MEMORY_VERSION, "kind": "caption_memory", "k": self.k,
                                                         "temperature": self.temperature, "captions": len(self)}, indent=2))
 
     @classmethod
-    def load(cls, folder: Path) -> "CaptionMemory":
+    def load(cls, folder: Path) -> CaptionMemory:
         from t2i.checkpoint import CheckpointError, read_versioned_json
 
         spec = read_versioned_json(folder / "config.json", what="caption memory")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -78,7 +79,8 @@ def run_prior(prior: Component, text_embed, tokens, token_mask, *, steps=25, gui
 
 
 @torch.no_grad()
-def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, steps=25, guidance=3.0, text_guidance=None, sampler="ddim", threshold="static", generator=None, progress=None, use_embed=True):
+def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, steps=25, guidance=3.0, text_guidance=None, sampler="ddim", threshold="static",
+                generator=None, progress=None, use_embed=True):
     """CLIP image embeddings (B, E) (+ optional text tokens) -> images (B, 3, S, S) in [-1, 1].
 
     guidance scales the whole condition; with text_guidance set (and a decoder that reads text),

@@ -8,19 +8,20 @@ A pipeline folder holds one component folder per stage and `pipeline.json`:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from t2i.errors import InputError
 from t2i.checkpoint import FORMAT_VERSION, CheckpointError, Component, atomic_folder, load_component, read_versioned_json, write_component_files
 from t2i.config import ConfigError, config_from_dict, config_to_dict
 from t2i.data.dataset import to_model_range, to_uint8
+from t2i.errors import InputError
 from t2i.pipelines.caption_memory import CaptionMemory
 from t2i.pipelines.sampling import keep_best, run_decoder, run_prior, run_upsampler
 
@@ -80,7 +81,7 @@ class SamplingOptions:
         if not 0.0 <= self.caption_memory <= 1.0:
             raise InputError(f"caption-memory must be between 0 and 1, got {self.caption_memory}")
 
-    def updated(self, **overrides: Any) -> "SamplingOptions":
+    def updated(self, **overrides: Any) -> SamplingOptions:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -107,7 +108,7 @@ class UnclipPipeline:
 
     # ---- persistence -------------------------------------------------------------------------
     @classmethod
-    def from_folder(cls, path: str | Path) -> "UnclipPipeline":
+    def from_folder(cls, path: str | Path) -> UnclipPipeline:
         path = Path(path)
         if not path.is_dir():
             raise CheckpointError(f"{path}: no such model folder")
@@ -177,7 +178,8 @@ class UnclipPipeline:
         k = options.decoder_candidates
         rep = lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731
         kw = {"tokens": rep(enc.tokens), "token_mask": rep(enc.mask)} if enc is not None and self.decoder.model.config.text_dim else {}
-        x = run_decoder(self.decoder, rep(embeds), **kw, steps=options.decoder_steps, guidance=options.decoder_guidance, text_guidance=options.decoder_text_guidance, sampler=options.sampler, threshold=options.threshold, generator=generator, progress=progress, use_embed=use_embed)
+        x = run_decoder(self.decoder, rep(embeds), **kw, steps=options.decoder_steps, guidance=options.decoder_guidance, text_guidance=options.decoder_text_guidance,
+                        sampler=options.sampler, threshold=options.threshold, generator=generator, progress=progress, use_embed=use_embed)
         if k > 1:
             x = self.best_candidates(x.view(len(embeds), k, *x.shape[1:]), embeds if target is None else target, enc)
         for up in self.upsamplers:
@@ -200,7 +202,8 @@ class UnclipPipeline:
         return keep_best(candidates, head + clip.scale * cosines)
 
     # ---- public calls --------------------------------------------------------------------------
-    def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, progress: Callable | None = None, image_embedding: str | torch.Tensor = "prior", **options: Any) -> list[Image.Image]:
+    def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, progress: Callable | None = None,
+                 image_embedding: str | torch.Tensor = "prior", **options: Any) -> list[Image.Image]:
         """Generate `num_images` per prompt; returns PIL images, prompt-major. Same seed, same images.
 
         image_embedding picks what the decoder is conditioned on: "prior" (unCLIP), "text" (the
@@ -231,7 +234,8 @@ class UnclipPipeline:
                 raise InputError(f"given image embeddings must have shape ({len(prompts) * num_images}, {text_embed.shape[1]}), got {tuple(given.shape)}")
             embeds = F.normalize(given.float(), dim=-1)
         elif image_embedding == "prior":
-            embeds = run_prior(self.prior, rep(text_embed), enc.tokens, enc.mask, steps=opts.prior_steps, guidance=opts.prior_guidance, candidates=opts.prior_candidates, sampler=opts.sampler, generator=generator, progress=progress)
+            embeds = run_prior(self.prior, rep(text_embed), enc.tokens, enc.mask, steps=opts.prior_steps, guidance=opts.prior_guidance,
+                               candidates=opts.prior_candidates, sampler=opts.sampler, generator=generator, progress=progress)
         else:
             embeds = rep(text_embed)
         return to_pil(self.decode(embeds, enc, options=opts, generator=generator, progress=progress, use_embed=given is not None or image_embedding != "none", target=rep(text_embed)))

@@ -84,7 +84,7 @@ def caption_variants(caption: str, templates: tuple[str, ...], count: int = VARI
     others (and any adjective) chosen by a hash of the caption, stable across runs and Python versions."""
     if not templates:
         return _unique(rephrasings(caption), caption)
-    digest = lambda text: hashlib.sha256(f"{caption}\0{text}".encode("utf-8")).digest()  # noqa: E731
+    digest = lambda text: hashlib.sha256(f"{caption}\0{text}".encode()).digest()  # noqa: E731
     rest = sorted(templates[1:], key=digest)
     picked = [templates[0], *rest]  # the first framing (the bare article, for names) always
     forms = [caption, *rephrasings(caption)]

@@ -63,7 +63,7 @@ def encode_cached(
         try:
             return _load(path, len(unique)), index
         except Exception as err:  # any unreadable or inconsistent file is just a cache miss
-            warnings.warn(f"ignoring corrupt text cache {path} ({err}); re-encoding {len(unique)} captions")
+            warnings.warn(f"ignoring corrupt text cache {path} ({err}); re-encoding {len(unique)} captions", stacklevel=2)
 
     encoding = _encoder.get_text_encoder(max_length).encode(unique, progress=progress, dtype=torch.float16)
     encoding = encoding.to("cpu")
@@ -88,7 +88,7 @@ def _load(path: Path, num_rows: int) -> TextEncoding:
 
 def _save_atomic(encoding: TextEncoding, path: Path) -> None:
     """Write to a temporary file in the same folder then rename, so readers never see half a file."""
-    from safetensors.torch import save_file
+    from t2i.files import save_tensors
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
@@ -99,7 +99,7 @@ def _save_atomic(encoding: TextEncoding, path: Path) -> None:
             "mask": encoding.mask.contiguous(),
             "pooled": encoding.pooled.contiguous(),
         }
-        save_file(tensors, tmp, metadata={"version": ENCODER_VERSION})
+        save_tensors(tensors, Path(tmp), metadata={"version": ENCODER_VERSION})
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

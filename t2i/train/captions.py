@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from t2i.errors import InputError
 from t2i.data.dataset import ImageCaptionSet
+from t2i.errors import InputError
 from t2i.text.augment import caption_variants
 from t2i.text.cache import encode_cached
 from t2i.text.encoder import TextEncoding

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from t2i.errors import InputError
 from t2i.checkpoint import Component
 from t2i.data.dataset import ImageCaptionSet, to_model_range
+from t2i.errors import InputError
 from t2i.image_grid import save_grid
 from t2i.models.retrieval import hard_negative_accuracy, retrieval_scores
 from t2i.pipelines.sampling import clip_image_embeds, diffusion_of, run_decoder, run_prior, run_upsampler

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from safetensors.torch import save_file
 from tqdm import tqdm
 
-from t2i.errors import InputError
 from t2i.checkpoint import Component, atomic_folder, load_weights, write_component_files
+from t2i.errors import InputError
+from t2i.files import save_tensors
 from t2i.train.ema import EMA
 
 
@@ -127,7 +127,7 @@ class Trainer:
         # a step redone after a resume replaces its own earlier checkpoint, never anything else
         with atomic_folder(self.checkpoint_root / name, overwrite=True, owned=lambda p: (p / "state.json").is_file()) as tmp:
             write_component_files(tmp, component)  # the EMA weights: what inference uses
-            save_file({k: v.detach().cpu().contiguous() for k, v in raw.state_dict().items()}, str(tmp / "raw.safetensors"))
+            save_tensors({k: v.detach().cpu().contiguous() for k, v in raw.state_dict().items()}, tmp / "raw.safetensors")
             torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
             (tmp / "state.json").write_text(json.dumps({"step": self.step, "train": self.run_config.get("train", {})}))
         write_text_atomically(self.out_dir / "latest", name)
