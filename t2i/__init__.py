@@ -11,7 +11,7 @@ __all__ = ["load_pipeline", "__version__"]
 
 
 def load_pipeline(name_or_path: str = "emoji"):
-    """A shipped pipeline by name ("emoji", "shapes") or a pipeline folder; see UnclipPipeline."""
-    from t2i.pipelines.unclip import load_pipeline as _load
+    """A shipped pipeline by name ("emoji", "shapes") or a pipeline folder of any system (t2i/registry.py)."""
+    from t2i.pipelines.loading import load_pipeline as _load
 
     return _load(name_or_path)

@@ -209,3 +209,14 @@ def load_weights(model: nn.Module, file: Path, *, allow_missing: bool = False) -
             raise CheckpointError(f"{file}: {name} has shape {tuple(tensor.shape)}, config expects {tuple(own[name].shape)}")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=not missing)
     return missing
+
+
+def resolve_component(path: str | Path) -> Path:
+    """A component folder, or a training run folder (its latest checkpoint)."""
+    path = Path(path)
+    if (path / "config.json").exists():
+        return path
+    pointer = path / "latest"
+    if pointer.exists():
+        return path / "checkpoints" / pointer.read_text().strip()
+    raise CheckpointError(f"{path}: neither a component folder nor a training run with a checkpoint")

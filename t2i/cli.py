@@ -68,12 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--overwrite", action="store_true", help="replace an existing output image")
     _sampling_args(v, prior=False)
 
-    t = sub.add_parser("train", help="train one stage")
-    t.add_argument("stage", choices=("clip", "prior", "decoder", "upsampler"))
+    from t2i import registry
+
+    stages = "; ".join(f"{e.name}: {', '.join(s.name for s in e.stages)}" for e in registry.SYSTEMS)
+    t = sub.add_parser("train", help=f"train one stage ({stages})", description="Train one stage of a system.",
+                       epilog="stages:\n" + "\n".join(f"  {s.name:<10} {e.name}: {s.help}" for e in registry.SYSTEMS for s in e.stages),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("stage", choices=registry.stage_names(), metavar="STAGE", help=f"the stage to train ({stages})")
     t.add_argument("--data", required=True, help="emoji, shapes, or a folder / CSV / JSONL of images and captions")
     t.add_argument("--config", help="preset name or JSON file (default: the --data name's preset, else emoji)")
     t.add_argument("--out", help="run folder (default runs/DATA-STAGE)")
-    t.add_argument("--clip", help="trained CLIP (run folder or component folder); needed by prior and decoder")
+    for need in sorted({n for e in registry.SYSTEMS for s in e.stages for n in s.needs}):
+        users = [s.name for e in registry.SYSTEMS for s in e.stages if need in s.needs]
+        t.add_argument(f"--{need}", help=f"trained {need} (run folder or component folder); needed by {', '.join(users)}")
     t.add_argument("--steps", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)

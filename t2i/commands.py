@@ -65,7 +65,7 @@ def read_prompts(path: str) -> list[str]:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from t2i.image_grid import grid_image
-    from t2i.pipelines.unclip import load_pipeline
+    from t2i.pipelines.loading import load_pipeline
     from t2i.progress import StepBar
 
     if args.num_images < 1:
@@ -94,12 +94,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
         (images[0] if len(images) == 1 else grid_image(images)).save(out)
         print(out)
         return 0
-    # Batch mode: prompts in chunks; each chunk's seed is derived from --seed and its position.
+    # Batch mode: prompts in chunks; an image's noise depends on (--seed, its line, its sample), not on the chunking.
     per_chunk = max(1, args.batch_size // args.num_images)
     with StepBar(total=len(prompts) * args.num_images, desc="generate", unit="img") as bar:
         for start in range(0, len(prompts), per_chunk):
             chunk = prompts[start : start + per_chunk]
-            images = pipe(chunk, num_images=args.num_images, seed=args.seed + start, **vars(options))
+            images = pipe(chunk, num_images=args.num_images, seed=args.seed, first_index=start, **vars(options))
             for i, image in enumerate(images):
                 line, sample = start + i // args.num_images, i % args.num_images
                 image.save(out_dir / f"{line:04d}_{sample:02d}.png")
@@ -121,7 +121,7 @@ def cmd_variations(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from t2i.image_grid import grid_image
-    from t2i.pipelines.unclip import load_pipeline
+    from t2i.pipelines.loading import load_pipeline
 
     if args.num_images < 1:
         raise UsageError(f"-n must be >= 1, got {args.num_images}")
@@ -141,6 +141,7 @@ def cmd_variations(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from t2i import registry
     from t2i.train.build import make_trainer, override_section, presets, read_preset, run_record
 
     config = args.config or (args.data if args.data in presets() else "emoji")
@@ -157,7 +158,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if record and args.config:
         raise UsageError(f"--config does not apply to --resume: the run continues with the settings in {out / 'run.json'} (change one with --set)")
     preset = override_section(record or read_preset(config), args.stage, args.set)
-    trainer = make_trainer(args.stage, preset, data=args.data, out_dir=out, clip=args.clip, train_overrides=overrides, init_from=args.init_from, progress=not args.no_progress)
+    needs = {name: getattr(args, name) for name in registry.stage(args.stage)[1].needs}
+    trainer = make_trainer(args.stage, preset, data=args.data, out_dir=out, needs=needs, train_overrides=overrides, init_from=args.init_from, progress=not args.no_progress)
     if args.resume:
         if not trainer.resume():
             raise UsageError(f"{out}: no checkpoint to resume from")
@@ -183,39 +185,18 @@ def _trained_on(run: str) -> dict:
 def cmd_assemble(args: argparse.Namespace) -> int:
     import torch
 
-    from t2i.checkpoint import atomic_folder, load_component
-    from t2i.config import config_from_dict
-    from t2i.pipelines.unclip import SamplingOptions, UnclipPipeline, is_pipeline_folder
-    from t2i.train.build import read_preset, resolve_component, sampling_settings
+    from t2i.checkpoint import atomic_folder
+    from t2i.pipelines.loading import is_pipeline_folder
+    from t2i.pipelines.unclip import UnclipPipeline
+    from t2i.train.build import read_preset
 
     target = atomic_folder(Path(args.output), overwrite=args.overwrite, owned=is_pipeline_folder)
     target.check()  # before loading anything: refuse to replace what t2i did not write
-    defaults = SamplingOptions()
-    upsamplers = [load_component(resolve_component(u), role="upsampler") for u in args.upsampler]
-    if args.config:  # the preset's sampling-time choices win over those recorded at training time
-        preset = read_preset(args.config)
-        defaults = config_from_dict(SamplingOptions, preset.get("pipeline", {}), where="pipeline")
-        for up in upsamplers:
-            up.settings.update(sampling_settings(preset.get("upsampler", {}).get("options", {})))
-    clip = load_component(resolve_component(args.clip), role="clip")
-    memory = None
-    if args.caption_memory:
-        from t2i.data.sources import load_dataset
-        from t2i.pipelines.caption_memory import build_caption_memory, memory_captions
-
-        memory = build_caption_memory(clip, memory_captions(load_dataset(args.caption_memory, size=16)), max_length=clip.model.config.max_tokens)
-    elif defaults.caption_memory:
-        raise UsageError("the preset's sampling defaults use a caption memory: pass --caption-memory DATA")
-    pipe = UnclipPipeline(
-        clip=clip,
-        prior=load_component(resolve_component(args.prior), role="prior"),
-        decoder=load_component(resolve_component(args.decoder), role="decoder"),
-        upsamplers=upsamplers,
-        defaults=defaults,
-        info={"sources": {"clip": args.clip, "prior": args.prior, "decoder": args.decoder, "upsamplers": args.upsampler,
-                          **({"caption_memory": args.caption_memory} if memory is not None else {})}, **_trained_on(args.decoder)},
-        memory=memory,
-    )
+    stages = {"clip": [args.clip], "prior": [args.prior], "decoder": [args.decoder], "upsampler": args.upsampler}
+    sources = {"clip": args.clip, "prior": args.prior, "decoder": args.decoder, "upsamplers": args.upsampler,
+               **({"caption_memory": args.caption_memory} if args.caption_memory else {})}
+    pipe = UnclipPipeline.assemble(stages, preset=read_preset(args.config) if args.config else None, caption_memory=args.caption_memory,
+                                   info={"sources": sources, **_trained_on(args.decoder)})
     path = pipe.save(args.output, dtype=torch.float32 if args.fp32 else torch.float16, overwrite=args.overwrite)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     print(f"{path} ({size / 1e6:.1f} MB)")
@@ -234,7 +215,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(compare_reports(args.report_a, args.report_b))
         return 0
     from t2i.eval.sweep import guess_benchmark, parse_values
-    from t2i.pipelines.unclip import load_pipeline
+    from t2i.pipelines.loading import load_pipeline
 
     for flag, value in (("--samples", args.samples), ("--limit", args.limit), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:

@@ -28,10 +28,20 @@ def config_from_dict(cls: type[C], data: dict[str, Any], *, where: str = "config
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():
-        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}")
+        try:
+            kwargs[name] = _coerce(hints[name], value, f"{where}.{name}")
+        except ConfigError:
+            must_be = fields[name].metadata.get("must_be")  # a field that describes its values says so
+            if must_be is None:
+                raise
+            raise ConfigError(f"{where}.{name} must be {must_be}, got {value!r}") from None
     try:
         return cls(**kwargs)
     except TypeError as e:  # a missing required field
+        raise ConfigError(f"{where}: {e}") from None
+    except ConfigError:
+        raise
+    except InputError as e:  # a value the dataclass itself refuses (its __post_init__)
         raise ConfigError(f"{where}: {e}") from None
 
 

@@ -10,10 +10,11 @@ from t2i.data.dataset import to_uint8
 from t2i.data.emoji import load_emoji
 from t2i.data.shapes import render_scene
 from t2i.data.shapes_eval import canonical_prompts, scene_for_prompt, score_image
+from t2i.diffusion.noise import RowGenerators
 from t2i.eval.ablation import real_images
 from t2i.eval.emoji import emoji_benchmark
 from t2i.eval.shapes import shapes_benchmark
-from t2i.pipelines.unclip import load_pipeline
+from t2i.pipelines.loading import load_pipeline
 
 
 class RenderTruth:
@@ -102,7 +103,8 @@ def test_given_image_embeddings_skip_the_prior(tiny_run):
     embeds = torch.randn(4, pipe.clip.model.config.embed_dim, generator=torch.Generator().manual_seed(0))
     images = pipe(["a red circle", "two squares"], num_images=2, seed=3, image_embedding=embeds)
     enc, _ = pipe.encode_text(["a red circle", "a red circle", "two squares", "two squares"])
-    expected = pipe.decode(torch.nn.functional.normalize(embeds, dim=-1), enc, options=pipe.defaults, generator=torch.Generator().manual_seed(3))
+    rows = RowGenerators.for_images(3, num_prompts=2, num_images=2)  # per-image noise (t2i.diffusion.noise)
+    expected = pipe.decode(torch.nn.functional.normalize(embeds, dim=-1), enc, options=pipe.defaults, generator=rows)
     assert np.array_equal(np.stack([np.asarray(im) for im in images]), to_uint8(expected))
     with pytest.raises(ValueError, match=r"shape \(4, "):
         pipe(["a red circle", "two squares"], num_images=2, image_embedding=embeds[:3])
@@ -119,15 +121,16 @@ def test_decoder_candidates_keep_the_image_clip_ranks_first(tiny_run):
     images = pipe(prompts, seed=5, image_embedding=embeds, decoder_candidates=k)
     # by hand: k decoder samples per embedding, CLIP's pick against the caption, then the upsampler
     enc, text = pipe.encode_text(prompts)
-    o, g = pipe.defaults, torch.Generator().manual_seed(5)
+    o, g = pipe.defaults, RowGenerators.for_images(5, num_prompts=2, num_images=1)  # per-image noise; each candidate its own
     rep = lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731
-    x = run_decoder(pipe.decoder, rep(embeds), rep(enc.tokens), rep(enc.mask), steps=o.decoder_steps, guidance=o.decoder_guidance, sampler=o.sampler, threshold=o.threshold, generator=g)
+    x = run_decoder(pipe.decoder, rep(embeds), rep(enc.tokens), rep(enc.mask), steps=o.decoder_steps, guidance=o.decoder_guidance, sampler=o.sampler, threshold=o.threshold,
+                    generator=g.repeat(k, "decoder candidates"))
     scores = (pipe.clip.model.encode_image(x).view(2, k, -1) * text[:, None]).sum(-1)
     best = x.view(2, k, *x.shape[1:])[torch.arange(2), scores.argmax(1)]
     for up in pipe.upsamplers:
         best = run_upsampler(up, best, steps=o.upsampler_steps, sampler=o.sampler, generator=g)
     assert np.array_equal(np.stack([np.asarray(im) for im in images]), to_uint8(best))
-    assert scores.argmax(1).tolist() == [0, 1]  # not always the first candidate: the pick is tested
+    assert scores.argmax(1).tolist() == [2, 1]  # not always the first candidate: the pick is tested (values of the per-image noise)
 
 
 def test_decoder_candidates_ranked_by_clips_matching_head_when_it_has_one(tiny_run):
@@ -154,7 +157,7 @@ def test_decoder_candidates_ranked_by_clips_matching_head_when_it_has_one(tiny_r
     enc, text = pipe.encode_text(prompts)
     o, rep = pipe.defaults, lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731
     x = run_decoder(pipe.decoder, rep(embeds), rep(enc.tokens), rep(enc.mask), steps=o.decoder_steps, guidance=o.decoder_guidance, sampler=o.sampler,
-                    threshold=o.threshold, generator=torch.Generator().manual_seed(5))
+                    threshold=o.threshold, generator=RowGenerators.for_images(5, num_prompts=2, num_images=1).repeat(k, "decoder candidates"))
     with torch.no_grad():
         scores = clip.match_logits(x, rep(enc.tokens), rep(enc.mask)).view(2, k)
         cosines = (clip.encode_image(x).view(2, k, -1) * text[:, None]).sum(-1)

@@ -10,14 +10,15 @@ ROOT = Path(__file__).resolve().parent.parent / "t2i"
 # lowest first; a unit may import from units of lower layers only (and from itself)
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"config", "threads", "progress", "files"},
+    {"config", "threads", "progress", "files", "registry"},
     {"data", "nn", "diffusion"},
     {"text", "image_grid", "models"},
     {"checkpoint"},
     {"pipelines"},
     {"train", "eval"},
-    {"commands", "__init__", "__main__"},
+    {"commands", "__init__"},
     {"cli"},
+    {"__main__"},
 ]
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 

@@ -144,7 +144,7 @@ def test_caption_memory_pulls_a_prompt_towards_its_nearest_captions() -> None:
 
 
 def test_caption_memory_is_saved_with_the_pipeline_and_used_by_sampling(tiny_run, tmp_path, capsys) -> None:
-    from t2i.pipelines.unclip import load_pipeline
+    from t2i.pipelines.loading import load_pipeline
 
     runs, out = tiny_run.runs, tmp_path / "with-memory"
     assert main(["assemble", "--clip", str(runs["clip"]), "--prior", str(runs["prior"]), "--decoder", str(runs["decoder"]),

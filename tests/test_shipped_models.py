@@ -7,7 +7,7 @@ import pytest
 import t2i
 from t2i.data.shapes_eval import score_image
 from t2i.eval.common import clip_image_embeddings
-from t2i.pipelines.unclip import shipped_models
+from t2i.pipelines.loading import shipped_models
 
 MAX_BYTES = 25_000_000  # each shipped pipeline: at most 25 MB
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-STAGE_ORDER = ("clip", "prior", "decoder", "upsampler")
 # Emoji tiles of the train split used as the user dataset: a spread of subjects.
 EMOJI_INDICES = (0, 50, 100, 150, 200, 250, 300, 350)
 PROMPTS = ("grinning face with big eyes", "thought balloon")
@@ -56,24 +55,30 @@ def write_emoji_folder(folder: Path, indices=EMOJI_INDICES) -> list[list[str]]:
 
 def build_tiny_run(root: Path) -> TinyRun:
     from t2i.cli import main
-    from t2i.train.build import make_trainer, read_preset
 
     data = root / "data"
     write_emoji_folder(data)
-    preset = read_preset("tiny")
-    runs = {}
-    for stage in STAGE_ORDER:
-        out = root / "runs" / stage
-        clip = runs["clip"] if stage in ("prior", "decoder") else None
-        trainer = make_trainer(stage, preset, data=str(data), out_dir=out, clip=clip, progress=False)
-        trainer.train()
-        assert trainer.step == preset[stage]["train"]["steps"]
-        runs[stage] = out
+    runs = train_tiny_system("unclip", data, root / "runs")
     pipeline = root / "pipeline"
     code = main(["assemble", "--clip", str(runs["clip"]), "--prior", str(runs["prior"]), "--decoder", str(runs["decoder"]),
                  "--upsampler", str(runs["upsampler"]), "--config", "tiny", "--fp32", "-o", str(pipeline)])
     assert code == 0 and (pipeline / "pipeline.json").is_file()
     return TinyRun(root=root, data=data, runs=runs, pipeline=pipeline)
+
+
+def train_tiny_system(system: str, data: Path, root: Path) -> dict[str, Path]:
+    """Every stage of a registered system, trained on the tiny preset in the registry's order,
+    each given the runs it needs: {stage: run folder}."""
+    from t2i import registry
+    from t2i.train.build import make_trainer, read_preset
+
+    preset, runs = read_preset("tiny"), {}
+    for entry in registry.system(system).stages:
+        trainer = make_trainer(entry.name, preset, data=str(data), out_dir=root / entry.name, needs={n: runs[n] for n in entry.needs}, progress=False)
+        trainer.train()
+        assert trainer.step == preset[entry.name]["train"]["steps"]
+        runs[entry.name] = root / entry.name
+    return runs
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import torch
 
+from t2i.diffusion.noise import Generator, randn
 from t2i.errors import InputError
 
 Tensor = torch.Tensor
@@ -244,8 +245,6 @@ class GaussianDiffusion:
         return mse * weight
 
 
-def randn_like(like: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-    """Standard normal noise shaped like `like`, drawn on the generator's device."""
-    device = generator.device if generator is not None else like.device
-    z = torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype)
-    return z.to(like.device)
+def randn_like(like: Tensor, *, generator: Generator = None) -> Tensor:
+    """Standard normal noise shaped like `like`, from a generator or per-row generators (t2i.diffusion.noise)."""
+    return randn(like.shape, generator, dtype=like.dtype, device=like.device)

@@ -8,7 +8,8 @@ last kept step it jumps to s = -1 with ᾱ_{-1} = 1, i.e. it returns the final x
 
 Nothing is kept between calls: the same inputs and an identically seeded generator
 give identical outputs. Each noisy step draws exactly one `torch.randn` of x's shape
-and dtype from `generator` (on the generator's device), so runs are reproducible.
+and dtype from `generator` (on the generator's device), or one per row from per-row
+generators (t2i.diffusion.noise.RowGenerators), so runs are reproducible.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import torch
 from t2i.errors import InputError
 
 from .gaussian import randn_like
+from .noise import Generator
 
 Tensor = torch.Tensor
 Denoiser = Callable[[Tensor, Tensor], Tensor]
@@ -73,7 +75,7 @@ def _denoise(denoise: Denoiser, x: Tensor, t: int) -> Tensor:
 
 
 def ddpm_sample(denoise: Denoiser, x_T: Tensor, timesteps: Sequence[int], alphas_cumprod: Tensor, *,
-                generator: torch.Generator | None = None, progress: Progress | None = None) -> Tensor:
+                generator: Generator = None, progress: Progress | None = None) -> Tensor:
     """Ancestral sampling (Ho et al. 2020) over `timesteps`; returns x0 (B, ...).
 
     Between kept steps t > s the respaced chain has β' = 1 - ᾱ_t/ᾱ_s and the step draws
@@ -101,7 +103,7 @@ def ddpm_sample(denoise: Denoiser, x_T: Tensor, timesteps: Sequence[int], alphas
 
 
 def ddim_sample(denoise: Denoiser, x_T: Tensor, timesteps: Sequence[int], alphas_cumprod: Tensor, *,
-                eta: float = 0.0, generator: torch.Generator | None = None,
+                eta: float = 0.0, generator: Generator = None,
                 progress: Progress | None = None) -> Tensor:
     """DDIM (Song et al. 2021) over `timesteps`; returns x0 (B, ...).
 
@@ -136,7 +138,7 @@ SAMPLERS: dict[str, Callable[..., Tensor]] = {"ddpm": ddpm_sample, "ddim": ddim_
 
 
 def sample(name: str, denoise: Denoiser, x_T: Tensor, *, num_train_steps: int, steps: int,
-           alphas_cumprod: Tensor, eta: float = 0.0, generator: torch.Generator | None = None,
+           alphas_cumprod: Tensor, eta: float = 0.0, generator: Generator = None,
            progress: Progress | None = None) -> Tensor:
     """Respace `num_train_steps` to `steps` and run sampler `name` ("ddpm" or "ddim").
 

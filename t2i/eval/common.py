@@ -14,18 +14,19 @@ from t2i.progress import StepBar
 
 def generate_images(pipe, prompts: list[str], *, samples: int, seed: int, batch_size: int, options: dict, desc: str = "eval",
                     image_embeds: torch.Tensor | None = None) -> np.ndarray:
-    """`samples` images per prompt, prompt-major, as uint8 (N, H, W, 3); batch k uses seed + k,
-    so a figure is reproducible from the command line that produced it. image_embeds
+    """`samples` images per prompt, prompt-major, as uint8 (N, H, W, 3); an image's noise depends on
+    (seed, prompt index, sample index) alone, so a figure is reproducible from the command line
+    that produced it, whatever the batch size. image_embeds
     (len(prompts) * samples, E), prompt-major, replaces the prior's embeddings."""
     if samples < 1:
         raise InputError(f"samples must be >= 1, got {samples}")
     per_batch = max(1, batch_size // samples)
     out: list[np.ndarray] = []
     with StepBar(total=len(prompts) * samples, desc=desc, unit="img") as bar:
-        for k, start in enumerate(range(0, len(prompts), per_batch)):
+        for start in range(0, len(prompts), per_batch):
             if image_embeds is not None:
                 options = {**options, "image_embedding": image_embeds[start * samples : (start + per_batch) * samples]}
-            images = pipe(prompts[start : start + per_batch], num_images=samples, seed=seed + k, **options)
+            images = pipe(prompts[start : start + per_batch], num_images=samples, seed=seed, first_index=start, **options)
             out.extend(np.asarray(im) for im in images)
             bar.update(len(images))
     return np.stack(out)

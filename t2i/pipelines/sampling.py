@@ -13,12 +13,13 @@ import torch
 import torch.nn.functional as F
 
 from t2i.checkpoint import Component
+from t2i.config import config_from_dict
 from t2i.data.dataset import to_model_range
+from t2i.diffusion.config import DiffusionConfig
 from t2i.diffusion.gaussian import GaussianDiffusion
 from t2i.diffusion.guidance import chained_guidance, thresholded
+from t2i.diffusion.noise import RowGenerators, randn
 from t2i.diffusion.samplers import SAMPLERS, sample
-
-DIFFUSION_KEYS = ("schedule", "num_steps", "objective")
 
 
 @torch.no_grad()
@@ -28,9 +29,13 @@ def clip_image_embeds(clip: Component, images: np.ndarray, batch: int = 256) -> 
     return torch.cat(out)
 
 
+def diffusion_config(component: Component) -> DiffusionConfig:
+    """The component's typed diffusion settings; an unknown key is an error, not a default."""
+    return config_from_dict(DiffusionConfig, component.settings.get("diffusion", {}), where=f"{component.role} settings.diffusion")
+
+
 def diffusion_of(component: Component) -> GaussianDiffusion:
-    d = component.settings.get("diffusion", {})
-    return GaussianDiffusion(**{k: d[k] for k in DIFFUSION_KEYS if k in d})
+    return diffusion_config(component).build()
 
 
 def _run(component, denoise_with_cond, conds, scales, shape, *, steps, sampler, threshold, generator, progress=None, start=None):
@@ -44,7 +49,7 @@ def _run(component, denoise_with_cond, conds, scales, shape, *, steps, sampler, 
         x, timesteps = start
         return SAMPLERS[sampler](denoise, x, timesteps, diffusion.alphas_cumprod, generator=generator, progress=progress)
     device = next(component.model.parameters()).device
-    x_T = torch.randn(shape, generator=generator).to(device)
+    x_T = randn(shape, generator, device=device)
     return sample(sampler, denoise, x_T, num_train_steps=diffusion.num_steps, steps=steps, alphas_cumprod=diffusion.alphas_cumprod, generator=generator, progress=progress)
 
 
@@ -73,6 +78,8 @@ def run_prior(prior: Component, text_embed, tokens, token_mask, *, steps=25, gui
     cond = {"text_embed": te, "tokens": tok, "token_mask": mask, "keep": ones}
     null = {"text_embed": te, "tokens": tok, "token_mask": mask, "keep": ~ones}
     scale = prior.settings.get("embed_scale", math.sqrt(e))
+    if k > 1 and isinstance(generator, RowGenerators):
+        generator = generator.repeat(k, "prior candidates")
     z = _run(prior, prior.model, [null, cond], [guidance], (b * k, e), steps=steps, sampler=sampler, threshold="none", generator=generator, progress=progress)
     z = F.normalize(z / scale, dim=-1).view(b, k, e)
     return keep_closest(z, z, text_embed)
@@ -122,7 +129,7 @@ def run_upsampler(upsampler: Component, low_res, *, steps=20, sampler="ddim", ge
     device = low_res.device
     level = int(upsampler.settings.get("sample_aug_level", 0))
     aug = torch.full((len(low_res),), level, dtype=torch.long, device=device)
-    noise = torch.randn(low_res.shape, generator=generator).to(device)
+    noise = randn(low_res.shape, generator, device=device)
     low = diffusion.q_sample(low_res, aug, noise) if level > 0 else low_res
     cond = {"low_res": low, "aug_level": aug}
     shape = (len(low_res), cfg.out_channels, cfg.image_size, cfg.image_size)
@@ -132,6 +139,6 @@ def run_upsampler(upsampler: Component, low_res, *, steps=20, sampler="ddim", ge
         timesteps = sorted({round(level_0 * (1 - i / max(1, steps - 1))) for i in range(steps)}, reverse=True)
         resized = F.interpolate(low_res, size=shape[-2:], mode="bicubic", align_corners=False).clamp(-1, 1)
         t0 = torch.full((len(low_res),), timesteps[0], dtype=torch.long, device=device)
-        start = (diffusion.q_sample(resized, t0, torch.randn(shape, generator=generator).to(device)), timesteps)
+        start = (diffusion.q_sample(resized, t0, randn(shape, generator, device=device)), timesteps)
     x = _run(upsampler, upsampler.model, [cond, cond], [1.0], shape, steps=steps, sampler=sampler, threshold="static", generator=generator, progress=progress, start=start)
     return x.clamp(-1, 1)

@@ -18,11 +18,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from t2i.checkpoint import FORMAT_VERSION, CheckpointError, Component, atomic_folder, load_component, read_versioned_json, write_component_files
+from t2i.checkpoint import FORMAT_VERSION, CheckpointError, Component, atomic_folder, load_component, read_versioned_json, resolve_component, write_component_files
 from t2i.config import ConfigError, config_from_dict, config_to_dict
 from t2i.data.dataset import to_model_range, to_uint8
+from t2i.diffusion.noise import RowGenerators, row_seed
 from t2i.errors import InputError
 from t2i.pipelines.caption_memory import CaptionMemory
+from t2i.pipelines.loading import is_pipeline_folder
 from t2i.pipelines.sampling import keep_best, run_decoder, run_prior, run_upsampler
 
 SAMPLERS = ("ddim", "ddpm")
@@ -32,6 +34,7 @@ IMAGE_EMBEDDINGS = ("prior", "text", "none")
 MAX_STEPS = 1000
 MAX_GUIDANCE = 50.0
 MAX_CANDIDATES = 64
+UPSAMPLER_SAMPLING = ("sample_aug_level", "sample_start_level")  # upsampler settings a preset may change at assembly
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,34 @@ class UnclipPipeline:
         if prior.model.config.embed_dim != e or decoder.model.config.embed_dim != e:
             raise CheckpointError(f"stages disagree on the CLIP embedding size (clip {e}, prior {prior.model.config.embed_dim}, decoder {decoder.model.config.embed_dim})")
 
+    @classmethod
+    def assemble(cls, stages: dict[str, list[str | Path]], *, preset: dict[str, Any] | None = None, caption_memory: str | None = None,
+                 info: dict[str, Any] | None = None) -> UnclipPipeline:
+        """A pipeline from trained stages: {"clip": [RUN], "prior": [RUN], "decoder": [RUN], "upsampler": [RUN, ...]}
+        (run or component folders, upsamplers lowest resolution first). A preset's "pipeline"
+        section gives the default sampling options and its upsampler options the sampling-time
+        settings; caption_memory names the data whose captions the memory keeps."""
+        missing = [name for name in ("clip", "prior", "decoder") if len(stages.get(name, [])) != 1]
+        if missing:
+            raise InputError(f"an unclip pipeline needs one {missing[0]}")
+        load = lambda role: [load_component(resolve_component(p), role=role) for p in stages.get(role, [])]  # noqa: E731
+        (clip,), (prior,), (decoder,), upsamplers = load("clip"), load("prior"), load("decoder"), load("upsampler")
+        defaults = SamplingOptions()
+        if preset is not None:  # the preset's sampling-time choices win over those recorded at training time
+            defaults = config_from_dict(SamplingOptions, preset.get("pipeline", {}), where="pipeline")
+            given = preset.get("upsampler", {}).get("options", {})
+            for up in upsamplers:
+                up.settings.update({k: int(given[k]) for k in UPSAMPLER_SAMPLING if k in given})
+        memory = None
+        if caption_memory:
+            from t2i.data.sources import load_dataset
+            from t2i.pipelines.caption_memory import build_caption_memory, memory_captions
+
+            memory = build_caption_memory(clip, memory_captions(load_dataset(caption_memory, size=16)), max_length=clip.model.config.max_tokens)
+        elif defaults.caption_memory:
+            raise InputError("the preset's sampling defaults use a caption memory: give the data whose captions it keeps (--caption-memory DATA)")
+        return cls(clip=clip, prior=prior, decoder=decoder, upsamplers=upsamplers, defaults=defaults, info=info, memory=memory)
+
     # ---- persistence -------------------------------------------------------------------------
     @classmethod
     def from_folder(cls, path: str | Path) -> UnclipPipeline:
@@ -178,8 +209,9 @@ class UnclipPipeline:
         k = options.decoder_candidates
         rep = lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731
         kw = {"tokens": rep(enc.tokens), "token_mask": rep(enc.mask)} if enc is not None and self.decoder.model.config.text_dim else {}
+        candidates = generator.repeat(k, "decoder candidates") if k > 1 and isinstance(generator, RowGenerators) else generator
         x = run_decoder(self.decoder, rep(embeds), **kw, steps=options.decoder_steps, guidance=options.decoder_guidance, text_guidance=options.decoder_text_guidance,
-                        sampler=options.sampler, threshold=options.threshold, generator=generator, progress=progress, use_embed=use_embed)
+                        sampler=options.sampler, threshold=options.threshold, generator=candidates, progress=progress, use_embed=use_embed)
         if k > 1:
             x = self.best_candidates(x.view(len(embeds), k, *x.shape[1:]), embeds if target is None else target, enc)
         for up in self.upsamplers:
@@ -202,9 +234,13 @@ class UnclipPipeline:
         return keep_best(candidates, head + clip.scale * cosines)
 
     # ---- public calls --------------------------------------------------------------------------
-    def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, progress: Callable | None = None,
+    def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, first_index: int = 0, progress: Callable | None = None,
                  image_embedding: str | torch.Tensor = "prior", **options: Any) -> list[Image.Image]:
         """Generate `num_images` per prompt; returns PIL images, prompt-major. Same seed, same images.
+
+        An image's noise depends only on (seed, its prompt's index, its sample index), never on
+        the other prompts of the call: prompt i of this call has index first_index + i, so a
+        long list generated in batches (pass each batch's offset) gives the images of one call.
 
         image_embedding picks what the decoder is conditioned on: "prior" (unCLIP), "text" (the
         CLIP text embedding in place of an image embedding), "none" (the text tokens alone), or a
@@ -228,7 +264,7 @@ class UnclipPipeline:
                 enc = self.encode_text(nearest)[0]
         rep = lambda x: x.repeat_interleave(num_images, dim=0)  # noqa: E731
         enc = type(enc)(rep(enc.tokens), rep(enc.mask), rep(enc.pooled))
-        generator = torch.Generator().manual_seed(seed)
+        generator = RowGenerators.for_images(seed, len(prompts), num_images, first_index)
         if given is not None:
             if given.shape != (len(prompts) * num_images, text_embed.shape[1]):
                 raise InputError(f"given image embeddings must have shape ({len(prompts) * num_images}, {text_embed.shape[1]}), got {tuple(given.shape)}")
@@ -246,7 +282,7 @@ class UnclipPipeline:
             raise InputError(f"number of images must be >= 1, got {num_images}")
         opts = self.defaults.updated(**options)
         embeds = self.embed_images([image]).repeat(num_images, 1)
-        return to_pil(self.decode(embeds, None, options=opts, generator=torch.Generator().manual_seed(seed)))
+        return to_pil(self.decode(embeds, None, options=opts, generator=RowGenerators.for_images(seed, 1, num_images)))
 
     def interpolate(self, image_a: Image.Image, image_b: Image.Image, *, steps: int = 5, seed: int = 0, **options: Any) -> list[Image.Image]:
         """Images decoded along the spherical path between two images' CLIP embeddings."""
@@ -257,7 +293,8 @@ class UnclipPipeline:
         w = torch.linspace(0, 1, steps)[:, None]
         omega = torch.arccos((a * b).sum().clamp(-1 + 1e-6, 1 - 1e-6))
         z = (torch.sin((1 - w) * omega) * a + torch.sin(w * omega) * b) / torch.sin(omega)
-        return to_pil(self.decode(F.normalize(z, dim=-1), None, options=opts, generator=torch.Generator().manual_seed(seed)))
+        same_noise = RowGenerators([row_seed(seed, 0, 0)] * steps)  # every step from the same noise: the path is smooth
+        return to_pil(self.decode(F.normalize(z, dim=-1), None, options=opts, generator=same_noise))
 
 
 def _square_rgb(image: Image.Image) -> Image.Image:
@@ -272,28 +309,3 @@ def _square_rgb(image: Image.Image) -> Image.Image:
 
 def to_pil(x: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(a) for a in to_uint8(x)]
-
-
-def is_pipeline_folder(path: Path) -> bool:
-    """A folder t2i wrote as a pipeline (the only kind `save(overwrite=True)` may replace)."""
-    return (Path(path) / "pipeline.json").is_file()
-
-
-def shipped_models() -> dict[str, Path]:
-    root = Path(__file__).resolve().parent.parent / "assets" / "models"
-    return {p.name: p for p in sorted(root.iterdir()) if (p / "pipeline.json").exists()} if root.is_dir() else {}
-
-
-def load_pipeline(name_or_path: str | Path = "emoji") -> UnclipPipeline:
-    """A shipped model by name ("emoji", "shapes") or a pipeline folder by path.
-
-    A folder that happens to share a shipped model's name (an eval output called `shapes`, say)
-    does not shadow the model; only a pipeline folder (one with pipeline.json) does."""
-    shipped = shipped_models()
-    path = Path(name_or_path)
-    if str(name_or_path) in shipped and not is_pipeline_folder(path):
-        return UnclipPipeline.from_folder(shipped[str(name_or_path)])
-    if not path.exists():
-        names = ", ".join(shipped) or "none installed"
-        raise CheckpointError(f"no model '{name_or_path}': not a folder, and not a shipped model ({names})")
-    return UnclipPipeline.from_folder(path)

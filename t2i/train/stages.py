@@ -2,12 +2,14 @@
 
 CLIP learns contrastively on (image, caption); the prior and the decoder use a frozen CLIP
 whose embeddings of every image and caption are computed once up front; the upsampler needs
-only images.
+only images. The registry (t2i/registry.py) names them; each class says what it trains
+(`model_kind`), its typed options, and how it loads its data (`from_data`).
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,11 +17,13 @@ import torch.nn.functional as F
 
 from t2i.checkpoint import Component
 from t2i.data.dataset import ImageCaptionSet, to_model_range
+from t2i.data.sources import load_dataset
 from t2i.errors import InputError
 from t2i.image_grid import save_grid
 from t2i.models.retrieval import hard_negative_accuracy, retrieval_scores
-from t2i.pipelines.sampling import clip_image_embeds, diffusion_of, run_decoder, run_prior, run_upsampler
+from t2i.pipelines.sampling import clip_image_embeds, diffusion_config, diffusion_of, run_decoder, run_prior, run_upsampler
 from t2i.train.captions import CaptionTable
+from t2i.train.options import ClipOptions, DecoderOptions, PriorOptions, UpsamplerOptions
 
 PREVIEW_COUNT = 8
 
@@ -34,11 +38,30 @@ def clip_text_embeds(clip: Component, table: CaptionTable, batch: int = 512) -> 
     return torch.cat(out)
 
 
+class Stage:
+    """What make_trainer needs of a training stage besides batch, loss and preview."""
+
+    name: str
+    model_kind: str  # a component kind (t2i.checkpoint.MODEL_CLASSES)
+    options: type  # the typed "options" section
+    diffusion = True  # trained on a diffusion process: the section may have a "diffusion" part
+
+    @classmethod
+    def model_config(cls, model: dict[str, Any], needs: dict[str, Component]) -> dict[str, Any]:
+        """The model's config: a stage that reads CLIP embeddings takes their size from that CLIP."""
+        return {**model, "embed_dim": needs["clip"].model.config.embed_dim} if "clip" in needs else model
+
+    @classmethod
+    def settings(cls, options, model: dict[str, Any]) -> dict[str, Any]:
+        """What the component keeps besides its weights and diffusion, for sampling."""
+        return {}
+
+
 def _index(step_gen: torch.Generator, n: int, size: int) -> torch.Tensor:
     return torch.randint(0, n, (size,), generator=step_gen)
 
 
-class ClipStage:
+class ClipStage(Stage):
     """Contrastive CLIP training; with a matching head (model.match_depth > 0) also its
     image-text matching loss, BLIP-style, on each image with its own caption, another image's
     caption and (with hard_negatives) a hard negative caption and an image that it describes.
@@ -47,7 +70,16 @@ class ClipStage:
     trains the text side alone: every image embedding, so every input a decoder was trained
     on, stays bit for bit what it was, and the images' embeddings are computed once up front."""
 
-    name = "clip"
+    name, model_kind, options, diffusion = "clip", "clip", ClipOptions, False
+
+    @classmethod
+    def from_data(cls, component: Component, data: str, options: ClipOptions, needs: dict[str, Component], templates: tuple[str, ...]) -> ClipStage:
+        size = component.model.config.image_size
+        train = load_dataset(data, size=size, split="train")
+        # user data has no held-out part: retrieval is then measured on training pairs
+        heldout = load_dataset(data, size=size, split="heldout") if data in ("emoji", "shapes") else None
+        return cls(component, train, heldout=heldout, max_length=options.max_length, hard_negatives=options.hard_negatives, match_only=options.match_only,
+                   text_only=options.text_only, caption_augment=options.caption_augment, templates=templates)
 
     def __init__(self, component: Component, data: ImageCaptionSet, *, heldout: ImageCaptionSet | None = None, max_length: int = 32,
                  hard_negatives: bool = False, match_only: bool = False, text_only: bool = False,
@@ -163,8 +195,18 @@ class ClipStage:
         return scores
 
 
-class PriorStage:
-    name = "prior"
+class PriorStage(Stage):
+    name, model_kind, options = "prior", "prior", PriorOptions
+
+    @classmethod
+    def settings(cls, options: PriorOptions, model: dict[str, Any]) -> dict[str, Any]:
+        return {"embed_scale": math.sqrt(model["embed_dim"])}  # embeddings are diffused at unit variance per coordinate
+
+    @classmethod
+    def from_data(cls, component: Component, data: str, options: PriorOptions, needs: dict[str, Component], templates: tuple[str, ...]) -> PriorStage:
+        clip = needs["clip"]
+        return cls(component, clip, load_dataset(data, size=clip.model.config.image_size), drop_text=options.drop_text, max_length=options.max_length,
+                   caption_augment=options.caption_augment, templates=templates)
 
     def __init__(self, component: Component, clip: Component, data: ImageCaptionSet, *, drop_text: float = 0.1, max_length: int = 32,
                  caption_augment: float = 0.0, templates: tuple[str, ...] = ()) -> None:
@@ -207,8 +249,15 @@ def noised_embeddings(embeds: torch.Tensor, max_sigma: float, generator: torch.G
     return F.normalize(embeds + sigma * noise, dim=-1)
 
 
-class DecoderStage:
-    name = "decoder"
+class DecoderStage(Stage):
+    name, model_kind, options = "decoder", "unet", DecoderOptions
+
+    @classmethod
+    def from_data(cls, component: Component, data: str, options: DecoderOptions, needs: dict[str, Component], templates: tuple[str, ...]) -> DecoderStage:
+        clip = needs["clip"]
+        data_set = load_dataset(data, size=max(component.model.config.image_size, clip.model.config.image_size))
+        return cls(component, clip, data_set, drop_embed=options.drop_embed, drop_text=options.drop_text, embed_noise=options.embed_noise,
+                   max_length=options.max_length, caption_augment=options.caption_augment, templates=templates)
 
     def __init__(self, component: Component, clip: Component, data: ImageCaptionSet, *, drop_embed: float = 0.1, drop_text: float = 0.5,
                  embed_noise: float = 0.0, max_length: int = 32, caption_augment: float = 0.0, templates: tuple[str, ...] = ()) -> None:
@@ -217,7 +266,7 @@ class DecoderStage:
         self.component, self.drop_embed, self.drop_text, self.embed_noise = component, drop_embed, drop_text, embed_noise
         cfg = component.model.config
         self.diffusion = diffusion_of(component)
-        self.weighting = component.settings.get("diffusion", {}).get("weighting", "none")
+        self.weighting = diffusion_config(component).weighting
         self.data = data.resized(cfg.image_size)
         self.embeds = clip_image_embeds(clip, data.resized(clip.model.config.image_size).images)
         self.captions = CaptionTable(data, max_length=max_length, progress=True, augment=caption_augment, templates=templates) if cfg.text_dim else None
@@ -250,8 +299,16 @@ class DecoderStage:
         return {"preview_mse": float(F.mse_loss(x, real))}
 
 
-class UpsamplerStage:
-    name = "upsampler"
+class UpsamplerStage(Stage):
+    name, model_kind, options = "upsampler", "unet", UpsamplerOptions
+
+    @classmethod
+    def settings(cls, options: UpsamplerOptions, model: dict[str, Any]) -> dict[str, Any]:
+        return {"low_res_size": options.low_res_size, "max_aug_level": options.max_aug_level, **options.sampling()}
+
+    @classmethod
+    def from_data(cls, component: Component, data: str, options: UpsamplerOptions, needs: dict[str, Component], templates: tuple[str, ...]) -> UpsamplerStage:
+        return cls(component, load_dataset(data, size=component.model.config.image_size))
 
     def __init__(self, component: Component, data: ImageCaptionSet) -> None:
         self.component = component
@@ -259,7 +316,7 @@ class UpsamplerStage:
         self.diffusion = diffusion_of(component)
         self.low_size = int(component.settings["low_res_size"])
         self.max_aug = int(component.settings.get("max_aug_level", 0))
-        self.weighting = component.settings.get("diffusion", {}).get("weighting", "none")
+        self.weighting = diffusion_config(component).weighting
         self.data = data.resized(cfg.image_size)
 
     def _low(self, x):

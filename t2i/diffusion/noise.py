@@ -1,0 +1,57 @@
+"""Noise that belongs to an image, not to a batch.
+
+With one generator for a whole batch, an image's noise depends on which other images share its
+batch, so `--batch-size` changes the pictures. RowGenerators keeps one generator per batch row,
+seeded from what identifies the image (seed, prompt index, sample index): the same image comes
+out however the work is batched. Samplers and pipelines accept either kind via `randn`.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import torch
+
+
+def row_seed(*parts: object) -> int:
+    """A 63-bit seed from any parts, stable across runs and machines (unlike hash())."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+class RowGenerators:
+    """One CPU torch.Generator per batch row."""
+
+    def __init__(self, seeds: Sequence[int]) -> None:
+        self.seeds = [int(s) for s in seeds]
+        self.generators = [torch.Generator().manual_seed(s) for s in self.seeds]
+
+    @classmethod
+    def for_images(cls, seed: int, num_prompts: int, num_images: int, first_prompt: int = 0) -> RowGenerators:
+        """Rows prompt-major: (prompt first_prompt + i, sample j) for i < num_prompts, j < num_images."""
+        return cls([row_seed(seed, first_prompt + i, j) for i in range(num_prompts) for j in range(num_images)])
+
+    def __len__(self) -> int:
+        return len(self.generators)
+
+    def repeat(self, k: int, salt: str) -> RowGenerators:
+        """k rows per row (candidates), each with its own seed derived from its row's."""
+        return RowGenerators([row_seed(s, salt, j) for s in self.seeds for j in range(k)])
+
+    def randn(self, shape: Sequence[int], *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        if shape[0] != len(self):
+            raise ValueError(f"noise for {shape[0]} rows from {len(self)} row generators")
+        return torch.stack([torch.randn(tuple(shape[1:]), generator=g, dtype=dtype) for g in self.generators])
+
+
+Generator = torch.Generator | RowGenerators | None
+
+
+def randn(shape: Sequence[int], generator: Generator = None, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:
+    """Standard normal noise of `shape` from a generator, per-row generators, or the global RNG;
+    drawn where the generator lives, then moved to `device`."""
+    if isinstance(generator, RowGenerators):
+        z = generator.randn(shape, dtype=dtype)
+    else:
+        z = torch.randn(tuple(shape), generator=generator, dtype=dtype, device=generator.device if generator is not None else device)
+    return z.to(device) if device is not None else z

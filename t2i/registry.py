@@ -1,0 +1,82 @@
+"""The one place where systems are named: each system, its pipeline class, its stages.
+
+`t2i train` (its stages, its --help, its --NEED flags), make_trainer, `t2i.load_pipeline` (a
+folder's pipeline kind -> its class) and the tests (tests/tiny.py, tests/test_registry.py) read
+this table; a new system is a new folder of code plus one entry here. (`t2i assemble`'s flags and
+the evaluation suite are still unCLIP's own.) Entries name their
+code as "module:attribute" and are imported only when used, so any layer of the library (and the
+CLI's `--help`, without importing torch) can read the table.
+
+A training stage class (see t2i/train/stages.py) carries the rest of what a stage is:
+`model_kind` (a component kind of t2i.checkpoint.MODEL_CLASSES), `options` (the typed dataclass of
+its preset section's "options"), and `from_data` (its data and frozen inputs).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from t2i.errors import InputError
+
+
+def resolve(target: str) -> Any:
+    """'package.module:Attribute' -> the attribute."""
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+@dataclass(frozen=True)
+class StageEntry:
+    name: str  # `t2i train NAME`, unique over all systems
+    trainer: str  # the training stage class
+    needs: tuple[str, ...] = ()  # stages whose trained component it reads (`--NAME RUN_OR_FOLDER`)
+    help: str = ""
+
+    def load(self) -> type:
+        return resolve(self.trainer)
+
+
+@dataclass(frozen=True)
+class SystemEntry:
+    name: str  # also the "pipeline" kind in a pipeline folder's pipeline.json
+    title: str
+    pipeline: str  # the pipeline class: from_folder(path), save(path), __call__(prompts, ...)
+    stages: tuple[StageEntry, ...]
+
+    def load_pipeline_class(self) -> type:
+        return resolve(self.pipeline)
+
+
+SYSTEMS: tuple[SystemEntry, ...] = (
+    SystemEntry(
+        name="unclip",
+        title="unCLIP (DALL-E 2): CLIP, a diffusion prior, a decoder UNet, upsamplers",
+        pipeline="t2i.pipelines.unclip:UnclipPipeline",
+        stages=(
+            StageEntry("clip", "t2i.train.stages:ClipStage", help="contrastive image and text encoders"),
+            StageEntry("prior", "t2i.train.stages:PriorStage", needs=("clip",), help="caption -> CLIP image embedding"),
+            StageEntry("decoder", "t2i.train.stages:DecoderStage", needs=("clip",), help="CLIP image embedding (+ caption) -> 32x32 image"),
+            StageEntry("upsampler", "t2i.train.stages:UpsamplerStage", help="32x32 -> 64x64, with noise-conditioning augmentation"),
+        ),
+    ),
+)
+
+
+def system(name: str) -> SystemEntry:
+    for entry in SYSTEMS:
+        if entry.name == name:
+            return entry
+    raise InputError(f"unknown system {name!r} (known: {', '.join(s.name for s in SYSTEMS)})")
+
+
+def stage(name: str) -> tuple[SystemEntry, StageEntry]:
+    for entry in SYSTEMS:
+        for candidate in entry.stages:
+            if candidate.name == name:
+                return entry, candidate
+    raise InputError(f"unknown stage {name!r} (known: {', '.join(stage_names())})")
+
+
+def stage_names() -> list[str]:
+    return [s.name for entry in SYSTEMS for s in entry.stages]

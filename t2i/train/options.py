@@ -1,0 +1,97 @@
+"""The `options` section of each training stage: the stage's own knobs, typed, with their defaults
+written once. A preset or `--set` naming an option a stage does not have is an error, and so is a
+value outside its kind (a rate outside 0..1, a fractional count)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+from t2i.errors import InputError
+
+# each kind of option: what its values must be, and the check
+KINDS = {
+    "rate": ("a number from 0 to 1", lambda v: 0 <= v <= 1),
+    "scale": ("a number >= 0", lambda v: v >= 0 and math.isfinite(v)),
+    "count": ("an integer >= 0", lambda v: v >= 0),
+    "flag": ("true or false", lambda v: True),
+}
+
+
+def _option(kind: str, default):
+    return field(default=default, metadata={"kind": kind, "must_be": KINDS[kind][0]})
+
+
+def rate(default: float):
+    return _option("rate", float(default))
+
+
+def scale(default: float):
+    return _option("scale", float(default))
+
+
+def count(default: int):
+    return _option("count", int(default))
+
+
+def flag(default: bool):
+    return _option("flag", bool(default))
+
+
+def check_kinds(options) -> None:
+    """Every field declared with a kind holds a value of that kind."""
+    for f in fields(options):
+        kind = f.metadata.get("kind")
+        if kind is not None and not KINDS[kind][1](getattr(options, f.name)):
+            raise InputError(f"{f.name} must be {KINDS[kind][0]}, got {getattr(options, f.name)!r}")
+
+
+@dataclass(frozen=True)
+class CaptionOptions:
+    """Shared by every stage that reads captions."""
+
+    max_length: int = count(32)  # text tokens kept per caption
+    caption_augment: float = rate(0.0)  # the chance that a drawn caption is replaced by a rephrasing (t2i.text.augment)
+
+    def __post_init__(self) -> None:
+        check_kinds(self)
+
+
+@dataclass(frozen=True)
+class ClipOptions(CaptionOptions):
+    hard_negatives: bool = flag(False)  # captions with the same words and another meaning as extra negatives
+    match_only: bool = flag(False)  # train the matching head alone, both towers frozen
+    text_only: bool = flag(False)  # train the text side alone over a frozen image tower
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.match_only and self.text_only:
+            raise InputError("match_only and text_only exclude each other")
+
+
+@dataclass(frozen=True)
+class PriorOptions(CaptionOptions):
+    drop_text: float = rate(0.1)  # caption dropped (for classifier-free guidance)
+
+
+@dataclass(frozen=True)
+class DecoderOptions(CaptionOptions):
+    drop_embed: float = rate(0.1)  # image embedding dropped (for guidance)
+    drop_text: float = rate(0.5)  # text tokens dropped
+    embed_noise: float = scale(0.0)  # the largest noise added to the image embeddings (see noised_embeddings)
+
+
+@dataclass(frozen=True)
+class UpsamplerOptions:
+    low_res_size: int = count(32)  # the side of the image it upsamples
+    max_aug_level: int = count(0)  # noise-conditioning augmentation: the largest diffusion step the low-res input is noised to
+    sample_aug_level: int = count(0)  # at sampling: the step the low-res input is noised to
+    sample_start_level: int = count(0)  # at sampling: start from the noised upsampled input at this step (0: from pure noise)
+
+    def __post_init__(self) -> None:
+        check_kinds(self)
+        if self.low_res_size < 1:
+            raise InputError(f"low_res_size must be >= 1, got {self.low_res_size}")
+
+    def sampling(self) -> dict[str, int]:
+        """The options that only matter at sampling time (assemble may update them)."""
+        return {"sample_aug_level": self.sample_aug_level, "sample_start_level": self.sample_start_level}
