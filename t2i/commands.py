@@ -94,16 +94,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         (images[0] if len(images) == 1 else grid_image(images)).save(out)
         print(out)
         return 0
-    # Batch mode: prompts in chunks; an image's noise depends on (--seed, its line, its sample), not on the chunking.
-    per_chunk = max(1, args.batch_size // args.num_images)
+    # Batch mode: an image's noise depends on (--seed, its line, its sample), not on the batching.
     with StepBar(total=len(prompts) * args.num_images, desc="generate", unit="img") as bar:
-        for start in range(0, len(prompts), per_chunk):
-            chunk = prompts[start : start + per_chunk]
-            images = pipe(chunk, num_images=args.num_images, seed=args.seed, first_index=start, **vars(options))
-            for i, image in enumerate(images):
-                line, sample = start + i // args.num_images, i % args.num_images
-                image.save(out_dir / f"{line:04d}_{sample:02d}.png")
-            bar.update(len(images))
+        for line, sample, image in pipe.generate(prompts, num_images=args.num_images, seed=args.seed, batch_size=args.batch_size, **vars(options)):
+            image.save(out_dir / f"{line:04d}_{sample:02d}.png")
+            bar.update(1)
     print(out_dir)
     return 0
 

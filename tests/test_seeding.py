@@ -53,3 +53,13 @@ def test_generate_from_a_file_gives_the_same_images_at_any_batch_size(tiny_run, 
     assert sorted(outs[1]) == sorted(outs[4]) and len(outs[1]) == 6
     assert all(same_picture(outs[1][name], outs[4][name]) for name in outs[1])
     assert not same_picture(outs[1]["0000_00.png"], outs[1]["0000_01.png"])
+
+
+def test_generate_batches_a_list_as_one_call(tiny_run) -> None:
+    pipe = load_pipeline(tiny_run.pipeline)
+    prompts = ["a red apple", "grinning face", "a cat"]
+    embeds = torch.nn.functional.normalize(torch.randn(6, pipe.clip.model.config.embed_dim, generator=torch.Generator().manual_seed(1)), dim=-1)
+    one_call = pipe(prompts, num_images=2, seed=4, image_embedding=embeds, **FAST)
+    batched = list(pipe.generate(prompts, num_images=2, seed=4, batch_size=2, per_image={"image_embedding": embeds}, **FAST))
+    assert [(line, sample) for line, sample, _ in batched] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]
+    assert all(same_picture(a, image) for a, (_, _, image) in zip(one_call, batched))

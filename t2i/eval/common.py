@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from t2i.errors import InputError
+from t2i.pipelines.base import generate_batches
 from t2i.progress import StepBar
 
 
@@ -20,15 +21,12 @@ def generate_images(pipe, prompts: list[str], *, samples: int, seed: int, batch_
     (len(prompts) * samples, E), prompt-major, replaces the prior's embeddings."""
     if samples < 1:
         raise InputError(f"samples must be >= 1, got {samples}")
-    per_batch = max(1, batch_size // samples)
+    per_image = {"image_embedding": image_embeds} if image_embeds is not None else None
     out: list[np.ndarray] = []
     with StepBar(total=len(prompts) * samples, desc=desc, unit="img") as bar:
-        for start in range(0, len(prompts), per_batch):
-            if image_embeds is not None:
-                options = {**options, "image_embedding": image_embeds[start * samples : (start + per_batch) * samples]}
-            images = pipe(prompts[start : start + per_batch], num_images=samples, seed=seed, first_index=start, **options)
-            out.extend(np.asarray(im) for im in images)
-            bar.update(len(images))
+        for _, _, image in generate_batches(pipe, prompts, num_images=samples, seed=seed, batch_size=batch_size, per_image=per_image, **options):
+            out.append(np.asarray(image))
+            bar.update(1)
     return np.stack(out)
 
 

@@ -7,9 +7,8 @@ A pipeline folder holds one component folder per stage and `pipeline.json`:
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from t2i.checkpoint import FORMAT_VERSION, CheckpointError, Component, atomic_folder, load_component, read_versioned_json, resolve_component, write_component_files
-from t2i.config import ConfigError, config_from_dict, config_to_dict
+from t2i.checkpoint import CheckpointError, Component, atomic_folder, load_component, resolve_component, write_component_files
+from t2i.config import config_from_dict
 from t2i.data.dataset import to_model_range, to_uint8
 from t2i.diffusion.noise import RowGenerators, row_seed
 from t2i.errors import InputError
+from t2i.pipelines.base import Pipeline, SamplingOptionsBase, prompt_list, read_pipeline_json, write_pipeline_json
 from t2i.pipelines.caption_memory import CaptionMemory
 from t2i.pipelines.loading import is_pipeline_folder
 from t2i.pipelines.sampling import keep_best, run_decoder, run_prior, run_upsampler
@@ -38,7 +38,7 @@ UPSAMPLER_SAMPLING = ("sample_aug_level", "sample_start_level")  # upsampler set
 
 
 @dataclass(frozen=True)
-class SamplingOptions:
+class SamplingOptions(SamplingOptionsBase):
     """How each stage samples. Guidance 1 = no classifier-free guidance."""
 
     prior_steps: int = 25
@@ -84,15 +84,10 @@ class SamplingOptions:
         if not 0.0 <= self.caption_memory <= 1.0:
             raise InputError(f"caption-memory must be between 0 and 1, got {self.caption_memory}")
 
-    def updated(self, **overrides: Any) -> SamplingOptions:
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise InputError(f"unknown sampling option(s): {', '.join(unknown)}")
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
+class UnclipPipeline(Pipeline):
+    kind, options_class = "unclip", SamplingOptions
 
-class UnclipPipeline:
     def __init__(self, *, clip: Component, prior: Component, decoder: Component, upsamplers: list[Component] | None = None, defaults: SamplingOptions | None = None,
                  info: dict | None = None, memory: CaptionMemory | None = None) -> None:
         self.clip, self.prior, self.decoder = clip, prior, decoder
@@ -141,17 +136,7 @@ class UnclipPipeline:
     @classmethod
     def from_folder(cls, path: str | Path) -> UnclipPipeline:
         path = Path(path)
-        if not path.is_dir():
-            raise CheckpointError(f"{path}: no such model folder")
-        spec = read_versioned_json(path / "pipeline.json", what="pipeline")
-        if spec.get("pipeline") != "unclip":
-            raise CheckpointError(f"{path}: a {spec.get('pipeline')!r} pipeline, not unclip")
-        try:
-            defaults = config_from_dict(SamplingOptions, spec.get("defaults", {}), where=f"{path}/pipeline.json defaults")
-        except ConfigError as e:  # already names the file and key
-            raise CheckpointError(str(e)) from None
-        except InputError as e:  # a value out of range, from SamplingOptions itself
-            raise CheckpointError(f"{path}/pipeline.json defaults: {e}") from None
+        spec, defaults = read_pipeline_json(path, cls.kind, cls.options_class)
         stage = lambda key, role: load_component(path / str(spec.get(key, key)), role=role)  # noqa: E731
         return cls(clip=stage("clip", "clip"), prior=stage("prior", "prior"), decoder=stage("decoder", "decoder"),
                    upsamplers=[load_component(path / p, role="upsampler") for p in spec.get("upsamplers", [])],
@@ -167,11 +152,11 @@ class UnclipPipeline:
             for name, comp in [*names.items(), *zip(ups, self.upsamplers)]:
                 (tmp / name).mkdir()
                 write_component_files(tmp / name, comp, dtype=dtype)
-            spec = {"format_version": FORMAT_VERSION, "pipeline": "unclip", **{k: k for k in names}, "upsamplers": ups, "defaults": config_to_dict(self.defaults), "info": self.info}
+            parts = {**{k: k for k in names}, "upsamplers": ups}
             if self.memory is not None:
                 self.memory.save(tmp / "memory")
-                spec["memory"] = "memory"
-            (tmp / "pipeline.json").write_text(json.dumps(spec, indent=2))
+                parts["memory"] = "memory"
+            write_pipeline_json(tmp, self.kind, self.defaults, self.info, **parts)
         return path
 
     @property
@@ -184,11 +169,7 @@ class UnclipPipeline:
         over-long ones are truncated with a warning."""
         from t2i.text.encoder import get_text_encoder
 
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        if not prompts:
-            raise InputError("no prompts given")
-        enc = get_text_encoder(self.text_max_length).encode(list(prompts))
+        enc = get_text_encoder(self.text_max_length).encode(prompt_list(prompts))
         with torch.no_grad():
             text_embed = self.clip.model.encode_text(enc.tokens, enc.mask, enc.pooled)
         return enc, text_embed
@@ -250,8 +231,7 @@ class UnclipPipeline:
         if given is None and image_embedding not in IMAGE_EMBEDDINGS:
             raise InputError(f"image_embedding must be one of {', '.join(IMAGE_EMBEDDINGS)} or a tensor, got {image_embedding!r}")
         opts = self.defaults.updated(**options)
-        if isinstance(prompts, str):
-            prompts = [prompts]
+        prompts = prompt_list(prompts)
         if num_images < 1:
             raise InputError(f"number of images must be >= 1, got {num_images}")
         enc, text_embed = self.encode_text(prompts)

@@ -1,0 +1,108 @@
+"""What every system's pipeline shares, so that a system's own pipeline is only its chain of stages.
+
+- sampling options: a frozen dataclass with `updated(**overrides)` (SamplingOptionsBase);
+- prompts: one string or a list of non-empty strings (`prompt_list`);
+- noise per image (t2i.diffusion.noise): a subclass's __call__ takes `first_index` and seeds
+  each image from (seed, first_index + prompt, sample);
+- batching (`generate`): a long list in batches, with the same images as one call;
+- the pipeline folder's pipeline.json: format version, kind, default options, info.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from t2i.checkpoint import FORMAT_VERSION, CheckpointError, read_versioned_json
+from t2i.config import ConfigError, config_from_dict, config_to_dict
+from t2i.errors import InputError
+
+
+class SamplingOptionsBase:
+    """Mixin for a frozen dataclass of sampling options, validated in its __post_init__."""
+
+    def updated(self, **overrides: Any):
+        """A copy with the given options changed; None leaves an option as it is."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise InputError(f"unknown sampling option(s): {', '.join(unknown)}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def prompt_list(prompts: str | list[str]) -> list[str]:
+    """One prompt or a list of them -> a non-empty list of non-blank strings."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if not isinstance(prompts, (list, tuple)) or not all(isinstance(p, str) for p in prompts):
+        raise InputError("prompts must be a string or a list of strings")
+    if not prompts:
+        raise InputError("no prompts given")
+    for i, prompt in enumerate(prompts):
+        if not prompt.strip():
+            raise InputError(f"empty prompt (prompt {i} is empty or whitespace)")
+    return list(prompts)
+
+
+class Pipeline:
+    """Base of every system's pipeline. A subclass sets `kind` (its registry name) and
+    `options_class`, and implements __call__(prompts, *, num_images, seed, first_index, **options)
+    -> PIL images, prompt-major, plus from_folder / save / assemble."""
+
+    kind: str = ""
+    options_class: type = SamplingOptionsBase
+
+    def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, first_index: int = 0, **options: Any) -> list[Image.Image]:
+        raise NotImplementedError
+
+    def generate(self, prompts: list[str], *, num_images: int = 1, seed: int = 0, batch_size: int = 32, per_image: dict[str, torch.Tensor] | None = None,
+                 **options: Any) -> Iterator[tuple[int, int, Image.Image]]:
+        """See generate_batches."""
+        return generate_batches(self, prompts, num_images=num_images, seed=seed, batch_size=batch_size, per_image=per_image, **options)
+
+
+def generate_batches(generate: Callable[..., list[Image.Image]], prompts: list[str], *, num_images: int = 1, seed: int = 0, batch_size: int = 32,
+                     per_image: dict[str, torch.Tensor] | None = None, **options: Any) -> Iterator[tuple[int, int, Image.Image]]:
+    """(prompt index, sample index, image) for every image, computed `batch_size` images at a time
+    (at least one prompt per batch) by `generate` (a pipeline, or anything called like one): the
+    images of one call, whatever the batch size. per_image: options with one row per image,
+    prompt-major (say, given image embeddings), handed to each batch as its rows."""
+    prompts = prompt_list(prompts)
+    if num_images < 1 or batch_size < 1:
+        raise InputError(f"number of images and batch size must be >= 1, got {num_images} and {batch_size}")
+    per_batch = max(1, batch_size // num_images)
+    for start in range(0, len(prompts), per_batch):
+        chunk = prompts[start : start + per_batch]
+        rows = slice(start * num_images, (start + len(chunk)) * num_images)
+        given = {name: value[rows] for name, value in (per_image or {}).items()}
+        images = generate(chunk, num_images=num_images, seed=seed, first_index=start, **options, **given)
+        for i, image in enumerate(images):
+            yield start + i // num_images, i % num_images, image
+
+
+def write_pipeline_json(folder: Path, kind: str, defaults: Any, info: dict[str, Any], **parts: Any) -> None:
+    """pipeline.json: the format version, the system, its parts (folder names), default options, info."""
+    spec = {"format_version": FORMAT_VERSION, "pipeline": kind, **parts, "defaults": config_to_dict(defaults), "info": info}
+    (Path(folder) / "pipeline.json").write_text(json.dumps(spec, indent=2))
+
+
+def read_pipeline_json(path: Path, kind: str, options_class: type) -> tuple[dict[str, Any], Any]:
+    """A pipeline folder's spec and its default options, checked: the folder is a `kind` pipeline."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no such model folder")
+    spec = read_versioned_json(path / "pipeline.json", what="pipeline")
+    if spec.get("pipeline") != kind:
+        raise CheckpointError(f"{path}: a {spec.get('pipeline')!r} pipeline, not {kind}")
+    try:
+        defaults = config_from_dict(options_class, spec.get("defaults", {}), where=f"{path}/pipeline.json defaults")
+    except ConfigError as e:  # already names the file and key
+        raise CheckpointError(str(e)) from None
+    except InputError as e:  # a value out of range, from the options class itself
+        raise CheckpointError(f"{path}/pipeline.json defaults: {e}") from None
+    return spec, defaults
