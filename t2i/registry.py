@@ -56,8 +56,8 @@ SYSTEMS: tuple[SystemEntry, ...] = (
         stages=(
             StageEntry("clip", "t2i.train.stages:ClipStage", help="contrastive image and text encoders"),
             StageEntry("prior", "t2i.train.stages:PriorStage", needs=("clip",), help="caption -> CLIP image embedding"),
-            StageEntry("decoder", "t2i.train.stages:DecoderStage", needs=("clip",), help="CLIP image embedding (+ caption) -> 32x32 image"),
-            StageEntry("upsampler", "t2i.train.stages:UpsamplerStage", help="32x32 -> 64x64, with noise-conditioning augmentation"),
+            StageEntry("decoder", "t2i.train.unet_stage:DecoderStage", needs=("clip",), help="CLIP image embedding (+ caption) -> 32x32 image"),
+            StageEntry("upsampler", "t2i.train.unet_stage:UpsamplerStage", help="32x32 -> 64x64, with noise-conditioning augmentation"),
         ),
     ),
 )

@@ -96,14 +96,15 @@ def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, step
     tokens alone: the embedding is replaced by the decoder's learned null embedding (what
     training's dropped embeddings see) in every branch."""
     cfg = decoder.model.config
-    b = len(embed)
-    keep = torch.ones(b, dtype=torch.bool, device=embed.device)
+    b = len(embed) if embed is not None else len(tokens)  # a UNet without image embeddings reads text alone
+    device = embed.device if embed is not None else tokens.device
+    keep = torch.ones(b, dtype=torch.bool, device=device)
     cond = {"embed": embed, "embed_keep": keep if use_embed else ~keep}
     null = {"embed": embed, "embed_keep": ~keep}
     if cfg.text_dim:
         if tokens is None:  # no caption (variations, interpolation): the decoder's "no text" condition
             tokens = embed.new_zeros(b, 1, cfg.text_dim)
-            token_mask = torch.zeros(b, 1, dtype=torch.bool, device=embed.device)
+            token_mask = torch.zeros(b, 1, dtype=torch.bool, device=device)
         cond.update(tokens=tokens, token_mask=token_mask)
         null.update(tokens=tokens, token_mask=torch.zeros_like(token_mask))
     conds, scales = [null, cond], [guidance]
@@ -115,7 +116,7 @@ def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, step
 
 
 @torch.no_grad()
-def run_upsampler(upsampler: Component, low_res, *, steps=20, sampler="ddim", generator=None, progress=None):
+def run_upsampler(upsampler: Component, low_res, tokens=None, token_mask=None, *, steps=20, sampler="ddim", generator=None, progress=None):
     """Images (B, 3, s, s) in [-1, 1] -> (B, 3, S, S).
 
     The low-res conditioning is noised to `sample_aug_level`, the level the upsampler was
@@ -132,6 +133,8 @@ def run_upsampler(upsampler: Component, low_res, *, steps=20, sampler="ddim", ge
     noise = randn(low_res.shape, generator, device=device)
     low = diffusion.q_sample(low_res, aug, noise) if level > 0 else low_res
     cond = {"low_res": low, "aug_level": aug}
+    if tokens is not None:  # an upsampler that reads the caption too
+        cond.update(tokens=tokens, token_mask=token_mask)
     shape = (len(low_res), cfg.out_channels, cfg.image_size, cfg.image_size)
     start = None
     level_0 = int(upsampler.settings.get("sample_start_level", 0))

@@ -95,3 +95,19 @@ class UpsamplerOptions:
     def sampling(self) -> dict[str, int]:
         """The options that only matter at sampling time (assemble may update them)."""
         return {"sample_aug_level": self.sample_aug_level, "sample_start_level": self.sample_start_level}
+
+
+@dataclass(frozen=True)
+class UNetOptions(CaptionOptions):
+    """Every option of the UNet stage (t2i/train/unet_stage.py), for a UNet with every condition."""
+
+    drop_embed: float = rate(0.1)
+    drop_text: float = rate(0.5)
+    embed_noise: float = scale(0.0)
+    low_res_size: int = count(32)
+    max_aug_level: int = count(0)
+    sample_aug_level: int = count(0)
+    sample_start_level: int = count(0)
+
+    def sampling(self) -> dict[str, int]:
+        return {"sample_aug_level": self.sample_aug_level, "sample_start_level": self.sample_start_level}

@@ -19,11 +19,10 @@ from t2i.checkpoint import Component
 from t2i.data.dataset import ImageCaptionSet, to_model_range
 from t2i.data.sources import load_dataset
 from t2i.errors import InputError
-from t2i.image_grid import save_grid
 from t2i.models.retrieval import hard_negative_accuracy, retrieval_scores
-from t2i.pipelines.sampling import clip_image_embeds, diffusion_config, diffusion_of, run_decoder, run_prior, run_upsampler
+from t2i.pipelines.sampling import clip_image_embeds, diffusion_of, run_prior
 from t2i.train.captions import CaptionTable
-from t2i.train.options import ClipOptions, DecoderOptions, PriorOptions, UpsamplerOptions
+from t2i.train.options import ClipOptions, PriorOptions
 
 PREVIEW_COUNT = 8
 
@@ -57,7 +56,7 @@ class Stage:
         return {}
 
 
-def _index(step_gen: torch.Generator, n: int, size: int) -> torch.Tensor:
+def draw_rows(step_gen: torch.Generator, n: int, size: int) -> torch.Tensor:
     return torch.randint(0, n, (size,), generator=step_gen)
 
 
@@ -105,7 +104,7 @@ class ClipStage(Stage):
         self.heldout_captions = CaptionTable(self.heldout, max_length=max_length, negatives=True) if self.heldout is not None else None
 
     def batch(self, step, size, generator):
-        idx = _index(generator, len(self.data), size)
+        idx = draw_rows(generator, len(self.data), size)
         rows = self.captions.draw(idx, generator)
         enc = self.captions.batch(rows)
         out = {"tokens": enc.tokens, "token_mask": enc.mask, "pooled": enc.pooled, "rows": rows}
@@ -219,7 +218,7 @@ class PriorStage(Stage):
         self.count = len(data)
 
     def batch(self, step, size, generator):
-        idx = _index(generator, self.count, size)
+        idx = draw_rows(generator, self.count, size)
         rows = self.captions.draw(idx, generator)
         enc = self.captions.batch(rows)
         keep = torch.rand(size, generator=generator) >= self.drop_text
@@ -247,100 +246,3 @@ def noised_embeddings(embeds: torch.Tensor, max_sigma: float, generator: torch.G
     sigma = torch.rand(len(embeds), 1, generator=generator) * max_sigma
     noise = torch.randn(embeds.shape, generator=generator) / math.sqrt(embeds.shape[1])
     return F.normalize(embeds + sigma * noise, dim=-1)
-
-
-class DecoderStage(Stage):
-    name, model_kind, options = "decoder", "unet", DecoderOptions
-
-    @classmethod
-    def from_data(cls, component: Component, data: str, options: DecoderOptions, needs: dict[str, Component], templates: tuple[str, ...]) -> DecoderStage:
-        clip = needs["clip"]
-        data_set = load_dataset(data, size=max(component.model.config.image_size, clip.model.config.image_size))
-        return cls(component, clip, data_set, drop_embed=options.drop_embed, drop_text=options.drop_text, embed_noise=options.embed_noise,
-                   max_length=options.max_length, caption_augment=options.caption_augment, templates=templates)
-
-    def __init__(self, component: Component, clip: Component, data: ImageCaptionSet, *, drop_embed: float = 0.1, drop_text: float = 0.5,
-                 embed_noise: float = 0.0, max_length: int = 32, caption_augment: float = 0.0, templates: tuple[str, ...] = ()) -> None:
-        if embed_noise < 0:
-            raise InputError(f"decoder.options.embed_noise must be >= 0, got {embed_noise}")
-        self.component, self.drop_embed, self.drop_text, self.embed_noise = component, drop_embed, drop_text, embed_noise
-        cfg = component.model.config
-        self.diffusion = diffusion_of(component)
-        self.weighting = diffusion_config(component).weighting
-        self.data = data.resized(cfg.image_size)
-        self.embeds = clip_image_embeds(clip, data.resized(clip.model.config.image_size).images)
-        self.captions = CaptionTable(data, max_length=max_length, progress=True, augment=caption_augment, templates=templates) if cfg.text_dim else None
-
-    def batch(self, step, size, generator):
-        idx = _index(generator, len(self.data), size)
-        out = {"x0": to_model_range(self.data.images[idx.numpy()]), "embed": self.embeds[idx], "embed_keep": torch.rand(size, generator=generator) >= self.drop_embed}
-        if self.embed_noise:
-            out["embed"] = noised_embeddings(out["embed"], self.embed_noise, generator)
-        if self.captions is not None:
-            enc = self.captions.batch(self.captions.draw(idx, generator))
-            keep_text = torch.rand(size, generator=generator) >= self.drop_text
-            out.update(tokens=enc.tokens, token_mask=enc.mask & keep_text[:, None])
-        return out
-
-    def loss(self, model, batch, generator):
-        cond = {k: v for k, v in batch.items() if k != "x0"}
-        return self.diffusion.loss(lambda x, t: model(x, t, **cond), batch["x0"], generator=generator, weighting=self.weighting).mean()
-
-    def preview(self, model, step, out_dir):
-        idx = np.arange(min(PREVIEW_COUNT, len(self.data)))
-        kw = {}
-        if self.captions is not None:
-            enc = self.captions.batch(self.captions.first_rows(idx))
-            kw = {"tokens": enc.tokens, "token_mask": enc.mask}
-        comp = Component(model=model, role="decoder", settings=self.component.settings)
-        x = run_decoder(comp, self.embeds[idx], **kw, steps=25, guidance=3.0, generator=torch.Generator().manual_seed(0))
-        real = to_model_range(self.data.images[idx])
-        save_grid(torch.cat([real, x]), out_dir / f"step-{step:08d}.png", rows=2)
-        return {"preview_mse": float(F.mse_loss(x, real))}
-
-
-class UpsamplerStage(Stage):
-    name, model_kind, options = "upsampler", "unet", UpsamplerOptions
-
-    @classmethod
-    def settings(cls, options: UpsamplerOptions, model: dict[str, Any]) -> dict[str, Any]:
-        return {"low_res_size": options.low_res_size, "max_aug_level": options.max_aug_level, **options.sampling()}
-
-    @classmethod
-    def from_data(cls, component: Component, data: str, options: UpsamplerOptions, needs: dict[str, Component], templates: tuple[str, ...]) -> UpsamplerStage:
-        return cls(component, load_dataset(data, size=component.model.config.image_size))
-
-    def __init__(self, component: Component, data: ImageCaptionSet) -> None:
-        self.component = component
-        cfg = component.model.config
-        self.diffusion = diffusion_of(component)
-        self.low_size = int(component.settings["low_res_size"])
-        self.max_aug = int(component.settings.get("max_aug_level", 0))
-        self.weighting = diffusion_config(component).weighting
-        self.data = data.resized(cfg.image_size)
-
-    def _low(self, x):
-        return F.interpolate(x, size=(self.low_size, self.low_size), mode="area")
-
-    def batch(self, step, size, generator):
-        idx = _index(generator, len(self.data), size)
-        x0 = to_model_range(self.data.images[idx.numpy()])
-        low = self._low(x0)
-        # noise-conditioning augmentation: the network sees how noisy its input is
-        aug = torch.randint(0, self.max_aug + 1, (size,), generator=generator)
-        noisy = self.diffusion.q_sample(low, aug, torch.randn(low.shape, generator=generator))
-        low = torch.where((aug > 0)[:, None, None, None], noisy, low)
-        return {"x0": x0, "low_res": low, "aug_level": aug}
-
-    def loss(self, model, batch, generator):
-        cond = {"low_res": batch["low_res"], "aug_level": batch["aug_level"]}
-        return self.diffusion.loss(lambda x, t: model(x, t, **cond), batch["x0"], generator=generator, weighting=self.weighting).mean()
-
-    def preview(self, model, step, out_dir):
-        idx = np.arange(min(PREVIEW_COUNT, len(self.data)))
-        real = to_model_range(self.data.images[idx])
-        comp = Component(model=model, role="upsampler", settings=self.component.settings)
-        x = run_upsampler(comp, self._low(real), steps=20, generator=torch.Generator().manual_seed(0))
-        low_up = F.interpolate(self._low(real), size=real.shape[-2:], mode="nearest")
-        save_grid(torch.cat([low_up, x, real]), out_dir / f"step-{step:08d}.png", rows=3)
-        return {"preview_mse": float(F.mse_loss(x, real))}

@@ -1,0 +1,114 @@
+"""One UNet training stage for every UNet of every system; which conditions it trains with follows
+from the model's config, each optional:
+
+- `embed_dim > 0`: a CLIP image embedding (needs a trained CLIP), dropped at `drop_embed` for
+  guidance and noised up to `embed_noise`;
+- `text_dim > 0`: the caption's token states (with caption augmentation), dropped at `drop_text`;
+- `low_res`: the image itself at `low_res_size`, noised to a random level up to `max_aug_level`
+  (noise-conditioning augmentation; the network is told the level when `noise_aug` is set).
+
+unCLIP's decoder is embedding + text, its upsampler low-res alone; a text-only UNet (Imagen's
+base) or an upsampler that reads the caption (Imagen's super-resolution) are other configs of
+the same stage. The roles differ only in their name and their options class.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from t2i.checkpoint import Component
+from t2i.data.dataset import ImageCaptionSet, to_model_range
+from t2i.data.sources import load_dataset
+from t2i.image_grid import save_grid
+from t2i.pipelines.sampling import clip_image_embeds, diffusion_config, diffusion_of, run_decoder, run_upsampler
+from t2i.train.captions import CaptionTable
+from t2i.train.options import DecoderOptions, UNetOptions, UpsamplerOptions
+from t2i.train.stages import PREVIEW_COUNT, Stage, draw_rows, noised_embeddings
+
+
+class UNetStage(Stage):
+    name, model_kind, options = "unet", "unet", UNetOptions
+
+    @classmethod
+    def settings(cls, options, model: dict[str, Any]) -> dict[str, Any]:
+        if not model.get("low_res"):
+            return {}
+        return {"low_res_size": options.low_res_size, "max_aug_level": options.max_aug_level, **options.sampling()}
+
+    @classmethod
+    def from_data(cls, component: Component, data: str, options, needs: dict[str, Component], templates: tuple[str, ...]) -> UNetStage:
+        clip = needs.get("clip")
+        size = max(component.model.config.image_size, clip.model.config.image_size if clip is not None else 0)
+        return cls(component, load_dataset(data, size=size), clip=clip, templates=templates, **dataclasses.asdict(options))
+
+    def __init__(self, component: Component, data: ImageCaptionSet, *, clip: Component | None = None, drop_embed: float = 0.1, drop_text: float = 0.5,
+                 embed_noise: float = 0.0, max_length: int = 32, caption_augment: float = 0.0, templates: tuple[str, ...] = (),
+                 low_res_size: int = 32, max_aug_level: int = 0, **sampling_only: int) -> None:
+        cfg = component.model.config
+        if cfg.embed_dim and clip is None:
+            raise ValueError("a UNet conditioned on CLIP image embeddings trains with a CLIP")
+        self.component, self.drop_embed, self.drop_text, self.embed_noise = component, drop_embed, drop_text, embed_noise
+        self.diffusion = diffusion_of(component)
+        self.weighting = diffusion_config(component).weighting
+        self.data = data.resized(cfg.image_size)
+        self.embeds = clip_image_embeds(clip, data.resized(clip.model.config.image_size).images) if cfg.embed_dim else None
+        self.captions = CaptionTable(data, max_length=max_length, progress=True, augment=caption_augment, templates=templates) if cfg.text_dim else None
+        self.low_size, self.max_aug = (int(component.settings.get("low_res_size", low_res_size)), int(component.settings.get("max_aug_level", max_aug_level))) if cfg.low_res else (0, 0)
+
+    def _low(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=(self.low_size, self.low_size), mode="area")
+
+    def batch(self, step, size, generator):
+        idx = draw_rows(generator, len(self.data), size)
+        out = {"x0": to_model_range(self.data.images[idx.numpy()])}
+        if self.embeds is not None:
+            out.update(embed=self.embeds[idx], embed_keep=torch.rand(size, generator=generator) >= self.drop_embed)
+            if self.embed_noise:
+                out["embed"] = noised_embeddings(out["embed"], self.embed_noise, generator)
+        if self.captions is not None:
+            enc = self.captions.batch(self.captions.draw(idx, generator))
+            keep_text = torch.rand(size, generator=generator) >= self.drop_text
+            out.update(tokens=enc.tokens, token_mask=enc.mask & keep_text[:, None])
+        if self.low_size:
+            low = self._low(out["x0"])
+            # noise-conditioning augmentation: the network sees how noisy its input is
+            aug = torch.randint(0, self.max_aug + 1, (size,), generator=generator)
+            noisy = self.diffusion.q_sample(low, aug, torch.randn(low.shape, generator=generator))
+            out.update(low_res=torch.where((aug > 0)[:, None, None, None], noisy, low), aug_level=aug)
+        return out
+
+    def loss(self, model, batch, generator):
+        cond = {k: v for k, v in batch.items() if k != "x0"}
+        return self.diffusion.loss(lambda x, t: model(x, t, **cond), batch["x0"], generator=generator, weighting=self.weighting).mean()
+
+    def preview(self, model, step, out_dir):
+        """Samples for the first images' conditions beside the real images (and the low-res input)."""
+        idx = np.arange(min(PREVIEW_COUNT, len(self.data)))
+        real = to_model_range(self.data.images[idx])
+        comp = Component(model=model, role=self.name, settings=self.component.settings)
+        generator = torch.Generator().manual_seed(0)
+        kw = {}
+        if self.captions is not None:
+            enc = self.captions.batch(self.captions.first_rows(idx))
+            kw = {"tokens": enc.tokens, "token_mask": enc.mask}
+        if self.low_size:
+            low = self._low(real)
+            x = run_upsampler(comp, low, **kw, steps=20, generator=generator)  # low-res UNets: the upsampler's sampling
+            rows = [F.interpolate(low, size=real.shape[-2:], mode="nearest"), x, real]
+        else:
+            x = run_decoder(comp, self.embeds[idx] if self.embeds is not None else None, **kw, steps=25, guidance=3.0, generator=generator)
+            rows = [real, x]
+        save_grid(torch.cat(rows), out_dir / f"step-{step:08d}.png", rows=len(rows))
+        return {"preview_mse": float(F.mse_loss(x, real))}
+
+
+class DecoderStage(UNetStage):
+    name, options = "decoder", DecoderOptions
+
+
+class UpsamplerStage(UNetStage):
+    name, options = "upsampler", UpsamplerOptions

@@ -1,0 +1,40 @@
+"""One UNet stage trains any mix of conditions: what unCLIP's decoder and upsampler use, and what
+Imagen's UNets will (text alone; a low-res image with the caption)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from t2i.checkpoint import Component, build_model
+from t2i.train.options import UNetOptions
+from t2i.train.trainer import TrainConfig, Trainer
+from t2i.train.unet_stage import UNetStage
+
+TINY_UNET = {"image_size": 16, "base_channels": 16, "channel_mults": [1, 2], "num_res_blocks": 1, "attention_levels": [1], "head_dim": 16, "context_dim": 32}
+
+
+def _train(model: dict, tiny_run, tmp_path) -> tuple[Trainer, dict]:
+    options = UNetOptions(drop_text=0.2, low_res_size=8, max_aug_level=100)
+    torch.manual_seed(0)
+    settings = {"diffusion": {"objective": "v", "weighting": "min_snr"}, **UNetStage.settings(options, model)}
+    component = Component(model=build_model("unet", {**TINY_UNET, **model}), role="unet", settings=settings)
+    stage = UNetStage.from_data(component, str(tiny_run.data), options, {}, ())
+    trainer = Trainer(stage, TrainConfig(steps=4, batch_size=4, lr=1e-3, warmup_steps=0, log_every=2, sample_every=4, save_every=4), tmp_path / "run", progress=False)
+    return trainer, trainer.train()
+
+
+def test_a_unet_trains_on_text_alone(tiny_run, tmp_path) -> None:
+    trainer, figures = _train({"text_dim": 384, "pooled_text": True}, tiny_run, tmp_path)
+    batch = trainer.stage.batch(0, 4, torch.Generator().manual_seed(0))
+    assert set(batch) == {"x0", "tokens", "token_mask"}  # no image embedding, no CLIP needed
+    assert trainer.step == 4 and math.isfinite(figures["preview_mse"])
+    assert (tmp_path / "run" / "samples" / "step-00000004.png").is_file()
+
+
+def test_an_upsampler_that_reads_the_caption(tiny_run, tmp_path) -> None:
+    trainer, figures = _train({"text_dim": 384, "low_res": True, "noise_aug": True}, tiny_run, tmp_path)
+    batch = trainer.stage.batch(0, 4, torch.Generator().manual_seed(0))
+    assert set(batch) == {"x0", "tokens", "token_mask", "low_res", "aug_level"}
+    assert batch["low_res"].shape == (4, 3, 8, 8) and int(batch["aug_level"].max()) <= 100
+    assert trainer.stage.component.settings["low_res_size"] == 8 and math.isfinite(figures["preview_mse"])
