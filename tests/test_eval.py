@@ -4,6 +4,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+import torch
 
 from t2i.cli import main
 from t2i.data.dataset import to_uint8
@@ -213,3 +214,15 @@ def test_report_is_valid_html_whose_images_resolve_and_compare_reads_two(tiny_ru
     assert main(["eval", "compare", str(a), str(b)]) == 0
     out = capsys.readouterr().out
     assert "ablation / prior (unCLIP) / overall" in out and "B - A" in out
+
+
+def test_the_judge_is_the_shipped_clip_of_the_data_not_the_model_under_test(tiny_run):
+    from t2i.checkpoint import CheckpointError
+    from t2i.eval.judge import Judge, default_judge
+
+    judge, shipped = default_judge("emoji"), load_pipeline("emoji")
+    assert judge.name == "emoji" and judge.clip.model is not load_pipeline(tiny_run.pipeline).clip.model
+    prompts = ["a red apple", "grinning face"]
+    assert torch.allclose(judge.embed_texts(prompts), shipped.encode_text(prompts)[1], atol=1e-5)  # the same CLIP scores every model
+    with pytest.raises(CheckpointError, match="no judge 'nothing-here'"):
+        Judge.load("nothing-here")

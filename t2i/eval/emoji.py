@@ -24,7 +24,8 @@ import torch
 
 from t2i.data.dataset import resize_uint8
 from t2i.data.emoji import emoji_categories, load_emoji
-from t2i.eval.common import clip_image_embeddings, generate_images, markdown_table, write_json
+from t2i.eval.common import generate_images, markdown_table, write_json
+from t2i.eval.judge import Judge, default_judge
 from t2i.eval.metrics import clip_score, frechet_distance, pixel_features16, r_precision
 from t2i.eval.sheets import save_sheet
 
@@ -57,19 +58,21 @@ def chosen_captions(split: str, limit: int | None) -> tuple[np.ndarray, list[str
 
 
 def evaluate_split(pipe, split: str, *, samples: int, seed: int, limit: int | None, batch_size: int, options: dict,
-                   image_embeds=None) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+                   image_embeds=None, judge: Judge | None = None) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Generate for one split and measure it; returns (figures, images, the chosen dataset indices).
-    image_embeds, caption-major, replaces the prior's embeddings (see generate_images)."""
+    image_embeds, caption-major, replaces the prior's embeddings (see generate_images). The CLIP
+    figures come from `judge` (default: the shipped emoji model's CLIP), not from the pipeline."""
+    judge = judge or default_judge("emoji")
     data, everything = load_emoji(64, split), load_emoji(64, "all")
     chosen, prompts = chosen_captions(split, limit)
     images = generate_images(pipe, prompts, samples=samples, seed=seed, batch_size=batch_size, options=options, desc=f"eval {split}", image_embeds=image_embeds)
     if images.shape[1] != 64:  # fidelity@5 compares at the dataset's size
         images = resize_uint8(images, 64)
     targets = np.repeat(data.groups[chosen], samples)
-    _, text = pipe.encode_text(prompts)
+    text = judge.embed_texts(prompts)
     caption_ids = torch.arange(len(prompts)).repeat_interleave(samples)
-    generated, real_chosen = clip_image_embeddings(pipe, images), clip_image_embeddings(pipe, data.images[chosen])
-    real_all = clip_image_embeddings(pipe, data.images)
+    real_all = judge.embed_dataset(f"emoji-64-{split}", data.images)
+    generated, real_chosen = judge.embed_images(images), real_all[torch.from_numpy(chosen)]
     pixels_real = pixel_features16(data.images)
     figures = {
         "captions": len(prompts), "images": len(images),
@@ -79,7 +82,7 @@ def evaluate_split(pipe, split: str, *, samples: int, seed: int, limit: int | No
         "r_precision": r_precision(generated, caption_ids, text, seed=seed), "r_precision_real": r_precision(real_chosen, torch.arange(len(prompts)), text, seed=seed),
         "fd_clip": frechet_distance(generated, real_all), "fd_clip_real_halves": _halves_fd(real_all),
         "fd_pixel16": frechet_distance(pixel_features16(images), pixels_real), "fd_pixel16_real_halves": _halves_fd(pixels_real),
-        "real_images": len(data.images),
+        "real_images": len(data.images), "judge": judge.name,
     }
     return figures, images, chosen
 

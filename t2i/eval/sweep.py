@@ -15,7 +15,8 @@ import torch
 
 from t2i.data.shapes_eval import canonical_prompts
 from t2i.errors import InputError
-from t2i.eval.common import clip_image_embeddings, generate_images, markdown_table, write_json
+from t2i.eval.common import generate_images, markdown_table, write_json
+from t2i.eval.judge import default_judge
 from t2i.eval.metrics import clip_score
 from t2i.pipelines.unclip import MAX_CANDIDATES, MAX_GUIDANCE, MAX_STEPS, SAMPLERS
 
@@ -77,9 +78,9 @@ def measure(pipe, benchmark: str, *, samples: int, seed: int, limit: int | None,
     texts = [p.prompt for p in prompts]
     images = generate_images(pipe, texts, samples=samples, seed=seed, batch_size=batch_size, options=options, desc="sweep")
     summary = score_shapes(prompts, images, samples)["summary"]
-    _, text = pipe.encode_text(texts)
-    ids = torch.arange(len(texts)).repeat_interleave(samples)
-    return {"overall": summary["overall"], "held_out": summary["held_out"], "clip_score": clip_score(clip_image_embeddings(pipe, images), text[ids])}
+    judge = default_judge("shapes")  # the same CLIP scores every model
+    text, ids = judge.embed_texts(texts), torch.arange(len(texts)).repeat_interleave(samples)
+    return {"overall": summary["overall"], "held_out": summary["held_out"], "clip_score": clip_score(judge.embed_images(images), text[ids])}
 
 
 def run_sweep(pipe, param: str, values: list[Any], *, benchmark: str, samples: int = 2, seed: int = 0, limit: int | None = None,
