@@ -32,7 +32,8 @@ def _sampling_args(p: argparse.ArgumentParser, *, prior: bool = True) -> None:
                    "by cosine, plus its matching head's logit if it has one (a k-fold decoder batch)")
     g.add_argument("--upsampler-steps", type=int)
     g.add_argument("--sampler", choices=("ddim", "ddpm"))
-    g.add_argument("--threshold", choices=("none", "static", "dynamic"))
+    g.add_argument("--threshold", choices=("none", "static", "dynamic"), help="the decoder's x0 clipping")
+    g.add_argument("--upsampler-threshold", choices=("none", "static", "dynamic"), help="the upsamplers' x0 clipping (default static)")
 
 
 def _seed(text: str) -> int:
@@ -93,11 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="change one setting of the preset's stage section, e.g. options.drop_text=0.1 (repeatable; on --resume, applied to the run's own settings)")
     t.add_argument("--no-progress", action="store_true")
 
-    a = sub.add_parser("assemble", help="put trained stages together into one pipeline folder")
-    a.add_argument("--clip", required=True)
-    a.add_argument("--prior", required=True)
-    a.add_argument("--decoder", required=True)
-    a.add_argument("--upsampler", action="append", default=[], help="repeat for a cascade, lowest resolution first")
+    a = sub.add_parser("assemble", help="put trained stages together into one pipeline folder",
+                       description="Put trained stages (run or component folders) together into one pipeline folder. "
+                                   "The system is the one whose stages are given: " + "; ".join(f"{e.name}: {', '.join(s.name for s in e.stages)}" for e in registry.SYSTEMS) + ". "
+                                   "Give a stage several times for a cascade, lowest resolution first.")
+    for name in registry.stage_names():
+        a.add_argument(f"--{name}", action="append", default=[], metavar="RUN", help=f"a trained {name} (run or component folder)")
     a.add_argument("--config", help="preset whose 'pipeline' section gives the default sampling options")
     a.add_argument("--caption-memory", metavar="DATA", help="keep DATA's training captions for retrieval-augmented text conditioning (see --caption-memory of generate)")
     a.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16, half the size)")

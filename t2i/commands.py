@@ -180,18 +180,23 @@ def _trained_on(run: str) -> dict:
 def cmd_assemble(args: argparse.Namespace) -> int:
     import torch
 
+    from t2i import registry
     from t2i.checkpoint import atomic_folder
     from t2i.pipelines.loading import is_pipeline_folder
-    from t2i.pipelines.unclip import UnclipPipeline
     from t2i.train.build import read_preset
 
     target = atomic_folder(Path(args.output), overwrite=args.overwrite, owned=is_pipeline_folder)
     target.check()  # before loading anything: refuse to replace what t2i did not write
-    stages = {"clip": [args.clip], "prior": [args.prior], "decoder": [args.decoder], "upsampler": args.upsampler}
-    sources = {"clip": args.clip, "prior": args.prior, "decoder": args.decoder, "upsamplers": args.upsampler,
-               **({"caption_memory": args.caption_memory} if args.caption_memory else {})}
-    pipe = UnclipPipeline.assemble(stages, preset=read_preset(args.config) if args.config else None, caption_memory=args.caption_memory,
-                                   info={"sources": sources, **_trained_on(args.decoder)})
+    stages = {name: getattr(args, name) for name in registry.stage_names() if getattr(args, name)}
+    systems = [e for e in registry.SYSTEMS if set(stages) <= {s.name for s in e.stages}]
+    if not stages or len(systems) != 1:
+        raise UsageError("give the trained stages of one system, e.g. --clip RUN --prior RUN --decoder RUN --upsampler RUN")
+    sources = {name: runs[0] if len(runs) == 1 else runs for name, runs in stages.items()}
+    if args.caption_memory:
+        sources["caption_memory"] = args.caption_memory
+    data = next((found for runs in stages.values() for run in runs if (found := _trained_on(run))), {})  # the dataset the runs record
+    pipe = systems[0].load_pipeline_class().assemble(stages, preset=read_preset(args.config) if args.config else None, caption_memory=args.caption_memory,
+                                                     info={"sources": sources, **data})
     path = pipe.save(args.output, dtype=torch.float32 if args.fp32 else torch.float16, overwrite=args.overwrite)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     print(f"{path} ({size / 1e6:.1f} MB)")

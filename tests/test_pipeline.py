@@ -293,3 +293,13 @@ def test_assembled_pipeline_json_records_its_sources(tiny_run) -> None:
     assert spec["format_version"] == 1 and spec["pipeline"] == "unclip"
     assert spec["upsamplers"] == ["upsampler-64"]
     assert spec["info"]["sources"]["decoder"] == str(tiny_run.run("decoder"))
+
+
+def test_the_upsampler_has_its_own_thresholding(pipe) -> None:
+    # --threshold used to reach the decoder only; the upsampler was fixed to static clipping
+    kw = dict(seed=2, prior_steps=2, decoder_steps=2, upsampler_steps=3)
+    static, none = pixels(pipe([A], upsampler_threshold="static", **kw))[0], pixels(pipe([A], upsampler_threshold="none", **kw))[0]
+    assert np.array_equal(static, pixels(pipe([A], **kw))[0])  # static stays the default
+    assert not np.array_equal(static, none)
+    with pytest.raises(ValueError, match="upsampler-threshold must be none, static or dynamic"):
+        pipe([A], upsampler_threshold="soft", **kw)

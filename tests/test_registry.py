@@ -89,3 +89,12 @@ def test_model_and_train_typos_in_a_preset_file_are_named_on_reading(tmp_path) -
         path.write_text(json.dumps(preset))
         with pytest.raises(ConfigError, match=rf"{part}\.json: upsampler\.{part}: unknown option\(s\) {key}"):
             read_preset(str(path))
+
+
+def test_assemble_takes_the_stages_of_one_system(tiny_run, tmp_path, capsys) -> None:
+    runs = tiny_run.runs
+    assert main(["assemble", "--clip", str(runs["clip"]), "--decoder", str(runs["decoder"]), "-o", str(tmp_path / "a")]) == 2
+    assert "an unclip pipeline needs one prior" in capsys.readouterr().err
+    assert main(["assemble", "-o", str(tmp_path / "b")]) == 2
+    assert "give the trained stages of one system" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

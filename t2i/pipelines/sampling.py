@@ -116,7 +116,7 @@ def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, step
 
 
 @torch.no_grad()
-def run_upsampler(upsampler: Component, low_res, tokens=None, token_mask=None, *, steps=20, sampler="ddim", generator=None, progress=None):
+def run_upsampler(upsampler: Component, low_res, tokens=None, token_mask=None, *, steps=20, sampler="ddim", threshold="static", generator=None, progress=None):
     """Images (B, 3, s, s) in [-1, 1] -> (B, 3, S, S).
 
     The low-res conditioning is noised to `sample_aug_level`, the level the upsampler was
@@ -143,5 +143,5 @@ def run_upsampler(upsampler: Component, low_res, tokens=None, token_mask=None, *
         resized = F.interpolate(low_res, size=shape[-2:], mode="bicubic", align_corners=False).clamp(-1, 1)
         t0 = torch.full((len(low_res),), timesteps[0], dtype=torch.long, device=device)
         start = (diffusion.q_sample(resized, t0, randn(shape, generator, device=device)), timesteps)
-    x = _run(upsampler, upsampler.model, [cond, cond], [1.0], shape, steps=steps, sampler=sampler, threshold="static", generator=generator, progress=progress, start=start)
+    x = _run(upsampler, upsampler.model, [cond, cond], [1.0], shape, steps=steps, sampler=sampler, threshold=threshold, generator=generator, progress=progress, start=start)
     return x.clamp(-1, 1)

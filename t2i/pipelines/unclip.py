@@ -59,6 +59,7 @@ class SamplingOptions(SamplingOptionsBase):
     # thresholding divides the whole x0 by its overshoot and greys the background; decoding
     # true emoji CLIP embeddings gave fidelity@5 0.16 static vs 0.05 dynamic (64 images).
     threshold: str = "static"
+    upsampler_threshold: str = "static"  # each stage its own: the upsamplers' x0 clipping
     # w > 0: the prior reads the prompt's CLIP text embedding blended w of the way to those of
     # its nearest training captions by the frozen sentence encoder (pipelines/caption_memory.py)
     caption_memory: float = 0.0
@@ -79,8 +80,9 @@ class SamplingOptions(SamplingOptionsBase):
                 raise InputError(f"{name.replace('_', '-')} must be between 1 and {MAX_CANDIDATES}, got {getattr(self, name)}")
         if self.sampler not in SAMPLERS:
             raise InputError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        if self.threshold not in ("none", "static", "dynamic"):
-            raise InputError(f"threshold must be none, static or dynamic, got {self.threshold!r}")
+        for name in ("threshold", "upsampler_threshold"):
+            if getattr(self, name) not in ("none", "static", "dynamic"):
+                raise InputError(f"{name.replace('_', '-')} must be none, static or dynamic, got {getattr(self, name)!r}")
         if not 0.0 <= self.caption_memory <= 1.0:
             raise InputError(f"caption-memory must be between 0 and 1, got {self.caption_memory}")
 
@@ -196,7 +198,7 @@ class UnclipPipeline(Pipeline):
         if k > 1:
             x = self.best_candidates(x.view(len(embeds), k, *x.shape[1:]), embeds if target is None else target, enc)
         for up in self.upsamplers:
-            x = run_upsampler(up, x, steps=options.upsampler_steps, sampler=options.sampler, generator=generator, progress=progress)
+            x = run_upsampler(up, x, steps=options.upsampler_steps, sampler=options.sampler, threshold=options.upsampler_threshold, generator=generator, progress=progress)
         return x
 
     @torch.no_grad()
