@@ -207,6 +207,8 @@ def load_weights(model: nn.Module, file: Path, *, allow_missing: bool = False) -
     for name, tensor in state.items():
         if tensor.shape != own[name].shape:
             raise CheckpointError(f"{file}: {name} has shape {tuple(tensor.shape)}, config expects {tuple(own[name].shape)}")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():  # a diverged run's weights draw black images
+            raise CheckpointError(f"{file}: {name} holds NaN or infinite values")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=not missing)
     return missing
 

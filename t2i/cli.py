@@ -144,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     from t2i.threads import default_threads
 
     try:
-        if args.threads is not None and args.threads < 1:
-            raise UsageError("--threads must be >= 1")
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)  # the cores this process may use
+        if args.threads is not None and not 1 <= args.threads <= cores:
+            raise UsageError(f"--threads must be between 1 and the {cores} cores this process may use, got {args.threads}")
         # from the console (argv None), an unset --threads means the cores that are idle now;
         # called from Python, the caller's own torch setting stands
         threads = args.threads if args.threads is not None or argv is not None else default_threads()

@@ -128,6 +128,8 @@ def cmd_variations(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.image}: no such file") from None
     except OSError:
         raise UsageError(f"{args.image}: not a readable image") from None
+    except Image.DecompressionBombError as e:  # Pillow refuses images past its pixel limit (a decompression bomb)
+        raise UsageError(f"{args.image}: too large to open ({e})") from None
     pipe = load_pipeline(args.model)
     images = pipe.variations(image, num_images=args.num_images, seed=args.seed, **_options(args))
     (images[0] if len(images) == 1 else grid_image(images)).save(out)

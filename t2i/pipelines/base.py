@@ -106,3 +106,15 @@ def read_pipeline_json(path: Path, kind: str, options_class: type) -> tuple[dict
     except InputError as e:  # a value out of range, from the options class itself
         raise CheckpointError(f"{path}/pipeline.json defaults: {e}") from None
     return spec, defaults
+
+
+def part_folder(pipeline: Path, name: object) -> Path:
+    """The folder of a part that pipeline.json names: inside the pipeline folder, never elsewhere
+    (a "../../elsewhere/decoder" entry would load a component the folder does not hold)."""
+    if not isinstance(name, str) or not name:
+        raise CheckpointError(f"{pipeline}/pipeline.json: a part is named {name!r}, not a folder name")
+    root = Path(pipeline).resolve()
+    path = (root / name).resolve()
+    if path == root or root not in path.parents:
+        raise CheckpointError(f"{pipeline}/pipeline.json: part {name!r} lies outside the pipeline folder")
+    return path

@@ -22,7 +22,7 @@ from t2i.config import config_from_dict
 from t2i.data.dataset import to_model_range, to_uint8
 from t2i.diffusion.noise import RowGenerators, row_seed
 from t2i.errors import InputError
-from t2i.pipelines.base import Pipeline, SamplingOptionsBase, prompt_list, read_pipeline_json, write_pipeline_json
+from t2i.pipelines.base import Pipeline, SamplingOptionsBase, part_folder, prompt_list, read_pipeline_json, write_pipeline_json
 from t2i.pipelines.caption_memory import CaptionMemory
 from t2i.pipelines.loading import is_pipeline_folder
 from t2i.pipelines.sampling import keep_best, run_decoder, run_prior, run_upsampler
@@ -139,10 +139,10 @@ class UnclipPipeline(Pipeline):
     def from_folder(cls, path: str | Path) -> UnclipPipeline:
         path = Path(path)
         spec, defaults = read_pipeline_json(path, cls.kind, cls.options_class)
-        stage = lambda key, role: load_component(path / str(spec.get(key, key)), role=role)  # noqa: E731
+        stage = lambda key, role: load_component(part_folder(path, spec.get(key, key)), role=role)  # noqa: E731
         return cls(clip=stage("clip", "clip"), prior=stage("prior", "prior"), decoder=stage("decoder", "decoder"),
-                   upsamplers=[load_component(path / p, role="upsampler") for p in spec.get("upsamplers", [])],
-                   defaults=defaults, info=spec.get("info", {}), memory=CaptionMemory.load(path / spec["memory"]) if spec.get("memory") else None)
+                   upsamplers=[load_component(part_folder(path, p), role="upsampler") for p in spec.get("upsamplers", [])],
+                   defaults=defaults, info=spec.get("info", {}), memory=CaptionMemory.load(part_folder(path, spec["memory"])) if spec.get("memory") else None)
 
     def save(self, path: str | Path, *, dtype: torch.dtype = torch.float16, overwrite: bool = False) -> Path:
         """Write the whole pipeline atomically (fp16 weights by default: half the size, loaded as fp32).

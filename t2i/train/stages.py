@@ -1,9 +1,10 @@
-"""The four unCLIP training stages: each supplies a model, batches and a loss to the one Trainer.
+"""Training stages: each supplies a model, batches and a loss to the one Trainer.
 
-CLIP learns contrastively on (image, caption); the prior and the decoder use a frozen CLIP
-whose embeddings of every image and caption are computed once up front; the upsampler needs
-only images. The registry (t2i/registry.py) names them; each class says what it trains
-(`model_kind`), its typed options, and how it loads its data (`from_data`).
+Here the Stage base and unCLIP's CLIP and prior stages; every UNet (decoder, upsampler) trains
+in t2i/train/unet_stage.py. CLIP learns contrastively on (image, caption); the prior uses a
+frozen CLIP whose embeddings of every image and caption are computed once up front. The
+registry (t2i/registry.py) names the stages; each class says what it trains (`model_kind`), its
+typed options, and how it loads its data (`from_data`).
 """
 from __future__ import annotations
 

@@ -50,17 +50,35 @@ class TrainConfig:
     save_every: int = 250
     keep_checkpoints: int = 2
     mixed_precision: str = "no"  # "bf16"/"fp16" only where the hardware has it (never on CPU)
+    max_nonfinite: int = 0  # steps with a NaN or infinite loss that are skipped before training stops
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "log_every", "sample_every", "save_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise InputError(f"train.{name} must be >= 1")
-        if self.lr <= 0:
-            raise InputError("train.lr must be > 0")
+        if not (0 < self.lr < math.inf):
+            raise InputError(f"train.lr must be a finite number > 0, got {self.lr}")
+        for name in ("weight_decay", "grad_clip"):
+            if not (0 <= getattr(self, name) < math.inf):
+                raise InputError(f"train.{name} must be a finite number >= 0, got {getattr(self, name)}")
+        if not 0 <= self.ema_decay < 1:
+            raise InputError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.max_nonfinite < 0:
+            raise InputError(f"train.max_nonfinite must be >= 0, got {self.max_nonfinite}")
         if self.lr_decay not in ("constant", "cosine"):
             raise InputError(f"train.lr_decay must be constant or cosine, got {self.lr_decay!r}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise InputError(f"train.mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+
+
+class TrainingDiverged(InputError):
+    """The loss stopped being a number (a learning rate too high, say); nothing non-finite was saved."""
+
+
+def json_line(figures: dict[str, Any]) -> str:
+    """One log.jsonl line; a figure that is not a finite number (a metric with nothing to measure) is null."""
+    clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in figures.items()}
+    return json.dumps(clean, allow_nan=False) + "\n"
 
 
 class Stage(Protocol):
@@ -117,12 +135,20 @@ class Trainer:
         path = self.checkpoint_root / pointer.read_text().strip()
         return path if (path / "state.json").exists() else None
 
+    def _last_good(self) -> str:
+        last = self.latest_checkpoint()
+        return f"The last checkpoint, {last}, is intact." if last else "No checkpoint was written."
+
     def save(self) -> Path:
         """Write step-N/ atomically, then move the `latest` pointer: a kill at any moment leaves the last good one."""
         if not self.accelerator.is_main_process:
             return self.checkpoint_root
         name = f"step-{self.step:08d}"
         raw = self.accelerator.unwrap_model(self.model)
+        for model in (raw, self.ema.model):
+            if not all(torch.isfinite(p).all() for p in model.parameters()):
+                raise TrainingDiverged(f"step {self.step}: the weights hold NaN or infinite values and were not saved; try a lower --lr. "
+                                       f"{self._last_good()}")
         component = Component(model=self.ema.model, role=self.stage.component.role, settings=self.stage.component.settings, info={"step": self.step, "run": self.run_config})
         # a step redone after a resume replaces its own earlier checkpoint, never anything else
         with atomic_folder(self.checkpoint_root / name, overwrite=True, owned=lambda p: (p / "state.json").is_file()) as tmp:
@@ -167,6 +193,7 @@ class Trainer:
         log_path = self.out_dir / "log.jsonl"
         figures: dict[str, float] = {}
         losses, seen, t0 = [], 0, time.perf_counter()
+        step_losses, nonfinite = [], 0
         while self.step < stop:
             for g in self.optimizer.param_groups:
                 g["lr"] = learning_rate(cfg, self.step)
@@ -179,7 +206,19 @@ class Trainer:
                 with self.accelerator.autocast():
                     loss = stage.loss(self.model, batch, step_generator(cfg.seed, self.step, stream + 1)) / cfg.grad_accum
                 self.accelerator.backward(loss)
-                losses.append(loss.item() * cfg.grad_accum)
+                step_losses.append(loss.item() * cfg.grad_accum)
+            if not all(math.isfinite(v) for v in step_losses):  # skip the update: it would spread NaN into every weight
+                self.optimizer.zero_grad(set_to_none=True)
+                nonfinite += 1
+                if nonfinite > cfg.max_nonfinite:
+                    raise TrainingDiverged(f"step {self.step + 1}: the loss is {step_losses[-1]} ({nonfinite} step(s) so far; train.max_nonfinite is {cfg.max_nonfinite}); "
+                                           f"try a lower --lr. {self._last_good()}")
+                step_losses = []
+                self.step += 1  # skipped: the next step draws another batch
+                bar.update(1)
+                continue
+            losses += step_losses
+            step_losses = []
             if cfg.grad_clip > 0:
                 self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.optimizer.step()
@@ -192,7 +231,7 @@ class Trainer:
                 figures = {"step": self.step, "loss": sum(losses) / len(losses), "images_per_s": seen / elapsed, "lr": learning_rate(cfg, self.step - 1)}
                 bar.set_postfix(loss=f"{figures['loss']:.4f}", img_s=f"{figures['images_per_s']:.1f}")
                 with log_path.open("a") as f:
-                    f.write(json.dumps(figures) + "\n")
+                    f.write(json_line(figures))
                 losses, seen, t0 = [], 0, time.perf_counter()
             bar.update(1)
             if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
@@ -201,7 +240,7 @@ class Trainer:
                 if metrics:
                     figures.update(metrics)
                     with log_path.open("a") as f:
-                        f.write(json.dumps({"step": self.step, **metrics}) + "\n")
+                        f.write(json_line({"step": self.step, **metrics}))
                     bar.write(f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
             if self.step % cfg.save_every == 0 or self.step == stop:
                 self.save()

@@ -1,0 +1,77 @@
+"""Finite or refused: numbers that would train NaN weights, draw black images, or read files
+from elsewhere are refused at the boundary with one line, never written or loaded silently."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from PIL import Image
+
+from t2i.checkpoint import CheckpointError, load_component, resolve_component
+from t2i.cli import main
+
+
+def _one_line(argv, capsys, *phrases) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("t2i: error:") and "\n" not in err, err
+    for phrase in phrases:
+        assert phrase in err, err
+    return err
+
+
+def test_an_infinite_learning_rate_is_refused(tiny_run, tmp_path, capsys) -> None:
+    for lr in ("inf", "1e309"):
+        _one_line(["train", "upsampler", "--data", str(tiny_run.data), "--config", "tiny", "--lr", lr, "--out", str(tmp_path / lr)], capsys,
+                  "train.lr must be a finite number > 0")
+
+
+def test_a_diverging_run_stops_and_saves_nothing_non_finite(tiny_run, tmp_path, capsys) -> None:
+    # lr 1e30 is finite, so accepted; the first update blows the weights up and the loss goes NaN
+    out = tmp_path / "run"
+    _one_line(["train", "upsampler", "--data", str(tiny_run.data), "--config", "tiny", "--lr", "1e30", "--steps", "6", "--set", "train.save_every=1",
+               "--set", "train.warmup_steps=0", "--set", "train.log_every=1", "--no-progress", "--out", str(out)], capsys, "try a lower --lr")
+    saved = sorted((out / "checkpoints").glob("step-*"))
+    for checkpoint in saved:
+        load_component(checkpoint, role="upsampler")  # every saved checkpoint loads: its weights are finite
+
+    def no_constants(name):
+        raise AssertionError(f"log.jsonl holds {name}, which is not JSON")
+
+    for line in (out / "log.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=no_constants)
+
+
+def test_non_finite_weights_are_refused_on_loading(tiny_run, tmp_path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    folder = shutil.copytree(resolve_component(tiny_run.run("upsampler")), tmp_path / "up")
+    state = load_file(str(folder / "model.safetensors"))
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = torch.full_like(state[name], float("nan"))
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=f"{name} holds NaN or infinite values"):
+        load_component(folder, role="upsampler")
+
+
+def test_a_pipeline_part_outside_the_folder_is_refused(tiny_run, tmp_path, capsys) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(tiny_run.pipeline / "decoder", elsewhere / "decoder")
+    pipe = shutil.copytree(tiny_run.pipeline, tmp_path / "models" / "pipe")
+    spec = json.loads((pipe / "pipeline.json").read_text())
+    spec["decoder"] = "../../elsewhere/decoder"
+    (pipe / "pipeline.json").write_text(json.dumps(spec))
+    _one_line(["generate", "a cat", "--model", str(pipe), "-o", str(tmp_path / "x.png")], capsys, "outside the pipeline folder")
+
+
+def test_a_decompression_bomb_is_one_line(tiny_run, tmp_path, capsys, monkeypatch) -> None:
+    image = tmp_path / "big.png"
+    Image.new("RGB", (64, 64), "red").save(image)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4,096 pixels: past twice the limit, as a 20000x20000 image is past the real one
+    _one_line(["variations", str(image), "--model", str(tiny_run.pipeline), "-o", str(tmp_path / "v.png")], capsys, "too large to open")
+
+
+def test_more_threads_than_cores_is_refused(tiny_run, tmp_path, capsys) -> None:
+    _one_line(["--threads", "999", "generate", "a cat", "--model", str(tiny_run.pipeline), "-o", str(tmp_path / "x.png")], capsys, "--threads must be between 1 and")
