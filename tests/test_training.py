@@ -313,3 +313,20 @@ def test_fidelity_at_k_on_the_reference_itself_is_one() -> None:
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 256, size=(50, 64, 64, 3), dtype=np.uint8)
     assert fidelity_at_k(noise, rng.choice(groups, 50), ref, groups) < 0.3
+
+
+def test_a_resumed_run_logs_each_step_once_and_clears_a_killed_save(tiny_run, tmp_path) -> None:
+    """A run killed after its step-2 checkpoint had logged steps 3 and 4 and left half a step-4
+    folder; resumed, it redoes steps 3-4, and its log holds each step once, the litter gone."""
+    first = _trainer("upsampler", tiny_run, tmp_path / "run", steps=6, log_every=1, save_every=2)
+    first.train(max_steps=4)  # checkpoints at 2 and 4; "killed" after step 4's log line ...
+    (tmp_path / "run" / "latest").write_text("step-00000002")  # ... before step 4's pointer moved
+    litter = tmp_path / "run" / "checkpoints" / ".step-00000004.tmp-dead"
+    litter.mkdir()
+    (litter / "model.safetensors").write_bytes(b"half")
+    second = _trainer("upsampler", tiny_run, tmp_path / "run", steps=6, log_every=1, save_every=2)
+    assert second.resume() and second.step == 2
+    second.train()
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if "loss" in line]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert not litter.exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,11 +177,25 @@ class Trainer:
         load_weights(self.ema.model, path / "model.safetensors")
         self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
         self.step = json.loads((path / "state.json").read_text())["step"]
+        self._forget_after(self.step)
         before = self.out_dir / "run.json"
         if before.exists() and not self.run_config.get("init_from"):
             # --resume excludes --init-from: keep the record of what the run was warm-started from
             self.run_config["init_from"] = json.loads(before.read_text()).get("init_from")
         return True
+
+    def _forget_after(self, step: int) -> None:
+        """What a killed run wrote after the checkpoint it resumes from: its log lines of the steps
+        about to be redone (they would appear twice), and the half-written checkpoint folders that
+        the kill left (`.step-*.tmp-*`, never anything else)."""
+        log = self.out_dir / "log.jsonl"
+        if log.exists():
+            kept = [line for line in log.read_text().splitlines(keepends=True) if line.strip() and json.loads(line).get("step", 0) <= step]
+            write_text_atomically(log, "".join(kept))
+        if self.accelerator.is_main_process and self.checkpoint_root.is_dir():
+            for litter in self.checkpoint_root.glob(".step-*.tmp-*"):
+                if litter.is_dir():
+                    shutil.rmtree(litter, ignore_errors=True)
 
     # ---- the loop ----------------------------------------------------------------------------
     def train(self, *, max_steps: int | None = None) -> dict[str, float]:
