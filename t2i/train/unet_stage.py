@@ -47,7 +47,8 @@ class UNetStage(Stage):
 
     def __init__(self, component: Component, data: ImageCaptionSet, *, clip: Component | None = None, drop_embed: float = 0.1, drop_text: float = 0.5,
                  embed_noise: float = 0.0, max_length: int = 32, caption_augment: float = 0.0, templates: tuple[str, ...] = (),
-                 low_res_size: int = 32, max_aug_level: int = 0, **sampling_only: int) -> None:
+                 low_res_size: int = 32, max_aug_level: int = 0, sample_aug_level: int = 0, sample_start_level: int = 0) -> None:
+        # sample_*: sampling-time options, kept in the component's settings (see settings), not used in training
         cfg = component.model.config
         if cfg.embed_dim and clip is None:
             raise ValueError("a UNet conditioned on CLIP image embeddings trains with a CLIP")
