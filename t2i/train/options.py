@@ -92,10 +92,6 @@ class UpsamplerOptions:
         if self.low_res_size < 1:
             raise InputError(f"low_res_size must be >= 1, got {self.low_res_size}")
 
-    def sampling(self) -> dict[str, int]:
-        """The options that only matter at sampling time (assemble may update them)."""
-        return {"sample_aug_level": self.sample_aug_level, "sample_start_level": self.sample_start_level}
-
 
 @dataclass(frozen=True)
 class UNetOptions(CaptionOptions):
@@ -109,5 +105,10 @@ class UNetOptions(CaptionOptions):
     sample_aug_level: int = count(0)
     sample_start_level: int = count(0)
 
-    def sampling(self) -> dict[str, int]:
-        return {"sample_aug_level": self.sample_aug_level, "sample_start_level": self.sample_start_level}
+
+SAMPLING_ONLY = ("sample_aug_level", "sample_start_level")
+
+
+def sampling_settings(options) -> dict[str, int]:
+    """A low-res UNet's options that only matter at sampling time (assemble may update them)."""
+    return {name: getattr(options, name) for name in SAMPLING_ONLY}

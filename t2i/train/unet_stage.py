@@ -26,7 +26,7 @@ from t2i.data.sources import load_dataset
 from t2i.image_grid import save_grid
 from t2i.pipelines.sampling import clip_image_embeds, diffusion_config, diffusion_of, run_decoder, run_upsampler
 from t2i.train.captions import CaptionTable
-from t2i.train.options import DecoderOptions, UNetOptions, UpsamplerOptions
+from t2i.train.options import DecoderOptions, UNetOptions, UpsamplerOptions, sampling_settings
 from t2i.train.stages import PREVIEW_COUNT, Stage, draw_rows, noised_embeddings
 
 
@@ -37,7 +37,7 @@ class UNetStage(Stage):
     def settings(cls, options, model: dict[str, Any]) -> dict[str, Any]:
         if not model.get("low_res"):
             return {}
-        return {"low_res_size": options.low_res_size, "max_aug_level": options.max_aug_level, **options.sampling()}
+        return {"low_res_size": options.low_res_size, "max_aug_level": options.max_aug_level, **sampling_settings(options)}
 
     @classmethod
     def from_data(cls, component: Component, data: str, options, needs: dict[str, Component], templates: tuple[str, ...]) -> UNetStage:
