@@ -82,8 +82,8 @@ def breakdown_child(model: str, threads: int | None) -> None:
         torch.set_num_threads(threads)
     t["import t2i"] = _timed(lambda: __import__("t2i.pipelines.unclip"))
     import t2i
+    from t2i.pipelines.base import to_pil
     from t2i.pipelines.sampling import run_decoder, run_prior, run_upsampler
-    from t2i.pipelines.unclip import to_pil
 
     t0 = time.perf_counter()
     pipe = t2i.load_pipeline(model)

@@ -18,22 +18,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"t2i: error: {message} (see {self.prog} --help)\n")
 
 
-def _sampling_args(p: argparse.ArgumentParser, *, prior: bool = True) -> None:
-    g = p.add_argument_group("sampling (defaults come from the model)")
-    if prior:
-        g.add_argument("--prior-steps", type=int)
-        g.add_argument("--prior-guidance", type=float)
-        g.add_argument("--prior-candidates", type=int, help="embeddings drawn per caption; the closest to the text is kept")
-        g.add_argument("--caption-memory", type=float, help="0 to 1: blend the prompt's text embedding with its nearest training captions' (pipelines with a caption memory)")
-    g.add_argument("--decoder-steps", type=int)
-    g.add_argument("--decoder-guidance", type=float)
-    g.add_argument("--decoder-text-guidance", type=float, help="guide the caption tokens separately: --decoder-guidance then scales the image embedding alone")
-    g.add_argument("--decoder-candidates", type=int, help="CLIP reranking: decode k images per image and keep the one CLIP ranks first for the caption: "
-                   "by cosine, plus its matching head's logit if it has one (a k-fold decoder batch)")
-    g.add_argument("--upsampler-steps", type=int)
-    g.add_argument("--sampler", choices=("ddim", "ddpm"))
-    g.add_argument("--threshold", choices=("none", "static", "dynamic"), help="the decoder's x0 clipping")
-    g.add_argument("--upsampler-threshold", choices=("none", "static", "dynamic"), help="the upsamplers' x0 clipping (default static)")
+def _sampling_args(p: argparse.ArgumentParser) -> None:
+    """One flag per sampling option of every registered system (t2i/pipelines/options.py)."""
+    from t2i import registry
+
+    g = p.add_argument_group("sampling (defaults come from the model; [the systems an option belongs to])")
+    for name, (f, systems) in registry.sampling_options().items():
+        help_text = f"{f.metadata.get('help', '')} [{', '.join(systems)}]".strip()
+        g.add_argument(f"--{name.replace('_', '-')}", dest=name, type=None if f.metadata.get("choices") else f.metadata["kind"], choices=f.metadata.get("choices"), help=help_text)
 
 
 def _seed(text: str) -> int:
@@ -44,7 +36,7 @@ def _seed(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="t2i", description="Text-to-image generation by diffusion (unCLIP / DALL-E 2).")
+    parser = _Parser(prog="t2i", description="Text-to-image generation by diffusion: unCLIP (DALL-E 2) and Imagen.")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: the cores that other running jobs leave idle)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -67,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=_seed, default=0)
     v.add_argument("--model", default="emoji")
     v.add_argument("--overwrite", action="store_true", help="replace an existing output image")
-    _sampling_args(v, prior=False)
+    _sampling_args(v)
 
     from t2i import registry
 
@@ -77,11 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("stage", choices=registry.stage_names(), metavar="STAGE", help=f"the stage to train ({stages})")
     t.add_argument("--data", required=True, help="emoji, shapes, or a folder / CSV / JSONL of images and captions")
-    t.add_argument("--config", help="preset name or JSON file (default: the --data name's preset, else emoji)")
+    t.add_argument("--config", help="preset name or JSON file (default: the first of DATA, SYSTEM-DATA, emoji, SYSTEM-emoji with the stage)")
     t.add_argument("--out", help="run folder (default runs/DATA-STAGE)")
     for need in sorted({n for e in registry.SYSTEMS for s in e.stages for n in s.needs}):
         users = [s.name for e in registry.SYSTEMS for s in e.stages if need in s.needs]
-        t.add_argument(f"--{need}", help=f"trained {need} (run folder or component folder); needed by {', '.join(users)}")
+        t.add_argument(f"--{need}", dest=need, help=f"trained {need} (run folder or component folder); needed by {', '.join(users)}")
     t.add_argument("--steps", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)
@@ -99,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "The system is the one whose stages are given: " + "; ".join(f"{e.name}: {', '.join(s.name for s in e.stages)}" for e in registry.SYSTEMS) + ". "
                                    "Give a stage several times for a cascade, lowest resolution first.")
     for name in registry.stage_names():
-        a.add_argument(f"--{name}", action="append", default=[], metavar="RUN", help=f"a trained {name} (run or component folder)")
+        a.add_argument(f"--{name}", dest=name, action="append", default=[], metavar="RUN", help=f"a trained {name} (run or component folder)")
     a.add_argument("--config", help="preset whose 'pipeline' section gives the default sampling options")
     a.add_argument("--caption-memory", metavar="DATA", help="keep DATA's training captions for retrieval-augmented text conditioning (see --caption-memory of generate)")
     a.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16, half the size)")
@@ -125,10 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("sweep", "ablation", "prompts", "report"):
             ep.add_argument("--data", choices=("shapes", "emoji"), help="benchmark prompts (default: the model's dataset)")
         if name == "sweep":
-            ep.add_argument("--param", required=True, help="prior-guidance, decoder-guidance, decoder-text-guidance, steps or sampler")
+            ep.add_argument("--param", required=True, help="a sampling option of the model (e.g. decoder-guidance, base-guidance, sampler), or steps (its main step counts, under each sampler)")
             ep.add_argument("--values", required=True, nargs="+")
         if name == "report":
-            ep.add_argument("--sweep-values", type=float, nargs="+", help="decoder guidance scales of the report's sweep (default 1 3 5)")
+            ep.add_argument("--sweep-values", type=float, nargs="+", help="guidance scales of the report's sweep of the model's main guidance (unCLIP: decoder, Imagen: base; default 1 3 5)")
         _sampling_args(ep)
     c = esub.add_parser("compare", help="two reports side by side")
     c.add_argument("report_a")

@@ -105,11 +105,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def _options(args: argparse.Namespace) -> dict:
     """The sampling options given on the command line (the rest come from the model)."""
-    from dataclasses import fields
+    from t2i import registry
 
-    from t2i.pipelines.unclip import SamplingOptions
-
-    return {f.name: getattr(args, f.name) for f in fields(SamplingOptions) if getattr(args, f.name, None) is not None}
+    return {name: getattr(args, name) for name in registry.sampling_options() if getattr(args, name, None) is not None}
 
 
 def cmd_variations(args: argparse.Namespace) -> int:
@@ -139,9 +137,9 @@ def cmd_variations(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from t2i import registry
-    from t2i.train.build import make_trainer, override_section, presets, read_preset, run_record
+    from t2i.train.build import default_preset, make_trainer, override_section, read_preset, run_record
 
-    config = args.config or (args.data if args.data in presets() else "emoji")
+    config = args.config or default_preset(args.stage, args.data)
     out = Path(args.out or f"runs/{Path(args.data).name}-{args.stage}")
     if (out / "latest").exists() and not args.resume:
         raise UsageError(f"{out} already holds a run: pass --resume to continue it, or another --out")
@@ -225,10 +223,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     # Everything the command line can get wrong fails here, before the model loads.
     values = parse_values(args.param, args.values) if args.eval_command == "sweep" else None
     if getattr(args, "sweep_values", None):
-        values = parse_values("decoder-guidance", [f"{v:g}" for v in args.sweep_values])
+        values = parse_values("decoder-guidance", [f"{v:g}" for v in args.sweep_values])  # every guidance scale has the same range
     if args.output:
         check_output_dir(args.output, flag="-o", overwrite=args.overwrite)
     pipe = load_pipeline(args.model)
+    if args.eval_command == "ablation" and pipe.kind != "unclip":
+        raise UsageError(f"the ablation asks what an unCLIP decoder is conditioned on; {args.model} is an {pipe.kind} pipeline")
     options = _options(args)
     pipe.defaults.updated(**options)
     common = dict(samples=args.samples, seed=args.seed, limit=args.limit, batch_size=args.batch_size, out_dir=args.output, **options)

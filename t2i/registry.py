@@ -2,8 +2,8 @@
 
 `t2i train` (its stages, its --help, its --NEED flags), make_trainer, `t2i.load_pipeline` (a
 folder's pipeline kind -> its class) and the tests (tests/tiny.py, tests/test_registry.py) read
-this table; a new system is a new folder of code plus one entry here. (`t2i assemble`'s flags and
-the evaluation suite are still unCLIP's own.) Entries name their
+this table, and so do `t2i assemble` (a flag per stage) and the sampling flags of `t2i generate` and
+`t2i eval` (a flag per sampling option); a new system is a new folder of code plus one entry here. Entries name their
 code as "module:attribute" and are imported only when used, so any layer of the library (and the
 CLI's `--help`, without importing torch) can read the table.
 
@@ -41,11 +41,15 @@ class StageEntry:
 class SystemEntry:
     name: str  # also the "pipeline" kind in a pipeline folder's pipeline.json
     title: str
-    pipeline: str  # the pipeline class: from_folder(path), save(path), __call__(prompts, ...)
+    pipeline: str  # the pipeline class: from_folder(path), save(path), assemble(stages), __call__(prompts, ...)
+    options: str  # its sampling options dataclass, in a module without torch (the CLI's flags)
     stages: tuple[StageEntry, ...]
 
     def load_pipeline_class(self) -> type:
         return resolve(self.pipeline)
+
+    def load_options_class(self) -> type:
+        return resolve(self.options)
 
 
 SYSTEMS: tuple[SystemEntry, ...] = (
@@ -53,11 +57,22 @@ SYSTEMS: tuple[SystemEntry, ...] = (
         name="unclip",
         title="unCLIP (DALL-E 2): CLIP, a diffusion prior, a decoder UNet, upsamplers",
         pipeline="t2i.pipelines.unclip:UnclipPipeline",
+        options="t2i.pipelines.unclip_options:SamplingOptions",
         stages=(
             StageEntry("clip", "t2i.train.stages:ClipStage", help="contrastive image and text encoders"),
             StageEntry("prior", "t2i.train.stages:PriorStage", needs=("clip",), help="caption -> CLIP image embedding"),
             StageEntry("decoder", "t2i.train.unet_stage:DecoderStage", needs=("clip",), help="CLIP image embedding (+ caption) -> 32x32 image"),
             StageEntry("upsampler", "t2i.train.unet_stage:UpsamplerStage", help="32x32 -> 64x64, with noise-conditioning augmentation"),
+        ),
+    ),
+    SystemEntry(
+        name="imagen",
+        title="Imagen: frozen MiniLM token states condition a cascade of text-conditioned UNets",
+        pipeline="t2i.imagen.pipeline:ImagenPipeline",
+        options="t2i.imagen.options:ImagenSamplingOptions",
+        stages=(
+            StageEntry("imagen-base", "t2i.imagen.stages:ImagenBaseStage", help="caption -> 32x32 image"),
+            StageEntry("imagen-sr", "t2i.imagen.stages:ImagenSuperResStage", help="caption + low-res image -> 2x larger, with noise-conditioning augmentation"),
         ),
     ),
 )
@@ -76,6 +91,17 @@ def stage(name: str) -> tuple[SystemEntry, StageEntry]:
             if candidate.name == name:
                 return entry, candidate
     raise InputError(f"unknown stage {name!r} (known: {', '.join(stage_names())})")
+
+
+def sampling_options() -> dict[str, tuple[Any, list[str]]]:
+    """Every sampling option of every system: name -> (its dataclass field, the systems that have it)."""
+    from dataclasses import fields
+
+    out: dict[str, tuple[Any, list[str]]] = {}
+    for entry in SYSTEMS:
+        for f in fields(entry.load_options_class()):
+            out.setdefault(f.name, (f, []))[1].append(entry.name)
+    return out
 
 
 def stage_names() -> list[str]:

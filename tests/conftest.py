@@ -3,7 +3,7 @@ import os
 
 import pytest
 import torch
-from tiny import tiny_run  # noqa: F401  (the session's tiny trained models, a fixture for every module)
+from tiny import tiny_imagen, tiny_run  # noqa: F401  (the session's tiny trained models, fixtures for every module)
 
 torch.set_num_threads(1)
 

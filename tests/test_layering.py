@@ -16,6 +16,7 @@ LAYERS: list[set[str]] = [
     {"checkpoint"},
     {"pipelines"},
     {"train", "eval"},
+    {"imagen"},  # a system: its pipeline and its training stages
     {"commands", "__init__"},
     {"cli"},
     {"__main__"},

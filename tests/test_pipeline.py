@@ -11,7 +11,8 @@ from tiny import PROMPTS, pixels, state_dicts_equal
 
 import t2i
 from t2i.cli import main
-from t2i.pipelines.unclip import SamplingOptions, UnclipPipeline
+from t2i.pipelines.unclip import UnclipPipeline
+from t2i.pipelines.unclip_options import SamplingOptions
 
 A, B = PROMPTS
 

@@ -33,7 +33,7 @@ def _raw(trainer):
 
 # ---------------------------------------------------------------- exact resumption
 
-@pytest.mark.parametrize("stage", ["clip", "prior", "decoder", "upsampler"])
+@pytest.mark.parametrize("stage", ["clip", "prior", "decoder", "upsampler", "imagen-base", "imagen-sr"])
 def test_resumed_run_equals_uninterrupted_run(stage, tiny_run, tmp_path) -> None:
     whole = _trainer(stage, tiny_run, tmp_path / "whole", steps=4)
     whole_figures = whole.train()

@@ -1,4 +1,4 @@
-"""A tiny trained unCLIP, built once per test session through the public training API.
+"""A tiny trained unCLIP (and a tiny Imagen), built once per test session through the public training API.
 
 Import the fixtures into a test module with
 
@@ -91,6 +91,28 @@ def tiny_run(tmp_path_factory) -> TinyRun:
             mp.delenv("T2I_DEBUG", raising=False)
             _BUILT[base] = build_tiny_run(base / "tiny-unclip")
     return _BUILT[base]
+
+
+_BUILT_IMAGEN: dict[Path, TinyRun] = {}
+
+
+@pytest.fixture(scope="session")
+def tiny_imagen(tmp_path_factory, tiny_run) -> TinyRun:
+    """A tiny Imagen (base 32x32 + super-resolution to 64x64) on the same data, assembled by the CLI."""
+    base = tmp_path_factory.getbasetemp()
+    if base not in _BUILT_IMAGEN:
+        from t2i.cli import main
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("T2I_CACHE", str(base / "t2i-cache"))
+            mp.delenv("T2I_DEBUG", raising=False)
+            root = base / "tiny-imagen"
+            runs = train_tiny_system("imagen", tiny_run.data, root / "runs")
+            pipeline = root / "pipeline"
+            code = main(["assemble", "--imagen-base", str(runs["imagen-base"]), "--imagen-sr", str(runs["imagen-sr"]), "--config", "tiny", "--fp32", "-o", str(pipeline)])
+            assert code == 0 and (pipeline / "pipeline.json").is_file()
+            _BUILT_IMAGEN[base] = TinyRun(root=root, data=tiny_run.data, runs=runs, pipeline=pipeline)
+    return _BUILT_IMAGEN[base]
 
 
 def state_dicts_equal(a, b) -> bool:

@@ -35,17 +35,17 @@ def _images(out: Path, pattern: str) -> str:
 
 
 def _model_config(pipe) -> dict[str, Any]:
-    stages = {"clip": pipe.clip, "prior": pipe.prior, "decoder": pipe.decoder, **{f"upsampler-{u.model.config.image_size}": u for u in pipe.upsamplers}}
     from t2i.checkpoint import component_json
     from t2i.config import config_to_dict
 
-    return {"defaults": config_to_dict(pipe.defaults), "info": pipe.info, "stages": {k: component_json(c) for k, c in stages.items()}}
+    return {"defaults": config_to_dict(pipe.defaults), "info": pipe.info, "stages": {k: component_json(c) for k, c in pipe.components().items()}}
 
 
 def build_report(pipe, *, model: str, benchmark: str, out_dir: str | Path, command: str, samples: int = 4, seed: int = 0,
                  limit: int | None = None, batch_size: int = 32, sweep_values: list[float] | None = None, **options) -> dict[str, Any]:
-    """Run the benchmark, natural prompts, a decoder-guidance sweep and the conditioning ablation
-    into out_dir and write index.html and report.json."""
+    """Run the benchmark, natural prompts, a sweep of the pipeline's main guidance scale (its
+    options' `sweep_guidance`) and, for unCLIP, the conditioning ablation into out_dir and write
+    index.html and report.json."""
     from t2i.eval.ablation import run_ablation
     from t2i.eval.prompts import prompts_benchmark
     from t2i.eval.sweep import run_sweep
@@ -67,17 +67,20 @@ def build_report(pipe, *, model: str, benchmark: str, out_dir: str | Path, comma
         main = emoji_benchmark(pipe, **common)
         main_rows = emoji_rows(main["summary"])
     prompts = prompts_benchmark(pipe, benchmark=benchmark, **common)
-    sweep = run_sweep(pipe, "decoder-guidance", sweep_values, benchmark=benchmark, **common)
-    ablation = run_ablation(pipe, benchmark=benchmark, **common)
+    param = type(pipe.defaults).sweep_guidance.replace("_", "-")
+    sweep = run_sweep(pipe, param, sweep_values, benchmark=benchmark, **common)
     commands = {
         "report": command,
         benchmark: f"t2i eval {benchmark} --model {model} {flags} -o {out}",
         "prompts": f"t2i eval prompts --model {model} --data {benchmark} {flags} -o {out}",
-        "sweep": f"t2i eval sweep --model {model} --param decoder-guidance --values {' '.join(f'{v:g}' for v in sweep_values)} {flags} -o {out}",
-        "ablation": f"t2i eval ablation --model {model} {flags} -o {out}",
+        "sweep": f"t2i eval sweep --model {model} --param {param} --values {' '.join(f'{v:g}' for v in sweep_values)} {flags} -o {out}",
     }
-    report = {"model": model, "benchmark": benchmark, "samples": samples, "seed": seed, "limit": limit, "commands": commands,
-              "tables": {benchmark: main_rows, "prompts": prompts["rows"], "sweep": sweep["rows"], "ablation": ablation["rows"]}, "config": _model_config(pipe)}
+    tables = {benchmark: main_rows, "prompts": prompts["rows"], "sweep": sweep["rows"]}
+    if pipe.kind == "unclip":  # what the decoder is conditioned on: unCLIP's own question
+        tables["ablation"] = run_ablation(pipe, benchmark=benchmark, **common)["rows"]
+        commands["ablation"] = f"t2i eval ablation --model {model} {flags} -o {out}"
+    report = {"model": model, "benchmark": benchmark, "samples": samples, "seed": seed, "limit": limit, "commands": commands, "sweep_param": param,
+              "tables": tables, "config": _model_config(pipe)}
     write_json(out, "report.json", report)
     (out / "index.html").write_text(render_html(report, out), encoding="utf-8")
     return report
@@ -93,8 +96,9 @@ def render_html(report: dict[str, Any], out: Path) -> str:
         f"<h2>{html.escape(b)} benchmark</h2>{code(b)}{html_table(tables[b])}",
         "<h3>Samples</h3>" + _images(out, "shapes-*.png" if b == "shapes" else "emoji-*.png"),
         f"<h2>Natural prompts (never trained on)</h2>{code('prompts')}{html_table(tables['prompts'])}{_images(out, 'prompts-*.png')}",
-        f"<h2>Decoder guidance sweep</h2>{code('sweep')}{html_table(tables['sweep'])}{_images(out, 'sweep-*.png')}",
-        f"<h2>Decoder conditioning ablation (DALL-E 2, section 5.1)</h2>{code('ablation')}{html_table(tables['ablation'])}{_images(out, 'ablation.png')}",
+        f"<h2>Guidance sweep ({html.escape(report.get('sweep_param', 'decoder-guidance'))})</h2>{code('sweep')}{html_table(tables['sweep'])}{_images(out, 'sweep-*.png')}",
+        *([f"<h2>Decoder conditioning ablation (DALL-E 2, section 5.1)</h2>{code('ablation')}{html_table(tables['ablation'])}{_images(out, 'ablation.png')}"]
+          if "ablation" in tables else []),
         f"<h2>Model configuration</h2><pre>{html.escape(json.dumps(report['config'], indent=2))}</pre>",
         "</body></html>",
     ]
@@ -106,9 +110,9 @@ def _flatten(report: dict[str, Any]) -> dict[str, float]:
     flat: dict[str, float] = {}
     for table, rows in report["tables"].items():
         for i, row in enumerate(rows):
-            label = next((str(v) for k, v in row.items() if isinstance(v, str) or k in ("decoder_guidance", "prior_guidance")), str(i))
+            label = next((str(v) for k, v in row.items() if isinstance(v, str) or k.endswith("guidance")), str(i))
             for k, v in row.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("decoder_guidance", "prior_guidance"):
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.endswith("guidance"):
                     flat[f"{table} / {label} / {k}"] = float(v)
     return flat
 

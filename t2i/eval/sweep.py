@@ -13,55 +13,52 @@ from typing import Any
 
 import torch
 
+from t2i import registry
 from t2i.data.shapes_eval import canonical_prompts
 from t2i.errors import InputError
 from t2i.eval.common import generate_images, markdown_table, write_json
 from t2i.eval.judge import default_judge
 from t2i.eval.metrics import clip_score
-from t2i.pipelines.unclip import MAX_CANDIDATES, MAX_GUIDANCE, MAX_STEPS, SAMPLERS
+from t2i.pipelines.options import SAMPLERS
 
-PARAMS = ("prior-guidance", "prior-candidates", "decoder-guidance", "decoder-text-guidance", "decoder-candidates", "steps", "sampler")
-# Whole-number parameters and their ranges.
-INTEGER_RANGES = {"steps": (1, MAX_STEPS), "prior-candidates": (1, MAX_CANDIDATES), "decoder-candidates": (1, MAX_CANDIDATES)}
 BENCHMARKS = ("shapes", "emoji")
 QUALITY = {"shapes": ("overall", "held_out"), "emoji": ("fidelity@5", "fd_clip")}
 
 
 def parse_values(param: str, values: list[str]) -> list[Any]:
-    """Command-line strings -> the values of `param`, checked; a bad one is a ValueError naming it."""
-    if param not in PARAMS:
-        raise InputError(f"--param must be one of {', '.join(PARAMS)}, got {param!r}")
+    """Command-line strings -> the values of `param`, checked; a bad one is an InputError naming it.
+    `param` is any sampling option of a registered system (as its flag, e.g. decoder-guidance,
+    base-guidance, sampler), or `steps`: the main step counts of the model, every sampler."""
+    options = registry.sampling_options()
+    name = param.replace("-", "_")
+    if name != "steps" and name not in options:
+        raise InputError(f"--param must be steps or a sampling option ({', '.join(n.replace('_', '-') for n in options)}), got {param!r}")
     if not values:
         raise InputError("--values needs at least one value")
+    # a step count is checked as any system's first step option is
+    probe = next(n for n in options if n.endswith("_steps")) if name == "steps" else name
+    kind = options[probe][0].metadata["kind"]
     out: list[Any] = []
     for text in values:
-        if param == "sampler":
-            if text not in SAMPLERS:
-                raise InputError(f"sampler value must be one of {', '.join(SAMPLERS)}, got {text!r}")
-            out.append(text)
-        elif param in INTEGER_RANGES:
-            lo, hi = INTEGER_RANGES[param]
-            if not text.isdigit() or not lo <= int(text) <= hi:
-                raise InputError(f"{param} value must be a whole number between {lo} and {hi}, got {text!r}")
-            out.append(int(text))
-        else:
-            try:
-                v = float(text)
-            except ValueError:
-                raise InputError(f"{param} value must be a number, got {text!r}") from None
-            if not 0.0 <= v <= MAX_GUIDANCE:
-                raise InputError(f"{param} value must be between 0 and {MAX_GUIDANCE}, got {text!r}")
-            out.append(v)
+        try:
+            value = kind(text) if kind is not str else text
+        except ValueError:
+            raise InputError(f"{param} value must be {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
+        out.append(value)
+    # the option class's own range checks, on one of the systems that has it
+    owner = registry.system(options[probe][1][0]).load_options_class()
+    for value in out:
+        owner().updated(**{probe: value})
     if len(set(out)) != len(out):
         raise InputError(f"--values repeats a value: {' '.join(values)}")
     return out
 
 
-def sweep_points(param: str, values: list[Any]) -> list[dict[str, Any]]:
+def sweep_points(param: str, values: list[Any], options_class: type) -> list[dict[str, Any]]:
     """The sampling overrides of each point. A step sweep runs every value under each sampler and
-    sets prior and decoder steps together."""
+    sets each of the system's main step counts (its `sweep_steps`) to it."""
     if param == "steps":
-        return [{"sampler": s, "prior_steps": v, "decoder_steps": v} for s in SAMPLERS for v in values]
+        return [{"sampler": s, **{name: v for name in options_class.sweep_steps}} for s in SAMPLERS for v in values]
     return [{param.replace("-", "_"): v} for v in values]
 
 
@@ -88,7 +85,10 @@ def run_sweep(pipe, param: str, values: list[Any], *, benchmark: str, samples: i
     if benchmark not in BENCHMARKS:
         raise InputError(f"benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
     rows = []
-    for point in sweep_points(param, values):
+    points = sweep_points(param, values, type(pipe.defaults))
+    for point in points:
+        pipe.defaults.updated(**{**options, **point})  # an option this pipeline lacks fails before any work
+    for point in points:
         figures = measure(pipe, benchmark, samples=samples, seed=seed, limit=limit, batch_size=batch_size, options={**options, **point})
         rows.append({**point, **figures})
     result = {"param": param, "benchmark": benchmark, "samples": samples, "seed": seed, "limit": limit, "rows": rows}
@@ -124,9 +124,9 @@ def plot_sweep(result: dict[str, Any], path: Path) -> Path:
         elif param == "steps":
             for sampler in dict.fromkeys(r["sampler"] for r in rows):
                 part = [r for r in rows if r["sampler"] == sampler]
-                ax.plot([r["decoder_steps"] for r in part], [r[y] for r in part], "o-", label=sampler)
+                ax.plot([next(r[k] for k in r if k.endswith("_steps")) for r in part], [r[y] for r in part], "o-", label=sampler)
             ax.set_xscale("log")
-            ax.set_xlabel("steps (prior and decoder)")
+            ax.set_xlabel("steps")
             ax.legend()
         elif param.endswith("candidates"):
             key = param.replace("-", "_")
@@ -154,4 +154,4 @@ def guess_benchmark(model: str, pipe) -> str | None:
     return data if data in BENCHMARKS else None
 
 
-__all__ = ["PARAMS", "parse_values", "sweep_points", "run_sweep", "plot_sweep", "guess_benchmark"]
+__all__ = ["parse_values", "sweep_points", "run_sweep", "plot_sweep", "guess_benchmark"]

@@ -1,6 +1,6 @@
 """What every system's pipeline shares, so that a system's own pipeline is only its chain of stages.
 
-- sampling options: a frozen dataclass with `updated(**overrides)` (SamplingOptionsBase);
+- sampling options: a frozen dataclass with `updated(**overrides)` (t2i/pipelines/options.py);
 - prompts: one string or a list of non-empty strings (`prompt_list`);
 - noise per image (t2i.diffusion.noise): a subclass's __call__ takes `first_index` and seeds
   each image from (seed, first_index + prompt, sample);
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +19,9 @@ from PIL import Image
 
 from t2i.checkpoint import FORMAT_VERSION, CheckpointError, read_versioned_json
 from t2i.config import ConfigError, config_from_dict, config_to_dict
+from t2i.data.dataset import to_uint8
 from t2i.errors import InputError
-
-
-class SamplingOptionsBase:
-    """Mixin for a frozen dataclass of sampling options, validated in its __post_init__."""
-
-    def updated(self, **overrides: Any):
-        """A copy with the given options changed; None leaves an option as it is."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise InputError(f"unknown sampling option(s): {', '.join(unknown)}")
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+from t2i.pipelines.options import SamplingOptionsBase
 
 
 def prompt_list(prompts: str | list[str]) -> list[str]:
@@ -52,7 +41,8 @@ def prompt_list(prompts: str | list[str]) -> list[str]:
 class Pipeline:
     """Base of every system's pipeline. A subclass sets `kind` (its registry name) and
     `options_class`, and implements __call__(prompts, *, num_images, seed, first_index, **options)
-    -> PIL images, prompt-major, plus from_folder / save / assemble."""
+    -> PIL images, prompt-major, plus from_folder / save / assemble, `defaults` (its options),
+    `info`, `image_size` and components() (its parts by name)."""
 
     kind: str = ""
     options_class: type = SamplingOptionsBase
@@ -83,6 +73,19 @@ def generate_batches(generate: Callable[..., list[Image.Image]], prompts: list[s
         images = generate(chunk, num_images=num_images, seed=seed, first_index=start, **options, **given)
         for i, image in enumerate(images):
             yield start + i // num_images, i % num_images, image
+
+
+def to_pil(x: torch.Tensor) -> list[Image.Image]:
+    """Images (B, 3, H, W) in [-1, 1] -> PIL images."""
+    return [Image.fromarray(a) for a in to_uint8(x)]
+
+
+def preset_defaults(preset: dict[str, Any] | None, kind: str, options_class: type):
+    """A preset's default sampling options for a `kind` pipeline: its "KIND-pipeline" section, else
+    its "pipeline" section (a preset of one system), else the options' own defaults."""
+    preset = preset or {}
+    key = f"{kind}-pipeline" if f"{kind}-pipeline" in preset else "pipeline"
+    return config_from_dict(options_class, preset.get(key, {}), where=key)
 
 
 def write_pipeline_json(folder: Path, kind: str, defaults: Any, info: dict[str, Any], **parts: Any) -> None:

@@ -1,8 +1,10 @@
-"""Sampling of each unCLIP stage, shared by the pipeline and by training previews.
+"""Sampling of each stage of every system, shared by the pipelines and by training previews.
 
 Each function takes a loaded Component and plain tensors, builds a denoiser from the
 component's diffusion settings, wraps it with classifier-free guidance and thresholding, and
-runs a pure sampler from t2i.diffusion.samplers.
+runs a pure sampler from t2i.diffusion.samplers. `sample_unet` is any UNet under one condition
+(and its null for guidance); run_prior, run_decoder and run_upsampler are unCLIP's stages, the
+last also Imagen's super-resolution.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from t2i.diffusion.gaussian import GaussianDiffusion
 from t2i.diffusion.guidance import chained_guidance, thresholded
 from t2i.diffusion.noise import RowGenerators, randn
 from t2i.diffusion.samplers import SAMPLERS, sample
+from t2i.errors import InputError
 
 
 @torch.no_grad()
@@ -51,6 +54,25 @@ def _run(component, denoise_with_cond, conds, scales, shape, *, steps, sampler, 
     device = next(component.model.parameters()).device
     x_T = randn(shape, generator, device=device)
     return sample(sampler, denoise, x_T, num_train_steps=diffusion.num_steps, steps=steps, alphas_cumprod=diffusion.alphas_cumprod, generator=generator, progress=progress)
+
+
+@torch.no_grad()
+def sample_unet(unet: Component, cond: dict, *, null: dict | None = None, guidance: float = 1.0, steps: int = 25, sampler: str = "ddim",
+                threshold: str = "static", generator=None, progress=None) -> torch.Tensor:
+    """Images (B, C, S, S) in [-1, 1] from pure noise under `cond` (the UNet's keyword inputs,
+    B rows each), guided by `guidance` away from `null` (1 = no guidance, no null needed)."""
+    cfg = unet.model.config
+    b = len(next(v for v in cond.values() if v is not None))
+    if null is None and guidance != 1.0:
+        raise ValueError("guidance needs the null condition")
+    conds = [cond if null is None else null, cond]  # at guidance 1 only cond is evaluated
+    shape = (b, cfg.out_channels, cfg.image_size, cfg.image_size)
+    return _run(unet, unet.model, conds, [guidance], shape, steps=steps, sampler=sampler, threshold=threshold, generator=generator, progress=progress).clamp(-1, 1)
+
+
+def text_conditions(tokens: torch.Tensor, token_mask: torch.Tensor) -> tuple[dict, dict]:
+    """A caption's condition and its null (the same tokens, all masked: what a dropped caption is in training)."""
+    return {"tokens": tokens, "token_mask": token_mask}, {"tokens": tokens, "token_mask": torch.zeros_like(token_mask)}
 
 
 def keep_best(candidates: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -116,11 +138,13 @@ def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, step
 
 
 @torch.no_grad()
-def run_upsampler(upsampler: Component, low_res, tokens=None, token_mask=None, *, steps=20, sampler="ddim", threshold="static", generator=None, progress=None):
-    """Images (B, 3, s, s) in [-1, 1] -> (B, 3, S, S).
+def run_upsampler(upsampler: Component, low_res, tokens=None, token_mask=None, *, steps=20, guidance=1.0, aug_level=None, sampler="ddim", threshold="static",
+                  generator=None, progress=None):
+    """Images (B, 3, s, s) in [-1, 1] (+ the caption, for an upsampler that reads it) -> (B, 3, S, S).
 
-    The low-res conditioning is noised to `sample_aug_level`, the level the upsampler was
-    trained to expect at sampling time. With `sample_start_level` L (0 < L < T), sampling
+    The low-res conditioning is noised to diffusion step `aug_level` (default: the component's
+    `sample_aug_level`), and the upsampler is told the step (noise-conditioning augmentation).
+    `guidance` guides the caption (the low-res image stays in both branches). With `sample_start_level` L (0 < L < T), sampling
     starts from the resized low-res image noised to level L instead of from pure noise
     (a truncated chain, as SDEdit): cheaper, and safe while an upsampler is still weak at
     high noise levels.
@@ -128,13 +152,20 @@ def run_upsampler(upsampler: Component, low_res, tokens=None, token_mask=None, *
     cfg = upsampler.model.config
     diffusion = diffusion_of(upsampler)
     device = low_res.device
-    level = int(upsampler.settings.get("sample_aug_level", 0))
+    level = int(upsampler.settings.get("sample_aug_level", 0)) if aug_level is None else int(aug_level)
+    if not 0 <= level < diffusion.num_steps:
+        raise InputError(f"the augmentation level must be a diffusion step from 0 to {diffusion.num_steps - 1}, got {level}")
     aug = torch.full((len(low_res),), level, dtype=torch.long, device=device)
     noise = randn(low_res.shape, generator, device=device)
     low = diffusion.q_sample(low_res, aug, noise) if level > 0 else low_res
     cond = {"low_res": low, "aug_level": aug}
+    null = None
     if tokens is not None:  # an upsampler that reads the caption too
-        cond.update(tokens=tokens, token_mask=token_mask)
+        text, no_text = text_conditions(tokens, token_mask)
+        cond.update(text)
+        null = {**cond, **no_text}
+    elif guidance != 1.0:
+        raise InputError("guidance needs an upsampler that reads the caption")
     shape = (len(low_res), cfg.out_channels, cfg.image_size, cfg.image_size)
     start = None
     level_0 = int(upsampler.settings.get("sample_start_level", 0))
@@ -143,5 +174,6 @@ def run_upsampler(upsampler: Component, low_res, tokens=None, token_mask=None, *
         resized = F.interpolate(low_res, size=shape[-2:], mode="bicubic", align_corners=False).clamp(-1, 1)
         t0 = torch.full((len(low_res),), timesteps[0], dtype=torch.long, device=device)
         start = (diffusion.q_sample(resized, t0, randn(shape, generator, device=device)), timesteps)
-    x = _run(upsampler, upsampler.model, [cond, cond], [1.0], shape, steps=steps, sampler=sampler, threshold=threshold, generator=generator, progress=progress, start=start)
+    conds = [cond if null is None else null, cond]
+    x = _run(upsampler, upsampler.model, conds, [guidance], shape, steps=steps, sampler=sampler, threshold=threshold, generator=generator, progress=progress, start=start)
     return x.clamp(-1, 1)

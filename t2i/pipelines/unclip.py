@@ -8,7 +8,6 @@ A pipeline folder holds one component folder per stage and `pipeline.json`:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,73 +17,16 @@ import torch.nn.functional as F
 from PIL import Image
 
 from t2i.checkpoint import CheckpointError, Component, atomic_folder, load_component, resolve_component, write_component_files
-from t2i.config import config_from_dict
-from t2i.data.dataset import to_model_range, to_uint8
+from t2i.data.dataset import to_model_range
 from t2i.diffusion.noise import RowGenerators, row_seed
 from t2i.errors import InputError
-from t2i.pipelines.base import Pipeline, SamplingOptionsBase, part_folder, prompt_list, read_pipeline_json, write_pipeline_json
+from t2i.pipelines.base import Pipeline, part_folder, preset_defaults, prompt_list, read_pipeline_json, to_pil, write_pipeline_json
 from t2i.pipelines.caption_memory import CaptionMemory
 from t2i.pipelines.loading import is_pipeline_folder
 from t2i.pipelines.sampling import keep_best, run_decoder, run_prior, run_upsampler
+from t2i.pipelines.unclip_options import IMAGE_EMBEDDINGS, SamplingOptions
 
-SAMPLERS = ("ddim", "ddpm")
-# What the decoder is conditioned on (DALL-E 2, section 5.1): the prior's image embedding, the
-# CLIP text embedding in its place, or no embedding at all (text tokens only).
-IMAGE_EMBEDDINGS = ("prior", "text", "none")
-MAX_STEPS = 1000
-MAX_GUIDANCE = 50.0
-MAX_CANDIDATES = 64
 UPSAMPLER_SAMPLING = ("sample_aug_level", "sample_start_level")  # upsampler settings a preset may change at assembly
-
-
-@dataclass(frozen=True)
-class SamplingOptions(SamplingOptionsBase):
-    """How each stage samples. Guidance 1 = no classifier-free guidance."""
-
-    prior_steps: int = 25
-    prior_guidance: float = 2.0
-    prior_candidates: int = 2
-    decoder_steps: int = 25
-    decoder_guidance: float = 3.0
-    # None: decoder_guidance scales embedding and caption together. A number: decoder_guidance
-    # scales the embedding alone and this what the caption tokens add (3 evaluations per step).
-    decoder_text_guidance: float | None = None
-    # k > 1: CLIP reranking. k decoder samples per image; the one whose CLIP image embedding is
-    # closest to the caption's text embedding (with a matching head: head logit + CLIP logit)
-    # goes on to the upsamplers (a k-fold decoder batch).
-    decoder_candidates: int = 1
-    upsampler_steps: int = 15
-    sampler: str = "ddim"
-    # Static, not Imagen's dynamic: on images with saturated (white) backgrounds, dynamic
-    # thresholding divides the whole x0 by its overshoot and greys the background; decoding
-    # true emoji CLIP embeddings gave fidelity@5 0.16 static vs 0.05 dynamic (64 images).
-    threshold: str = "static"
-    upsampler_threshold: str = "static"  # each stage its own: the upsamplers' x0 clipping
-    # w > 0: the prior reads the prompt's CLIP text embedding blended w of the way to those of
-    # its nearest training captions by the frozen sentence encoder (pipelines/caption_memory.py)
-    caption_memory: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name in ("prior_steps", "decoder_steps", "upsampler_steps"):
-            v = getattr(self, name)
-            if not 1 <= v <= MAX_STEPS:
-                raise InputError(f"{name.replace('_', '-')} must be between 1 and {MAX_STEPS}, got {v}")
-        for name in ("prior_guidance", "decoder_guidance", "decoder_text_guidance"):
-            v = getattr(self, name)
-            if v is None and name == "decoder_text_guidance":
-                continue
-            if not 0.0 <= v <= MAX_GUIDANCE:
-                raise InputError(f"{name.replace('_', '-')} must be between 0 and {MAX_GUIDANCE}, got {v}")
-        for name in ("prior_candidates", "decoder_candidates"):
-            if not 1 <= getattr(self, name) <= MAX_CANDIDATES:
-                raise InputError(f"{name.replace('_', '-')} must be between 1 and {MAX_CANDIDATES}, got {getattr(self, name)}")
-        if self.sampler not in SAMPLERS:
-            raise InputError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        for name in ("threshold", "upsampler_threshold"):
-            if getattr(self, name) not in ("none", "static", "dynamic"):
-                raise InputError(f"{name.replace('_', '-')} must be none, static or dynamic, got {getattr(self, name)!r}")
-        if not 0.0 <= self.caption_memory <= 1.0:
-            raise InputError(f"caption-memory must be between 0 and 1, got {self.caption_memory}")
 
 
 class UnclipPipeline(Pipeline):
@@ -120,7 +62,7 @@ class UnclipPipeline(Pipeline):
         (clip,), (prior,), (decoder,), upsamplers = load("clip"), load("prior"), load("decoder"), load("upsampler")
         defaults = SamplingOptions()
         if preset is not None:  # the preset's sampling-time choices win over those recorded at training time
-            defaults = config_from_dict(SamplingOptions, preset.get("pipeline", {}), where="pipeline")
+            defaults = preset_defaults(preset, cls.kind, cls.options_class)
             given = preset.get("upsampler", {}).get("options", {})
             for up in upsamplers:
                 up.settings.update({k: int(given[k]) for k in UPSAMPLER_SAMPLING if k in given})
@@ -164,6 +106,9 @@ class UnclipPipeline(Pipeline):
     @property
     def image_size(self) -> int:
         return (self.upsamplers[-1] if self.upsamplers else self.decoder).model.config.image_size
+
+    def components(self) -> dict[str, Component]:
+        return {"clip": self.clip, "prior": self.prior, "decoder": self.decoder, **{f"upsampler-{u.model.config.image_size}": u for u in self.upsamplers}}
 
     # ---- stages --------------------------------------------------------------------------------
     def encode_text(self, prompts: list[str]):
@@ -287,7 +232,3 @@ def _square_rgb(image: Image.Image) -> Image.Image:
     w, h = image.size
     s = min(w, h)
     return image.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-
-
-def to_pil(x: torch.Tensor) -> list[Image.Image]:
-    return [Image.fromarray(a) for a in to_uint8(x)]

@@ -49,6 +49,17 @@ def read_preset(name_or_path: str) -> dict[str, Any]:
     return preset
 
 
+def default_preset(stage: str, data: str) -> str:
+    """The preset a stage trains with when none is given: the data's own ("shapes"), else its
+    system's for that data ("imagen-shapes"), else the same for emoji; the first that has the stage."""
+    system = registry.stage(stage)[0].name
+    names = presets()
+    for name in (data, f"{system}-{data}", "emoji", f"{system}-emoji"):
+        if name in names and stage in read_json(PRESET_DIR / f"{name}.json"):
+            return name
+    raise ConfigError(f"no preset has a '{stage}' section: pass --config")
+
+
 def stage_class(stage: str) -> type:
     """The training stage class the registry names for `stage`."""
     return registry.stage(stage)[1].load()

@@ -1,0 +1,30 @@
+"""Imagen's sampling options: each UNet of the cascade its own steps, guidance and thresholding."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from t2i.errors import InputError
+from t2i.pipelines.options import SAMPLERS, THRESHOLDS, SamplingOptionsBase, option
+
+
+@dataclass(frozen=True)
+class ImagenSamplingOptions(SamplingOptionsBase):
+    sweep_steps: ClassVar[tuple[str, ...]] = ("base_steps",)
+    sweep_guidance: ClassVar[str] = "base_guidance"  # what `t2i eval report` sweeps
+
+    base_steps: int = option(25)
+    base_guidance: float = option(3.0)
+    base_threshold: str = option("static", "the base UNet's x0 clipping (dynamic: Imagen's, at the 99.5th percentile)", THRESHOLDS)
+    sr_steps: int = option(20)
+    sr_guidance: float = option(1.0)
+    sr_threshold: str = option("static", "the super-resolution UNets' x0 clipping", THRESHOLDS)
+    # noise-conditioning augmentation at sampling: the low-res input is noised to this fraction
+    # of the diffusion's steps, and the UNet is told so (the paper sweeps 0 to 0.3)
+    sr_aug_level: float = option(0.0, "0 to 1: noise the super-resolution UNets' low-res input to this fraction of their diffusion steps")
+    sampler: str = option("ddim", choices=SAMPLERS)
+
+    def __post_init__(self) -> None:
+        self.check_ranges()
+        if not 0.0 <= self.sr_aug_level <= 1.0:
+            raise InputError(f"sr-aug-level must be between 0 and 1, got {self.sr_aug_level}")

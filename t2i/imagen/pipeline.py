@@ -1,0 +1,117 @@
+"""Imagen's pipeline: caption -> frozen MiniLM token states -> base UNet (32x32) -> super-resolution
+UNets, every one of them reading the token states (cross-attention) and their pooled mean (added
+to the time embedding).
+
+A pipeline folder holds a component folder per UNet and `pipeline.json`:
+
+    {"format_version": 1, "pipeline": "imagen", "base": "base", "super_res": ["sr-64"], "defaults": {...}}
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from t2i.checkpoint import CheckpointError, Component, atomic_folder, load_component, resolve_component, write_component_files
+from t2i.diffusion.noise import RowGenerators
+from t2i.errors import InputError
+from t2i.imagen.options import ImagenSamplingOptions
+from t2i.pipelines.base import Pipeline, part_folder, preset_defaults, prompt_list, read_pipeline_json, to_pil, write_pipeline_json
+from t2i.pipelines.loading import is_pipeline_folder
+from t2i.pipelines.sampling import diffusion_of, run_upsampler, sample_unet, text_conditions
+
+DEFAULT_MAX_LENGTH = 32
+
+
+class ImagenPipeline(Pipeline):
+    kind, options_class = "imagen", ImagenSamplingOptions
+
+    def __init__(self, *, base: Component, super_res: list[Component] | None = None, defaults: ImagenSamplingOptions | None = None,
+                 info: dict | None = None) -> None:
+        self.base, self.super_res = base, list(super_res or [])
+        self.defaults = defaults or ImagenSamplingOptions()
+        self.info = info or {}
+        text_dim = base.model.config.text_dim
+        if not text_dim or base.model.config.low_res:
+            raise CheckpointError("an Imagen base UNet reads text alone (text_dim > 0, no low_res)")
+        size = base.model.config.image_size
+        for sr in self.super_res:
+            cfg = sr.model.config
+            if not cfg.low_res or cfg.text_dim != text_dim:
+                raise CheckpointError(f"an Imagen super-resolution UNet reads a low-res image and the same {text_dim}-d token states")
+            if int(sr.settings.get("low_res_size", size)) != size:
+                raise CheckpointError(f"the {cfg.image_size}x{cfg.image_size} super-resolution UNet upsamples {sr.settings.get('low_res_size')}x, "
+                                      f"and the stage before it makes {size}x{size}")
+            size = cfg.image_size
+        self.text_max_length = int(base.settings.get("max_length", DEFAULT_MAX_LENGTH))
+
+    @classmethod
+    def assemble(cls, stages: dict[str, list[str | Path]], *, preset: dict[str, Any] | None = None, caption_memory: str | None = None,
+                 info: dict[str, Any] | None = None) -> ImagenPipeline:
+        """A pipeline from trained stages: {"imagen-base": [RUN], "imagen-sr": [RUN, ...]} (run or
+        component folders, super-resolution lowest resolution first). A preset's "imagen-pipeline"
+        (or "pipeline") section gives the default sampling options."""
+        if len(stages.get("imagen-base", [])) != 1:
+            raise InputError("an imagen pipeline needs one imagen-base")
+        if caption_memory:
+            raise InputError("an imagen pipeline has no caption memory (it reads the prompt's own token states)")
+        base = load_component(resolve_component(stages["imagen-base"][0]), role="imagen-base")
+        super_res = [load_component(resolve_component(p), role="imagen-sr") for p in stages.get("imagen-sr", [])]
+        return cls(base=base, super_res=super_res, defaults=preset_defaults(preset, cls.kind, cls.options_class), info=info)
+
+    # ---- persistence -------------------------------------------------------------------------
+    @classmethod
+    def from_folder(cls, path: str | Path) -> ImagenPipeline:
+        path = Path(path)
+        spec, defaults = read_pipeline_json(path, cls.kind, cls.options_class)
+        return cls(base=load_component(part_folder(path, spec.get("base", "base")), role="imagen-base"),
+                   super_res=[load_component(part_folder(path, p), role="imagen-sr") for p in spec.get("super_res", [])],
+                   defaults=defaults, info=spec.get("info", {}))
+
+    def save(self, path: str | Path, *, dtype: torch.dtype = torch.float16, overwrite: bool = False) -> Path:
+        """Write the whole pipeline atomically (fp16 weights by default); an existing `path` is
+        replaced only with overwrite=True, and only if it is a pipeline folder."""
+        path = Path(path)
+        names = [f"sr-{sr.model.config.image_size}" for sr in self.super_res]
+        with atomic_folder(path, overwrite=overwrite, owned=is_pipeline_folder) as tmp:
+            for name, comp in [("base", self.base), *zip(names, self.super_res)]:
+                (tmp / name).mkdir()
+                write_component_files(tmp / name, comp, dtype=dtype)
+            write_pipeline_json(tmp, self.kind, self.defaults, self.info, base="base", super_res=names)
+        return path
+
+    @property
+    def image_size(self) -> int:
+        return (self.super_res[-1] if self.super_res else self.base).model.config.image_size
+
+    def components(self) -> dict[str, Component]:
+        return {"base": self.base, **{f"sr-{sr.model.config.image_size}": sr for sr in self.super_res}}
+
+    # ---- sampling ------------------------------------------------------------------------------
+    def encode_text(self, prompts: list[str]):
+        """Prompts -> the frozen MiniLM's TextEncoding (token states, mask, pooled)."""
+        from t2i.text.encoder import get_text_encoder
+
+        return get_text_encoder(self.text_max_length).encode(prompt_list(prompts))
+
+    def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, first_index: int = 0, progress: Callable | None = None,
+                 **options: Any) -> list:
+        """Generate `num_images` per prompt; PIL images, prompt-major. An image's noise depends only
+        on (seed, its prompt's index first_index + i, its sample index), as in every pipeline."""
+        opts = self.defaults.updated(**options)
+        prompts = prompt_list(prompts)
+        if not isinstance(num_images, int) or num_images < 1:
+            raise InputError(f"number of images must be a whole number >= 1, got {num_images!r}")
+        enc = self.encode_text(prompts)
+        tokens, mask = enc.tokens.repeat_interleave(num_images, 0), enc.mask.repeat_interleave(num_images, 0)
+        generator = RowGenerators.for_images(seed, len(prompts), num_images, first_index)
+        cond, null = text_conditions(tokens, mask)
+        x = sample_unet(self.base, cond, null=null, guidance=opts.base_guidance, steps=opts.base_steps, sampler=opts.sampler,
+                        threshold=opts.base_threshold, generator=generator, progress=progress)
+        for sr in self.super_res:
+            level = round(opts.sr_aug_level * (diffusion_of(sr).num_steps - 1))
+            x = run_upsampler(sr, x, tokens, mask, steps=opts.sr_steps, guidance=opts.sr_guidance, aug_level=level, sampler=opts.sampler,
+                              threshold=opts.sr_threshold, generator=generator, progress=progress)
+        return to_pil(x)

@@ -1,0 +1,51 @@
+"""Sampling options, the part every system's pipeline shares: a frozen dataclass per system whose
+fields carry their command-line help and choices (the CLI makes one flag per field), and the
+range checks they have in common. Light on purpose: `t2i --help` reads it without torch."""
+from __future__ import annotations
+
+from dataclasses import field, fields, replace
+from typing import Any
+
+from t2i.errors import InputError
+
+SAMPLERS = ("ddim", "ddpm")
+THRESHOLDS = ("none", "static", "dynamic")
+MAX_STEPS = 1000
+MAX_GUIDANCE = 50.0
+MAX_CANDIDATES = 64
+
+
+def option(default: Any, help: str = "", choices: tuple[str, ...] | None = None, kind: type | None = None):
+    """A sampling option: its default, its --help line, its allowed values (for a string) and,
+    where the default is None, the type of its values."""
+    return field(default=default, metadata={"help": help, "choices": choices, "kind": kind or type(default)})
+
+
+class SamplingOptionsBase:
+    """Mixin for a frozen dataclass of sampling options, validated in its __post_init__."""
+
+    def updated(self, **overrides: Any):
+        """A copy with the given options changed; None leaves an option as it is."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(name for name, value in overrides.items() if name not in known and value is not None)
+        if unknown:
+            raise InputError(f"not an option of this pipeline: {', '.join('--' + n.replace('_', '-') for n in unknown)} "
+                             f"(its options: {', '.join(sorted(known))})")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def check_ranges(self) -> None:
+        """The checks every system shares, by field name: *_steps, *_guidance, *_candidates,
+        sampler, *threshold. A system's __post_init__ calls it and adds its own."""
+        for f in fields(self):
+            name, value, flag = f.name, getattr(self, f.name), f.name.replace("_", "-")
+            if value is None:
+                continue
+            if name.endswith("_steps") and not 1 <= value <= MAX_STEPS:
+                raise InputError(f"{flag} must be between 1 and {MAX_STEPS}, got {value}")
+            if name.endswith("guidance") and not 0.0 <= value <= MAX_GUIDANCE:
+                raise InputError(f"{flag} must be between 0 and {MAX_GUIDANCE}, got {value}")
+            if name.endswith("_candidates") and not 1 <= value <= MAX_CANDIDATES:
+                raise InputError(f"{flag} must be between 1 and {MAX_CANDIDATES}, got {value}")
+            choices = f.metadata.get("choices")
+            if choices and value not in choices:
+                raise InputError(f"{flag} must be {', '.join(choices[:-1])} or {choices[-1]}, got {value!r}")

@@ -1,0 +1,143 @@
+"""Imagen on the shared parts: text-conditioned UNets, noise-conditioning augmentation, guidance and
+thresholding per stage, and a tiny pipeline through the CLI (train, assemble, generate, evaluate)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tiny import pixels
+
+import t2i
+from t2i.checkpoint import Component
+from t2i.cli import main
+from t2i.imagen.pipeline import ImagenPipeline
+from t2i.imagen.stages import ImagenBaseStage
+from t2i.models.unet import UNet, UNetConfig
+from t2i.pipelines.sampling import run_upsampler
+from t2i.text.encoder import get_text_encoder
+from t2i.train.build import make_trainer, read_preset
+
+FAST = {"base_steps": 3, "sr_steps": 2}
+
+
+def _random_unet(**config) -> UNet:
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(image_size=32, patch_size=2, base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,), head_dim=16,
+                            text_dim=384, pooled_text=True, context_dim=32, **config)).eval()
+    with torch.no_grad():  # the output layer starts at zero: give every weight a value
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+@torch.no_grad()
+def test_the_text_unet_follows_the_caption_and_ignores_padding() -> None:
+    model = _random_unet(text_positions=16)
+    enc = get_text_encoder(16).encode(["a red circle", "a blue square to the left of a green triangle"])
+    x, t = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)), torch.tensor([500, 500])
+    out = model(x, t, tokens=enc.tokens, token_mask=enc.mask)
+    swapped = model(x, t, tokens=enc.tokens.flip(0), token_mask=enc.mask.flip(0))
+    assert (out - swapped).abs().mean() > 1e-3  # another caption, another prediction
+    padded = enc.tokens.clone()
+    padded[0, int(enc.mask[0].sum()):] = 100.0  # garbage at the first caption's padding positions
+    assert torch.allclose(model(x, t, tokens=padded, token_mask=enc.mask), out, atol=1e-5)
+    # a dropped caption (all masked) is what guidance's null branch sees: its tokens do not matter
+    none = torch.zeros_like(enc.mask)
+    assert torch.allclose(model(x, t, tokens=enc.tokens, token_mask=none), model(x, t, tokens=torch.randn_like(enc.tokens), token_mask=none), atol=1e-5)
+
+
+def test_a_base_stage_refuses_a_unet_that_does_not_read_text_alone() -> None:
+    for model in ({"image_size": 32}, {"text_dim": 384, "low_res": True}, {"text_dim": 384, "embed_dim": 8}):
+        with pytest.raises(ValueError, match="reads text alone"):
+            ImagenBaseStage.model_config(model, {})
+
+
+@torch.no_grad()
+def test_noise_augmentation_at_level_0_is_the_identity() -> None:
+    model = _random_unet(low_res=True, noise_aug=True)
+    seen = []
+    model.register_forward_pre_hook(lambda m, args, kwargs: seen.append((kwargs["low_res"].clone(), kwargs["aug_level"].clone())), with_kwargs=True)
+    sr = Component(model=model, role="imagen-sr", settings={"diffusion": {"objective": "v"}})
+    low = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    enc = get_text_encoder(16).encode(["a red circle", "a blue square"])
+    run_upsampler(sr, low, enc.tokens, enc.mask, steps=2, aug_level=0, generator=torch.Generator().manual_seed(3))
+    assert seen and all(torch.equal(x, low) and (level == 0).all() for x, level in seen)
+    seen.clear()
+    run_upsampler(sr, low, enc.tokens, enc.mask, steps=2, aug_level=300, generator=torch.Generator().manual_seed(3))
+    assert all((level == 300).all() for _, level in seen) and not torch.equal(seen[0][0], low)
+    # guidance on the caption: the null branch has every token masked, the low-res image kept
+    seen.clear()
+    run_upsampler(sr, low, enc.tokens, enc.mask, steps=1, guidance=3.0, generator=torch.Generator().manual_seed(3))
+    assert len(seen) == 1 and seen[0][0].shape[0] == 4 and torch.equal(seen[0][0][:2], seen[0][0][2:])
+
+
+def test_training_batches_tell_the_unet_its_augmentation_level(tiny_run, tmp_path) -> None:
+    trainer = make_trainer("imagen-sr", read_preset("tiny"), data=str(tiny_run.data), out_dir=tmp_path / "sr", progress=False)
+    stage = trainer.stage
+    batch = stage.batch(0, 64, torch.Generator().manual_seed(0))
+    clean = stage._low(batch["x0"])
+    zero, noised = batch["aug_level"] == 0, batch["aug_level"] > 0
+    assert batch["aug_level"].max() <= 500 and noised.any()
+    assert torch.equal(batch["low_res"][zero], clean[zero]) and not torch.equal(batch["low_res"][noised], clean[noised])
+    dropped = ~batch["token_mask"].any(1)
+    assert 0 < dropped.float().mean() < 0.4  # captions dropped about 10% of the time, for guidance
+
+
+def test_a_tiny_imagen_trains_assembles_loads_and_generates_through_the_cli(tiny_imagen, tmp_path, capsys) -> None:
+    spec = json.loads((tiny_imagen.pipeline / "pipeline.json").read_text())
+    assert spec["pipeline"] == "imagen" and spec["super_res"] == ["sr-64"] and spec["defaults"]["base_steps"] == 2  # the tiny preset's imagen-pipeline section
+    pipe = t2i.load_pipeline(tiny_imagen.pipeline)
+    assert isinstance(pipe, ImagenPipeline) and pipe.image_size == 64
+    out = tmp_path / "a.png"
+    assert main(["generate", "a red apple", "--model", str(tiny_imagen.pipeline), "-o", str(out), "--base-steps", "3", "--sr-steps", "2",
+                 "--base-threshold", "dynamic", "--base-guidance", "5", "--sr-aug-level", "0.2"]) == 0
+    image = Image.open(out)
+    assert image.size == (64, 64)
+    again = pipe("a red apple", seed=0, base_steps=3, sr_steps=2, base_threshold="dynamic", base_guidance=5.0, sr_aug_level=0.2)[0]
+    assert np.array_equal(np.asarray(image.convert("RGB")), np.asarray(again))
+    capsys.readouterr()
+    # an unCLIP option is not an Imagen one: one line, exit 2, nothing written
+    assert main(["generate", "a red apple", "--model", str(tiny_imagen.pipeline), "-o", str(tmp_path / "b.png"), "--prior-steps", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--prior-steps" in err and not (tmp_path / "b.png").exists()
+    assert main(["generate", "a red apple", "--model", str(tiny_imagen.pipeline), "-o", str(tmp_path / "c.png"), "--sr-aug-level", "1.5"]) == 2
+    assert "sr-aug-level must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_imagen_images_depend_on_seed_and_index_not_batching(tiny_imagen) -> None:
+    pipe = t2i.load_pipeline(tiny_imagen.pipeline)
+    prompts = ["a red apple", "a blue car", "a green tree"]
+    whole = pixels(pipe(prompts, num_images=2, seed=3, **FAST))
+    batched = [np.asarray(im) for _, _, im in pipe.generate(prompts, num_images=2, seed=3, batch_size=2, **FAST)]
+    assert all(np.array_equal(a, b) for a, b in zip(whole, batched))
+    assert not np.array_equal(whole[0], whole[1])  # two samples of one prompt differ
+
+
+def test_each_imagen_stage_has_its_own_guidance_and_thresholding(tiny_imagen) -> None:
+    pipe = t2i.load_pipeline(tiny_imagen.pipeline)
+    base = pixels(pipe("a red apple", seed=1, **FAST))[0]
+    for change in ({"base_guidance": 8.0}, {"base_threshold": "dynamic"}, {"sr_guidance": 4.0}, {"sr_aug_level": 0.3}):
+        assert not np.array_equal(pixels(pipe("a red apple", seed=1, **FAST, **change))[0], base), change
+    with pytest.raises(ValueError, match="not an option of this pipeline: --decoder-steps"):
+        pipe("a red apple", decoder_steps=3)
+
+
+def test_the_eval_suite_judges_an_imagen_pipeline(tiny_imagen, tmp_path, capsys) -> None:
+    assert main(["eval", "shapes", "--model", str(tiny_imagen.pipeline), "--limit", "1", "--samples", "1", "--base-steps", "2", "--sr-steps", "1"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert 0.0 <= summary["overall"] <= 1.0 and "held_out" in summary
+    assert main(["eval", "sweep", "--model", str(tiny_imagen.pipeline), "--data", "shapes", "--param", "base-guidance", "--values", "1", "3",
+                 "--limit", "1", "--samples", "1", "--base-steps", "2", "--sr-steps", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "| base_guidance |" in table and table.count("\n") == 4
+    capsys.readouterr()
+    assert main(["eval", "ablation", "--model", str(tiny_imagen.pipeline), "--data", "shapes", "--limit", "1"]) == 2
+    assert "an imagen pipeline" in capsys.readouterr().err
+    report = tmp_path / "report"
+    assert main(["eval", "report", "--model", str(tiny_imagen.pipeline), "--data", "shapes", "--limit", "1", "--samples", "1", "--sweep-values", "1", "2",
+                 "--base-steps", "2", "--sr-steps", "1", "-o", str(report)]) == 0
+    saved = json.loads((report / "report.json").read_text())
+    assert saved["sweep_param"] == "base-guidance" and set(saved["tables"]) == {"shapes", "prompts", "sweep"} and "sr-64" in saved["config"]["stages"]
