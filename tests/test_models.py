@@ -242,3 +242,32 @@ def test_upsampler_truncated_start_begins_at_the_resized_image():
     assert (out - resized).abs().mean() < 0.02
     full = run_upsampler(Component(model=comp.model, role="upsampler", settings={"diffusion": {"objective": "v"}}), low, steps=2, generator=torch.Generator().manual_seed(1))
     assert (full - resized).abs().mean() > 0.1  # from pure noise, a fresh model gives no image
+
+
+def test_efficient_unet_options_move_blocks_and_scale_skips():
+    from dataclasses import replace
+
+    from t2i.nn.resnet import Downsample, Upsample
+
+    base = replace(DECODER, channel_mults=(1, 2, 2), attention_levels=(1, 2), embed_dim=0)
+    today = UNet(base)
+    efficient = replace(base, level_res_blocks=(1, 2, 3), scale_skips=True, downsample_first=True)
+    model = _randomize(UNet(efficient))
+    stages = lambda m: [type(b).__name__ for b in m.down]  # noqa: E731
+    assert stages(today) == ["ModuleList", "Downsample", "ModuleList", "Downsample", "ModuleList"]
+    assert stages(model) == ["Downsample", "ModuleList", "Downsample", "ModuleList", "ModuleList", "Downsample", "ModuleList", "ModuleList", "ModuleList"]
+    assert isinstance(model.up[-1], Upsample) and sum(isinstance(b, Upsample) for b in model.up) == 3 and not isinstance(today.up[-1], (Upsample, Downsample))
+    inp = _decoder_inputs()
+    inp.pop("embed"), inp.pop("embed_keep")
+    x, t = inp.pop("x"), inp.pop("t")
+    out = model(x, t, **inp)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    unscaled = UNet(replace(efficient, scale_skips=False))
+    unscaled.load_state_dict(model.state_dict())
+    assert not torch.allclose(unscaled.eval()(x, t, **inp), out, atol=1e-4)  # the 1/sqrt(2) is applied
+    positioned = UNet(replace(efficient, image_positions=True))  # attention layers know their (halved) resolution
+    assert positioned(x, t, **inp).shape == x.shape
+    with pytest.raises(ValueError, match="level_res_blocks needs one count >= 1 per level"):
+        replace(base, level_res_blocks=(1, 2))
+    with pytest.raises(ValueError, match="not divisible by patch_size·2\\^3"):
+        replace(efficient, image_size=24)

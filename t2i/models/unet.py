@@ -49,12 +49,18 @@ class UNetConfig:
     low_res: bool = False
     noise_aug: bool = False
     patch_size: int = 1  # space-to-depth factor before the first conv: CPU convs are far faster on fewer, wider pixels
-
+    # Imagen's Efficient U-Net (paper appendix B.1), each on its own:
+    level_res_blocks: tuple[int, ...] = ()  # residual blocks per level, replacing num_res_blocks (more at low resolution)
+    scale_skips: bool = False  # skip connections scaled by 1/sqrt(2)
+    # every level, the first included, starts by downsampling and every up level ends by
+    # upsampling: all blocks run at half the resolution of the standard layout (less compute)
+    downsample_first: bool = False
 
     def __post_init__(self) -> None:
         levels = len(self.channel_mults)
-        if self.image_size % (self.patch_size * 2 ** (levels - 1)):
-            raise InputError(f"image_size {self.image_size} is not divisible by patch_size·2^{levels - 1}")
+        halvings = levels if self.downsample_first else levels - 1
+        if self.image_size % (self.patch_size * 2**halvings):
+            raise InputError(f"image_size {self.image_size} is not divisible by patch_size·2^{halvings}")
         if any(not 0 <= lv < levels for lv in self.attention_levels):
             raise InputError(f"attention_levels {self.attention_levels} out of range for {levels} levels")
         if self.noise_aug and not self.low_res:
@@ -63,6 +69,11 @@ class UNetConfig:
             raise InputError("pooled_text needs text_dim")
         if self.text_positions and not self.text_dim:
             raise InputError("text_positions needs text_dim")
+        if self.level_res_blocks and (len(self.level_res_blocks) != levels or min(self.level_res_blocks) < 1):
+            raise InputError(f"level_res_blocks needs one count >= 1 per level ({levels}), got {self.level_res_blocks}")
+
+    def res_blocks(self, level: int) -> int:
+        return self.level_res_blocks[level] if self.level_res_blocks else self.num_res_blocks
 
 
 class UNet(nn.Module):
@@ -98,15 +109,19 @@ class UNet(nn.Module):
         in_ch = (c.in_channels + (3 if c.low_res else 0)) * c.patch_size**2
         self.conv_in = nn.Conv2d(in_ch, ch, 3, padding=1)
         self.down = nn.ModuleList()
-        skips = [ch]
+        skips = [] if c.downsample_first else [ch]  # the stem's output is a skip only at full resolution
         cur = ch
+        last = len(c.channel_mults) - 1
         for level, mult in enumerate(c.channel_mults):
-            for _ in range(c.num_res_blocks):
+            if c.downsample_first:
+                self.down.append(Downsample(cur))
+                skips.append(cur)
+            for _ in range(c.res_blocks(level)):
                 out = ch * mult
                 self.down.append(self._stage(cur, out, emb_dim, context_dim, level))
                 cur = out
                 skips.append(cur)
-            if level < len(c.channel_mults) - 1:
+            if not c.downsample_first and level < last:
                 self.down.append(Downsample(cur))
                 skips.append(cur)
         self.mid = nn.ModuleList([
@@ -116,11 +131,11 @@ class UNet(nn.Module):
         ])
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(c.channel_mults))):
-            for i in range(c.num_res_blocks + 1):
+            for i in range(c.res_blocks(level) + 1):
                 out = ch * mult
                 self.up.append(self._stage(cur + skips.pop(), out, emb_dim, context_dim, level))
                 cur = out
-                if level > 0 and i == c.num_res_blocks:
+                if (level > 0 or c.downsample_first) and i == c.res_blocks(level):
                     self.up.append(Upsample(cur))
         self.norm_out = group_norm(cur)
         self.conv_out = zero_init(nn.Conv2d(cur, c.out_channels * c.patch_size**2, 3, padding=1))
@@ -130,7 +145,7 @@ class UNet(nn.Module):
     def _positions(self, level: int) -> int:
         """Pixels of the feature map at `level` when attention layers embed positions, else 0."""
         c = self.config
-        return (c.image_size // c.patch_size // 2**level) ** 2 if c.image_positions else 0
+        return (c.image_size // c.patch_size // 2 ** (level + c.downsample_first)) ** 2 if c.image_positions else 0
 
     def _stage(self, in_ch: int, out_ch: int, emb_dim: int, context_dim: int, level: int) -> nn.ModuleList:
         blocks = [ResBlock(in_ch=in_ch, out_ch=out_ch, emb_dim=emb_dim, dropout=self.config.dropout)]
@@ -180,17 +195,18 @@ class UNet(nn.Module):
                 raise ValueError("this upsampler needs low_res")
             x = torch.cat([x, F.interpolate(low_res, size=x.shape[-2:], mode="bilinear", align_corners=False)], dim=1)
         h = self.conv_in(F.pixel_unshuffle(x, self.config.patch_size).contiguous(memory_format=torch.channels_last))
-        skips = [h]
+        skips = [] if self.config.downsample_first else [h]
         for block in self.down:
             h = self._run(block, h, emb, context, context_mask)
             skips.append(h)
         for block in self.mid:
             h = self._run(block, h, emb, context, context_mask)
+        skip_scale = 2**-0.5 if self.config.scale_skips else 1.0
         for block in self.up:
             if isinstance(block, Upsample):
                 h = block(h)
             else:
-                h = self._run(block, torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)
+                h = self._run(block, torch.cat([h, skips.pop() * skip_scale], dim=1), emb, context, context_mask)
         return F.pixel_shuffle(self.conv_out(F.silu(self.norm_out(h))), self.config.patch_size)
 
     @staticmethod
