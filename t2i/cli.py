@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("sweep", "vary one sampling option: table and plot"),
                        ("ablation", "what the decoder is conditioned on: caption only, text embedding, prior"),
                        ("prompts", "natural prompts never trained on: emoji prompts as people write them, shapes paraphrases"),
+                       ("upsampling", "the pipeline's upsamplers against bicubic resizing of the same first-stage images: patch FD, fine detail, shapes score"),
                        ("report", "all of the above on one HTML page")):
         ep = esub.add_parser(name, help=text)
         ep.add_argument("--model", required=True)
@@ -114,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         ep.add_argument("--batch-size", type=int, default=32)
         ep.add_argument("-o", "--output", required=name == "report", help="folder for the results, tables and pictures (new, empty, or an earlier result folder)")
         ep.add_argument("--overwrite", action="store_true", help="write into a non-empty folder that t2i did not make, replacing files of the same names")
-        if name in ("sweep", "ablation", "prompts", "report"):
+        if name in ("sweep", "ablation", "prompts", "upsampling", "report"):
             ep.add_argument("--data", choices=("shapes", "emoji"), help="benchmark prompts (default: the model's dataset)")
         if name == "sweep":
             ep.add_argument("--param", required=True, help="a sampling option of the model (e.g. decoder-guidance, base-guidance, sampler), or steps (its main step counts, under each sampler)")

@@ -255,6 +255,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         print(markdown_table(prompts_benchmark(pipe, benchmark=benchmark, **common)["rows"]), end="")
         return 0
+    if args.eval_command == "upsampling":
+        from t2i.eval.upsampling import upsampling_benchmark
+
+        print(markdown_table(upsampling_benchmark(pipe, benchmark=benchmark, **common)["rows"]), end="")
+        return 0
     if args.eval_command == "ablation":
         from t2i.eval.ablation import run_ablation
 

@@ -141,3 +141,19 @@ def test_the_eval_suite_judges_an_imagen_pipeline(tiny_imagen, tmp_path, capsys)
                  "--base-steps", "2", "--sr-steps", "1", "-o", str(report)]) == 0
     saved = json.loads((report / "report.json").read_text())
     assert saved["sweep_param"] == "base-guidance" and set(saved["tables"]) == {"shapes", "prompts", "sweep"} and "sr-64" in saved["config"]["stages"]
+
+
+def test_upsampling_is_measured_against_bicubic_on_cascade_outputs(tiny_imagen, tmp_path, capsys) -> None:
+    from t2i.eval.upsampling import upsampling_benchmark
+
+    pipe = t2i.load_pipeline(tiny_imagen.pipeline)
+    first = pipe.without_upsampling()
+    assert first.image_size == 32 and pipe.image_size == 64 and len(pipe.super_res) == 1  # the copy leaves the pipeline whole
+    assert np.array_equal(pixels(first("a red apple", seed=2, **FAST))[0], pixels(pipe.without_upsampling()("a red apple", seed=2, **FAST))[0])
+    result = upsampling_benchmark(pipe, benchmark="shapes", samples=1, limit=1, out_dir=tmp_path / "up", **FAST)
+    bicubic, learned = result["rows"]
+    assert bicubic["upsampling"] == "bicubic" and bicubic["size"] == "32->64"
+    assert bicubic["patch_fd"] > 0 and bicubic["hf_energy_vs_real"] != learned["hf_energy_vs_real"] and 0 <= learned["shapes_overall"] <= 1
+    assert (tmp_path / "up" / "upsampling.png").is_file()
+    assert main(["eval", "upsampling", "--model", str(tiny_imagen.pipeline), "--data", "shapes", "--limit", "1", "--samples", "1", "--base-steps", "2", "--sr-steps", "1"]) == 0
+    assert "| bicubic | 32->64 |" in capsys.readouterr().out

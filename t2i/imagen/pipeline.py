@@ -26,7 +26,7 @@ DEFAULT_MAX_LENGTH = 32
 
 
 class ImagenPipeline(Pipeline):
-    kind, options_class = "imagen", ImagenSamplingOptions
+    kind, options_class, upsampling_attribute = "imagen", ImagenSamplingOptions, "super_res"
 
     def __init__(self, *, base: Component, super_res: list[Component] | None = None, defaults: ImagenSamplingOptions | None = None,
                  info: dict | None = None) -> None:

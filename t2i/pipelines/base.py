@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,6 +47,18 @@ class Pipeline:
 
     kind: str = ""
     options_class: type = SamplingOptionsBase
+    upsampling_attribute: str = ""  # the attribute holding its upsampling stages, lowest resolution first
+
+    def upsampling_stages(self) -> list:
+        return list(getattr(self, self.upsampling_attribute)) if self.upsampling_attribute else []
+
+    def without_upsampling(self) -> Pipeline:
+        """A shallow copy that stops at the first stage: its images, with the same seeds, are the
+        ones the upsamplers of this pipeline would get."""
+        clone = copy.copy(self)
+        if self.upsampling_attribute:
+            setattr(clone, self.upsampling_attribute, [])
+        return clone
 
     def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, first_index: int = 0, **options: Any) -> list[Image.Image]:
         raise NotImplementedError

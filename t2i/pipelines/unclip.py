@@ -30,7 +30,7 @@ UPSAMPLER_SAMPLING = ("sample_aug_level", "sample_start_level")  # upsampler set
 
 
 class UnclipPipeline(Pipeline):
-    kind, options_class = "unclip", SamplingOptions
+    kind, options_class, upsampling_attribute = "unclip", SamplingOptions, "upsamplers"
 
     def __init__(self, *, clip: Component, prior: Component, decoder: Component, upsamplers: list[Component] | None = None, defaults: SamplingOptions | None = None,
                  info: dict | None = None, memory: CaptionMemory | None = None) -> None:
