@@ -157,3 +157,18 @@ def test_upsampling_is_measured_against_bicubic_on_cascade_outputs(tiny_imagen, 
     assert (tmp_path / "up" / "upsampling.png").is_file()
     assert main(["eval", "upsampling", "--model", str(tiny_imagen.pipeline), "--data", "shapes", "--limit", "1", "--samples", "1", "--base-steps", "2", "--sr-steps", "1"]) == 0
     assert "| bicubic | 32->64 |" in capsys.readouterr().out
+
+
+def test_a_base_trained_on_shallower_text_states_is_prompted_with_them(tiny_run, tmp_path) -> None:
+    from t2i.train.build import override_section
+
+    preset = override_section(read_preset("tiny"), "imagen-base", ["options.text_layers=2"])
+    trainer = make_trainer("imagen-base", preset, data=str(tiny_run.data), out_dir=tmp_path / "base", progress=False)
+    trainer.train()
+    pipe = ImagenPipeline.assemble({"imagen-base": [tmp_path / "base"]})
+    assert pipe.text_layers == 2 and pipe.image_size == 32
+    shallow, full = pipe.encode_text(["a red apple"]), get_text_encoder(32).encode(["a red apple"])
+    assert torch.equal(shallow.tokens, get_text_encoder(32, 2).encode(["a red apple"]).tokens)
+    assert not torch.allclose(shallow.tokens, full.tokens, atol=1e-2)
+    with pytest.raises(ValueError, match="text_layers must be from 0 \\(all\\) to 6"):
+        make_trainer("imagen-base", override_section(preset, "imagen-base", ["options.text_layers=7"]), data=str(tiny_run.data), out_dir=tmp_path / "x")

@@ -139,7 +139,7 @@ def _count_encodes(monkeypatch: pytest.MonkeyPatch, encoder: TextEncoder) -> lis
             calls.append(len(captions))
             return encoder.encode(captions, **kwargs)
 
-    monkeypatch.setattr(text_cache._encoder, "get_text_encoder", lambda max_length: Counting())
+    monkeypatch.setattr(text_cache._encoder, "get_text_encoder", lambda max_length, layers=0: Counting())
     return calls
 
 

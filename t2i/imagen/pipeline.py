@@ -46,6 +46,9 @@ class ImagenPipeline(Pipeline):
                                       f"and the stage before it makes {size}x{size}")
             size = cfg.image_size
         self.text_max_length = int(base.settings.get("max_length", DEFAULT_MAX_LENGTH))
+        self.text_layers = int(base.settings.get("text_layers", 0))
+        if any(int(sr.settings.get("text_layers", 0)) != self.text_layers for sr in self.super_res):
+            raise CheckpointError("the UNets of an Imagen cascade read token states from different MiniLM depths")
 
     @classmethod
     def assemble(cls, stages: dict[str, list[str | Path]], *, preset: dict[str, Any] | None = None, caption_memory: str | None = None,
@@ -91,10 +94,10 @@ class ImagenPipeline(Pipeline):
 
     # ---- sampling ------------------------------------------------------------------------------
     def encode_text(self, prompts: list[str]):
-        """Prompts -> the frozen MiniLM's TextEncoding (token states, mask, pooled)."""
+        """Prompts -> the frozen MiniLM's TextEncoding (token states, mask, pooled), at the depth the UNets were trained on."""
         from t2i.text.encoder import get_text_encoder
 
-        return get_text_encoder(self.text_max_length).encode(prompt_list(prompts))
+        return get_text_encoder(self.text_max_length, self.text_layers).encode(prompt_list(prompts))
 
     def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, first_index: int = 0, progress: Callable | None = None,
                  **options: Any) -> list:

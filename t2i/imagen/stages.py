@@ -9,6 +9,7 @@ from typing import Any
 
 from t2i.checkpoint import Component
 from t2i.errors import InputError
+from t2i.text.encoder import NUM_LAYERS
 from t2i.train.options import CaptionOptions, count, rate
 from t2i.train.unet_stage import UNetStage
 
@@ -16,6 +17,12 @@ from t2i.train.unet_stage import UNetStage
 @dataclass(frozen=True)
 class BaseOptions(CaptionOptions):
     drop_text: float = rate(0.1)  # caption dropped, for classifier-free guidance (the paper's 10%)
+    text_layers: int = count(0)  # MiniLM's token states after this many of its 6 layers (0: all); the paper's text-depth study
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.text_layers > NUM_LAYERS:
+            raise InputError(f"text_layers must be from 0 (all) to {NUM_LAYERS}, got {self.text_layers}")
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,11 @@ class SuperResOptions(BaseOptions):
             raise InputError(f"low_res_size must be >= 1, got {self.low_res_size}")
 
 
+def text_settings(options) -> dict[str, int]:
+    """What the pipeline needs to encode prompts as training encoded the captions."""
+    return {"max_length": options.max_length, "text_layers": options.text_layers}
+
+
 class ImagenBaseStage(UNetStage):
     name, options = "imagen-base", BaseOptions
 
@@ -42,7 +54,7 @@ class ImagenBaseStage(UNetStage):
 
     @classmethod
     def settings(cls, options, model: dict[str, Any]) -> dict[str, Any]:
-        return {"max_length": options.max_length}  # the pipeline encodes prompts as training encoded captions
+        return text_settings(options)
 
 
 class ImagenSuperResStage(UNetStage):
@@ -56,4 +68,4 @@ class ImagenSuperResStage(UNetStage):
 
     @classmethod
     def settings(cls, options, model: dict[str, Any]) -> dict[str, Any]:
-        return {"max_length": options.max_length, "low_res_size": options.low_res_size, "max_aug_level": options.max_aug_level}
+        return {**text_settings(options), "low_res_size": options.low_res_size, "max_aug_level": options.max_aug_level}

@@ -27,12 +27,13 @@ def default_cache_dir() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "t2i") / "text"
 
 
-def cache_key(unique_captions: list[str], max_length: int) -> str:
-    """sha256 hex of the sorted unique captions, max_length and the encoder version."""
-    payload = json.dumps(
-        {"captions": sorted(unique_captions), "max_length": max_length, "version": ENCODER_VERSION},
-        ensure_ascii=False,
-    )
+def cache_key(unique_captions: list[str], max_length: int, layers: int = 0) -> str:
+    """sha256 hex of the sorted unique captions, max_length, the encoder version (and the
+    encoder's depth, when not the whole of it)."""
+    fields = {"captions": sorted(unique_captions), "max_length": max_length, "version": ENCODER_VERSION}
+    if layers:
+        fields["layers"] = layers
+    payload = json.dumps(fields, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -40,6 +41,7 @@ def encode_cached(
     captions: list[str],
     *,
     max_length: int = 32,
+    layers: int = 0,
     cache_dir: Path | None = None,
     progress: bool = False,
 ) -> tuple[TextEncoding, list[int]]:
@@ -58,14 +60,14 @@ def encode_cached(
     index = [row_of[caption] for caption in captions]
 
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = folder / f"{cache_key(unique, max_length)}.safetensors"
+    path = folder / f"{cache_key(unique, max_length, layers)}.safetensors"
     if path.exists():
         try:
             return _load(path, len(unique)), index
         except Exception as err:  # any unreadable or inconsistent file is just a cache miss
             warnings.warn(f"ignoring corrupt text cache {path} ({err}); re-encoding {len(unique)} captions", stacklevel=2)
 
-    encoding = _encoder.get_text_encoder(max_length).encode(unique, progress=progress, dtype=torch.float16)
+    encoding = _encoder.get_text_encoder(max_length, layers).encode(unique, progress=progress, dtype=torch.float16)
     encoding = encoding.to("cpu")
     _save_atomic(encoding, path)
     return encoding, index

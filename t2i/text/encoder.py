@@ -20,6 +20,7 @@ EMBED_DIM = 384
 # Bump whenever the numbers an encoding holds could change; it keys the disk cache.
 ENCODER_VERSION = "all-MiniLM-L6-v2/t2i-1"
 MAX_POSITIONS = 512
+NUM_LAYERS = 6  # MiniLM-L6
 
 
 @dataclass
@@ -77,8 +78,9 @@ class TextEncoding:
 class TextEncoder:
     """Frozen all-MiniLM-L6-v2: tokenises, pads to the batch's longest caption, encodes."""
 
-    def __init__(self, *, max_length: int = 32, device: str = "cpu", batch_size: int = 256) -> None:
-        """max_length counts [CLS] and [SEP]; longer captions are truncated with a warning."""
+    def __init__(self, *, max_length: int = 32, device: str = "cpu", batch_size: int = 256, layers: int = 0) -> None:
+        """max_length counts [CLS] and [SEP]; longer captions are truncated with a warning.
+        layers > 0: the states after MiniLM's first `layers` layers (Imagen's text-depth study)."""
         from tokenizers import Tokenizer
 
         if not 3 <= max_length <= MAX_POSITIONS:
@@ -87,8 +89,11 @@ class TextEncoder:
             )
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= layers <= NUM_LAYERS:
+            raise InputError(f"text layers must be from 0 (all) to {NUM_LAYERS}, got {layers}")
         self.max_length = max_length
         self.batch_size = batch_size
+        self.layers = layers
         self.device = torch.device(device)
         folder = wheel_path()
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -165,7 +170,7 @@ class TextEncoder:
             input_ids[j, : len(row)] = torch.tensor(row)
             batch_mask[j, : len(row)] = True
         input_ids, batch_mask = input_ids.to(self.device), batch_mask.to(self.device)
-        states = self.model(input_ids, batch_mask) * batch_mask[..., None]  # zero the padding states
+        states = self.model(input_ids, batch_mask, self.layers) * batch_mask[..., None]  # zero the padding states
         mean = states.sum(1) / batch_mask.sum(1, keepdim=True)
         pooled[rows] = F.normalize(mean, p=2, dim=1)
         tokens[rows, :t] = states.to(tokens.dtype)
@@ -173,6 +178,6 @@ class TextEncoder:
 
 
 @functools.cache
-def get_text_encoder(max_length: int = 32) -> TextEncoder:
-    """The process-wide CPU TextEncoder for `max_length`, loaded on first use."""
-    return TextEncoder(max_length=max_length)
+def get_text_encoder(max_length: int = 32, layers: int = 0) -> TextEncoder:
+    """The process-wide CPU TextEncoder for `max_length` (and `layers`), loaded on first use."""
+    return TextEncoder(max_length=max_length, layers=layers)

@@ -113,11 +113,14 @@ class MiniLM(nn.Module):
         self.embed_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.layers = nn.ModuleList(BertLayer(config) for _ in range(config.num_layers))
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        """input_ids (B, T) long, attention_mask (B, T) bool/int (1 = real token) -> (B, T, D) float32.
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, layers: int = 0) -> Tensor:
+        """input_ids (B, T) long, attention_mask (B, T) bool/int (1 = real token) -> (B, T, D) float32,
+        the states after the first `layers` layers (0: all).
 
         Every row needs at least one real token (a tokenised caption always has [CLS]).
         """
+        if not 0 <= layers <= len(self.layers):
+            raise ValueError(f"layers must be from 0 (all) to {len(self.layers)}, got {layers}")
         if input_ids.ndim != 2 or attention_mask.shape != input_ids.shape:
             raise ValueError(
                 f"input_ids and attention_mask must both be (B, T), got {tuple(input_ids.shape)} "
@@ -132,7 +135,7 @@ class MiniLM(nn.Module):
         x = x + self.token_type_embeddings[0]
         x = self.embed_norm(x)
         attn_mask = attention_mask.bool()[:, None, None, :]
-        for layer in self.layers:
+        for layer in self.layers[: layers or len(self.layers)]:
             x = layer(x, attn_mask)
         return x
 

@@ -23,7 +23,7 @@ class CaptionTable:
     in the same table; `templates` are the framings that suit the dataset."""
 
     def __init__(self, data: ImageCaptionSet, *, max_length: int = 32, progress: bool = False, negatives: bool = False,
-                 augment: float = 0.0, templates: tuple[str, ...] = ()) -> None:
+                 augment: float = 0.0, templates: tuple[str, ...] = (), text_layers: int = 0) -> None:
         if not 0.0 <= augment <= 1.0:
             raise InputError(f"caption augmentation must be a chance from 0 to 1, got {augment}")
         self.augment = augment
@@ -32,7 +32,7 @@ class CaptionTable:
         negs = [hard_negatives(c) for c in unique] if negatives else []
         variants = [caption_variants(c, templates) for c in unique] if augment > 0 else []
         extra = [n for ns in negs for n in ns] + [v for vs in variants for v in vs]
-        self.encoding, rows = encode_cached(flat + extra, max_length=max_length, progress=progress)
+        self.encoding, rows = encode_cached(flat + extra, max_length=max_length, layers=text_layers, progress=progress)
         self.rows = torch.tensor(rows[: len(flat)], dtype=torch.long)
         self.counts = torch.tensor([len(c) for c in data.captions], dtype=torch.long)
         self.starts = torch.cumsum(self.counts, 0) - self.counts

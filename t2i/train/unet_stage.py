@@ -47,7 +47,7 @@ class UNetStage(Stage):
 
     def __init__(self, component: Component, data: ImageCaptionSet, *, clip: Component | None = None, drop_embed: float = 0.1, drop_text: float = 0.5,
                  embed_noise: float = 0.0, max_length: int = 32, caption_augment: float = 0.0, templates: tuple[str, ...] = (),
-                 low_res_size: int = 32, max_aug_level: int = 0, sample_aug_level: int = 0, sample_start_level: int = 0) -> None:
+                 low_res_size: int = 32, max_aug_level: int = 0, sample_aug_level: int = 0, sample_start_level: int = 0, text_layers: int = 0) -> None:
         # sample_*: sampling-time options, kept in the component's settings (see settings), not used in training
         cfg = component.model.config
         if cfg.embed_dim and clip is None:
@@ -57,7 +57,8 @@ class UNetStage(Stage):
         self.weighting = diffusion_config(component).weighting
         self.data = data.resized(cfg.image_size)
         self.embeds = clip_image_embeds(clip, data.resized(clip.model.config.image_size).images) if cfg.embed_dim else None
-        self.captions = CaptionTable(data, max_length=max_length, progress=True, augment=caption_augment, templates=templates) if cfg.text_dim else None
+        self.captions = CaptionTable(data, max_length=max_length, progress=True, augment=caption_augment, templates=templates,
+                                     text_layers=text_layers) if cfg.text_dim else None
         self.low_size, self.max_aug = (int(component.settings.get("low_res_size", low_res_size)), int(component.settings.get("max_aug_level", max_aug_level))) if cfg.low_res else (0, 0)
 
     def _low(self, x: torch.Tensor) -> torch.Tensor:
