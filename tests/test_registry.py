@@ -76,7 +76,7 @@ def test_stage_options_are_typed_with_their_defaults_written_once(tiny_run, tmp_
 
     assert PriorOptions().drop_text == 0.1 and DecoderOptions().drop_text == 0.5
     with pytest.raises(ConfigError, match=r"decoder\.options: unknown option\(s\) drop_txt"):
-        make_trainer("decoder", {"decoder": {"options": {"drop_txt": 0.2}}}, data=str(tiny_run.data), out_dir=tmp_path / "x", clip=tiny_run.run("clip"))
+        make_trainer("decoder", {"decoder": {"options": {"drop_txt": 0.2}}}, data=str(tiny_run.data), out_dir=tmp_path / "x", needs={"clip": tiny_run.run("clip")})
     assert main(["train", "decoder", "--data", str(tiny_run.data), "--config", "tiny", "--clip", str(tiny_run.run("clip")),
                  "--set", "diffusion.weighting=min_snrr", "--out", str(tmp_path / "run")]) == 2
     assert "weighting must be one of none, min_snr, got 'min_snrr'" in capsys.readouterr().err

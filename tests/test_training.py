@@ -24,7 +24,7 @@ def _trainer(stage: str, run, out: Path, **overrides):
     torch.manual_seed(1234)
     train = {"save_every": 100, "sample_every": 100, **overrides}
     return make_trainer(stage, read_preset("tiny"), data=str(run.data), out_dir=out,
-                        clip=run.run("clip") if stage in ("prior", "decoder") else None, train_overrides=train, progress=False)
+                        needs={"clip": run.run("clip")} if stage in ("prior", "decoder") else None, train_overrides=train, progress=False)
 
 
 def _raw(trainer):
@@ -143,9 +143,9 @@ def test_embedding_noise_keeps_unit_length_and_the_expected_cosine() -> None:
 def test_decoder_embed_noise_perturbs_only_when_set(tiny_run, tmp_path) -> None:
     from t2i.train.build import override_section
 
-    plain = make_trainer("decoder", read_preset("tiny"), data=str(tiny_run.data), out_dir=tmp_path / "a", clip=tiny_run.run("clip"), progress=False)
+    plain = make_trainer("decoder", read_preset("tiny"), data=str(tiny_run.data), out_dir=tmp_path / "a", needs={"clip": tiny_run.run("clip")}, progress=False)
     noisy = make_trainer("decoder", override_section(read_preset("tiny"), "decoder", ["options.embed_noise=0.5"]), data=str(tiny_run.data),
-                         out_dir=tmp_path / "b", clip=tiny_run.run("clip"), progress=False)
+                         out_dir=tmp_path / "b", needs={"clip": tiny_run.run("clip")}, progress=False)
     a = plain.stage.batch(0, 8, torch.Generator().manual_seed(3))
     b = noisy.stage.batch(0, 8, torch.Generator().manual_seed(3))
     assert torch.equal(a["x0"], b["x0"])  # the same images
@@ -158,11 +158,11 @@ def test_decoder_embed_noise_perturbs_only_when_set(tiny_run, tmp_path) -> None:
 def test_same_seed_same_initial_weights(tiny_run, tmp_path) -> None:
     """Two runs with one seed start from one model, whatever ran before in the process."""
     preset = read_preset("tiny")
-    a = make_trainer("prior", preset, data=str(tiny_run.data), out_dir=tmp_path / "a", clip=tiny_run.run("clip"), progress=False)
+    a = make_trainer("prior", preset, data=str(tiny_run.data), out_dir=tmp_path / "a", needs={"clip": tiny_run.run("clip")}, progress=False)
     torch.rand(3)  # anything else that used the global generator in between
-    b = make_trainer("prior", preset, data=str(tiny_run.data), out_dir=tmp_path / "b", clip=tiny_run.run("clip"), progress=False)
+    b = make_trainer("prior", preset, data=str(tiny_run.data), out_dir=tmp_path / "b", needs={"clip": tiny_run.run("clip")}, progress=False)
     assert state_dicts_equal(_raw(a), _raw(b))
-    c = make_trainer("prior", preset, data=str(tiny_run.data), out_dir=tmp_path / "c", clip=tiny_run.run("clip"), train_overrides={"seed": 1}, progress=False)
+    c = make_trainer("prior", preset, data=str(tiny_run.data), out_dir=tmp_path / "c", needs={"clip": tiny_run.run("clip")}, train_overrides={"seed": 1}, progress=False)
     assert not state_dicts_equal(_raw(a), _raw(c))
 
 
@@ -254,7 +254,7 @@ def test_decoder_loss_decreases_when_overfitting_two_images(tiny_run, tmp_path) 
     torch.manual_seed(0)
     preset = read_preset("tiny")
     preset["decoder"]["diffusion"]["objective"] = "eps"  # the bounds below were measured with eps
-    trainer = make_trainer("decoder", preset, data=str(data), out_dir=tmp_path / "run", clip=tiny_run.run("clip"),
+    trainer = make_trainer("decoder", preset, data=str(data), out_dir=tmp_path / "run", needs={"clip": tiny_run.run("clip")},
                            train_overrides={"steps": steps, "lr": 3e-3, "log_every": 1, "save_every": steps, "sample_every": steps, "batch_size": 4},
                            progress=False)
     # a fixed evaluation batch (64 draws of image, caption, timestep and noise): a low-variance loss

@@ -24,9 +24,7 @@ from t2i.pipelines.base import Pipeline, part_folder, preset_defaults, prompt_li
 from t2i.pipelines.caption_memory import CaptionMemory
 from t2i.pipelines.loading import is_pipeline_folder
 from t2i.pipelines.sampling import keep_best, run_decoder, run_prior, run_upsampler
-from t2i.pipelines.unclip_options import IMAGE_EMBEDDINGS, SamplingOptions
-
-UPSAMPLER_SAMPLING = ("sample_aug_level", "sample_start_level")  # upsampler settings a preset may change at assembly
+from t2i.pipelines.unclip_options import IMAGE_EMBEDDINGS, UPSAMPLER_SAMPLING, SamplingOptions
 
 
 class UnclipPipeline(Pipeline):

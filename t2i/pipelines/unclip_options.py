@@ -10,6 +10,9 @@ from t2i.pipelines.options import SAMPLERS, THRESHOLDS, SamplingOptionsBase, opt
 # What the decoder is conditioned on (DALL-E 2, section 5.1): the prior's image embedding, the
 # CLIP text embedding in its place, or no embedding at all (text tokens only).
 IMAGE_EMBEDDINGS = ("prior", "text", "none")
+# an upsampler's training options that only matter at sampling time: kept in its settings, and a
+# preset may change them at assembly
+UPSAMPLER_SAMPLING = ("sample_aug_level", "sample_start_level")
 
 
 @dataclass(frozen=True)

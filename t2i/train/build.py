@@ -132,18 +132,16 @@ def override_section(preset: dict[str, Any], stage: str, assignments: list[str])
     return out
 
 
-def make_trainer(stage: str, preset: dict[str, Any], *, data: str, out_dir: str | Path, clip: str | Path | None = None,
-                 train_overrides: dict[str, Any] | None = None, init_from: str | Path | None = None, progress: bool = True,
-                 needs: dict[str, str | Path] | None = None) -> Trainer:
+def make_trainer(stage: str, preset: dict[str, Any], *, data: str, out_dir: str | Path, train_overrides: dict[str, Any] | None = None,
+                 init_from: str | Path | None = None, progress: bool = True, needs: dict[str, str | Path] | None = None) -> Trainer:
     """Build the stage's model (fresh, or warm-started from `init_from`), its data and the Trainer.
-    `needs` gives the trained components the stage reads by stage name ({"clip": RUN}); `clip` is
-    short for needs={"clip": clip}."""
+    `needs` gives the trained components the stage reads by stage name ({"clip": RUN})."""
     cls, entry = stage_class(stage), registry.stage(stage)[1]
     section = stage_section(preset, stage)
     train = {**section.get("train", {}), **{k: v for k, v in (train_overrides or {}).items() if v is not None}}
     train_config = config_from_dict(TrainConfig, train, where=f"{stage}.train")
     options = config_from_dict(cls.options, section.get("options", {}), where=f"{stage}.options")
-    given = {**({"clip": clip} if clip is not None else {}), **(needs or {})}
+    given = dict(needs or {})
     missing = [name for name in entry.needs if given.get(name) is None]
     if missing:
         raise ConfigError(f"training the {stage} needs a trained {missing[0]}: pass --{missing[0]} RUN_OR_FOLDER")

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field, fields
 
 from t2i.errors import InputError
+from t2i.pipelines.unclip_options import UPSAMPLER_SAMPLING
 
 # each kind of option: what its values must be, and the check
 KINDS = {
@@ -106,9 +107,6 @@ class UNetOptions(CaptionOptions):
     sample_start_level: int = count(0)
 
 
-SAMPLING_ONLY = ("sample_aug_level", "sample_start_level")
-
-
 def sampling_settings(options) -> dict[str, int]:
     """A low-res UNet's options that only matter at sampling time (assemble may update them)."""
-    return {name: getattr(options, name) for name in SAMPLING_ONLY}
+    return {name: getattr(options, name) for name in UPSAMPLER_SAMPLING}
