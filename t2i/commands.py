@@ -129,6 +129,8 @@ def cmd_variations(args: argparse.Namespace) -> int:
     except Image.DecompressionBombError as e:  # Pillow refuses images past its pixel limit (a decompression bomb)
         raise UsageError(f"{args.image}: too large to open ({e})") from None
     pipe = load_pipeline(args.model)
+    if not hasattr(pipe, "variations"):
+        raise UsageError(f"variations decode an image's CLIP embedding; {args.model} is an {pipe.kind} pipeline, which has none")
     images = pipe.variations(image, num_images=args.num_images, seed=args.seed, **_options(args))
     (images[0] if len(images) == 1 else grid_image(images)).save(out)
     print(out)

@@ -12,7 +12,7 @@ from t2i.data.emoji import load_emoji
 from t2i.data.shapes import render_scene
 from t2i.data.shapes_eval import canonical_prompts, scene_for_prompt, score_image
 from t2i.diffusion.noise import RowGenerators
-from t2i.eval.ablation import real_images
+from t2i.eval.common import real_images
 from t2i.eval.emoji import emoji_benchmark
 from t2i.eval.shapes import shapes_benchmark
 from t2i.pipelines.loading import load_pipeline

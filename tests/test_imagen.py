@@ -105,6 +105,8 @@ def test_a_tiny_imagen_trains_assembles_loads_and_generates_through_the_cli(tiny
     assert err.count("\n") == 1 and "--prior-steps" in err and not (tmp_path / "b.png").exists()
     assert main(["generate", "a red apple", "--model", str(tiny_imagen.pipeline), "-o", str(tmp_path / "c.png"), "--sr-aug-level", "1.5"]) == 2
     assert "sr-aug-level must be between 0 and 1" in capsys.readouterr().err
+    assert main(["variations", str(out), "--model", str(tiny_imagen.pipeline), "-o", str(tmp_path / "v.png")]) == 2
+    assert "an imagen pipeline, which has none" in capsys.readouterr().err
 
 
 def test_imagen_images_depend_on_seed_and_index_not_batching(tiny_imagen) -> None:

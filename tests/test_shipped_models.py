@@ -6,8 +6,8 @@ import pytest
 
 import t2i
 from t2i.data.shapes_eval import score_image
-from t2i.eval.common import clip_image_embeddings
 from t2i.pipelines.loading import shipped_models
+from t2i.pipelines.sampling import clip_image_embeds
 
 MAX_BYTES = 25_000_000  # each shipped pipeline: at most 25 MB
 
@@ -36,7 +36,7 @@ def test_shipped_emoji_model_images_match_their_own_captions() -> None:
     captions = ["grinning face", "red apple", "rocket", "dog face"]
     pipe = t2i.load_pipeline("emoji")
     images = pipe(captions, seed=0)
-    embeds = clip_image_embeddings(pipe, np.stack([np.asarray(im) for im in images]))
+    embeds = clip_image_embeds(pipe.clip, np.stack([np.asarray(im) for im in images]))
     _, text = pipe.encode_text(captions)
     own = (embeds @ text.T).argmax(dim=1).tolist()
     assert sum(i == j for i, j in enumerate(own)) >= 3, own  # measured: each image is closest to its own caption

@@ -15,11 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from t2i.errors import InputError
-from t2i.eval.common import generate_images, markdown_table, write_json
+from t2i.eval.common import generate_images, markdown_table, real_images, write_json
 from t2i.eval.sheets import save_sheet
 
 CONDITIONINGS = {"none": "caption only", "text": "text embedding", "prior": "prior (unCLIP)", "real": "real image embedding"}
@@ -27,29 +26,6 @@ GRID_PROMPTS = {
     "shapes": ["a red circle", "a blue square", "two triangles", "a circle to the left of a square", "a green triangle and a yellow circle", "three squares"],
     "emoji": ["grinning face", "red apple", "cat face", "rocket", "pizza", "sun"],
 }
-
-
-def real_images(benchmark: str, prompts: list[str], samples: int, seed: int, size: int) -> np.ndarray:
-    """uint8 (len(prompts) * samples, size, size, 3), prompt-major: true images of each prompt.
-    shapes: a new random scene per sample (seeded); emoji: the dataset image the caption names."""
-    if benchmark == "shapes":
-        from t2i.data.shapes import render_scene
-        from t2i.data.shapes_eval import scene_for_prompt
-
-        rng = np.random.default_rng(seed)
-        return np.stack([render_scene(scene_for_prompt(p, rng, size), size) for p in prompts for _ in range(samples)])
-    from t2i.data.dataset import resize_uint8
-    from t2i.data.emoji import load_emoji
-
-    data = load_emoji(64, "all")
-    first = {}
-    for i, captions in enumerate(data.captions):
-        for c in captions:
-            first.setdefault(c, i)
-    missing = [p for p in prompts if p not in first]
-    if missing:
-        raise InputError(f"no emoji is captioned {missing[0]!r}")
-    return resize_uint8(data.images[np.repeat([first[p] for p in prompts], samples)], size)
 
 
 def _real_embeds(pipe, benchmark: str, prompts: list[str], samples: int, seed: int) -> torch.Tensor:

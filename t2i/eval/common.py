@@ -30,11 +30,27 @@ def generate_images(pipe, prompts: list[str], *, samples: int, seed: int, batch_
     return np.stack(out)
 
 
-def clip_image_embeddings(pipe, images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> the pipeline CLIP's (N, E) image embeddings (batched as in training)."""
-    from t2i.pipelines.sampling import clip_image_embeds
+def real_images(benchmark: str, prompts: list[str], samples: int, seed: int, size: int) -> np.ndarray:
+    """uint8 (len(prompts) * samples, size, size, 3), prompt-major: true images of each prompt.
+    shapes: a new random scene per sample (seeded); emoji: the dataset image the caption names."""
+    if benchmark == "shapes":
+        from t2i.data.shapes import render_scene
+        from t2i.data.shapes_eval import scene_for_prompt
 
-    return clip_image_embeds(pipe.clip, images)
+        rng = np.random.default_rng(seed)
+        return np.stack([render_scene(scene_for_prompt(p, rng, size), size) for p in prompts for _ in range(samples)])
+    from t2i.data.dataset import resize_uint8
+    from t2i.data.emoji import load_emoji
+
+    data = load_emoji(64, "all")
+    first = {}
+    for i, captions in enumerate(data.captions):
+        for c in captions:
+            first.setdefault(c, i)
+    missing = [p for p in prompts if p not in first]
+    if missing:
+        raise InputError(f"no emoji is captioned {missing[0]!r}")
+    return resize_uint8(data.images[np.repeat([first[p] for p in prompts], samples)], size)
 
 
 def write_json(out_dir: str | Path | None, name: str, result: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """`t2i eval sweep`: one sampling option varied, every other held at the model's defaults.
 
 Each point generates the benchmark's images with the same seeds and measures quality (shapes:
-overall and held-out score; emoji: fidelity@5 and FD in CLIP space) and alignment (CLIP score).
+overall and held-out score, and the pixel FD to fresh renders of the same prompts; emoji:
+fidelity@5 and FD in CLIP space) and alignment (CLIP score).
 Guidance sweeps plot quality against CLIP score, one point per scale (the classifier-free
 guidance trade-off curve); step sweeps plot quality against steps, one line per sampler;
 candidate sweeps plot quality against k (the prior's, or the decoder's CLIP reranking).
@@ -16,9 +17,9 @@ import torch
 from t2i import registry
 from t2i.data.shapes_eval import canonical_prompts
 from t2i.errors import InputError
-from t2i.eval.common import generate_images, markdown_table, write_json
+from t2i.eval.common import generate_images, markdown_table, real_images, write_json
 from t2i.eval.judge import default_judge
-from t2i.eval.metrics import clip_score
+from t2i.eval.metrics import clip_score, frechet_distance, pixel_features16
 from t2i.pipelines.options import SAMPLERS
 
 BENCHMARKS = ("shapes", "emoji")
@@ -77,7 +78,9 @@ def measure(pipe, benchmark: str, *, samples: int, seed: int, limit: int | None,
     summary = score_shapes(prompts, images, samples)["summary"]
     judge = default_judge("shapes")  # the same CLIP scores every model
     text, ids = judge.embed_texts(texts), torch.arange(len(texts)).repeat_interleave(samples)
-    return {"overall": summary["overall"], "held_out": summary["held_out"], "clip_score": clip_score(judge.embed_images(images), text[ids])}
+    real = real_images("shapes", texts, samples, seed, images.shape[1])  # fresh scenes of the same prompts: fidelity
+    return {"overall": summary["overall"], "held_out": summary["held_out"], "clip_score": clip_score(judge.embed_images(images), text[ids]),
+            "fd_pixel16": frechet_distance(pixel_features16(images), pixel_features16(real))}
 
 
 def run_sweep(pipe, param: str, values: list[Any], *, benchmark: str, samples: int = 2, seed: int = 0, limit: int | None = None,

@@ -19,8 +19,7 @@ import torch.nn.functional as F
 
 from t2i.data.dataset import to_model_range, to_uint8
 from t2i.errors import InputError
-from t2i.eval.ablation import real_images
-from t2i.eval.common import generate_images, markdown_table, write_json
+from t2i.eval.common import generate_images, markdown_table, real_images, write_json
 from t2i.eval.metrics import frechet_distance, high_frequency_energy, patch_features
 
 
