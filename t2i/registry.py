@@ -1,11 +1,11 @@
 """The one place where systems are named: each system, its pipeline class, its stages.
 
-`t2i train` (its stages, its --help, its --NEED flags), make_trainer, `t2i.load_pipeline` (a
-folder's pipeline kind -> its class) and the tests (tests/tiny.py, tests/test_registry.py) read
-this table, and so do `t2i assemble` (a flag per stage) and the sampling flags of `t2i generate` and
-`t2i eval` (a flag per sampling option); a new system is a new folder of code plus one entry here. Entries name their
-code as "module:attribute" and are imported only when used, so any layer of the library (and the
-CLI's `--help`, without importing torch) can read the table.
+`t2i train` (its stages, its --help, its --NEED flags), `t2i assemble` (a flag per stage), the
+sampling flags of `t2i generate` and `t2i eval` (a flag per sampling option), make_trainer,
+`t2i.load_pipeline` (a folder's pipeline kind -> its class) and the tests (tests/tiny.py,
+tests/test_registry.py) read this table; a new system is a new package plus one entry here.
+Entries name their code as "module:attribute" and are imported only when used, so any layer of
+the library (and the CLI's `--help`, without importing torch) can read the table.
 
 A training stage class (see t2i/train/stages.py) carries the rest of what a stage is:
 `model_kind` (a component kind of t2i.checkpoint.MODEL_CLASSES), `options` (the typed dataclass of

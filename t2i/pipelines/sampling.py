@@ -144,8 +144,9 @@ def run_upsampler(upsampler: Component, low_res, tokens=None, token_mask=None, *
 
     The low-res conditioning is noised to diffusion step `aug_level` (default: the component's
     `sample_aug_level`), and the upsampler is told the step (noise-conditioning augmentation).
-    `guidance` guides the caption (the low-res image stays in both branches). With `sample_start_level` L (0 < L < T), sampling
-    starts from the resized low-res image noised to level L instead of from pure noise
+    `guidance` guides the caption (the low-res image stays in both branches). With the
+    component's `sample_start_level` L (0 < L < T), sampling starts from the resized low-res
+    image noised to level L instead of from pure noise
     (a truncated chain, as SDEdit): cheaper, and safe while an upsampler is still weak at
     high noise levels.
     """
