@@ -75,3 +75,24 @@ def test_a_decompression_bomb_is_one_line(tiny_run, tmp_path, capsys, monkeypatc
 
 def test_more_threads_than_cores_is_refused(tiny_run, tmp_path, capsys) -> None:
     _one_line(["--threads", "999", "generate", "a cat", "--model", str(tiny_run.pipeline), "-o", str(tmp_path / "x.png")], capsys, "--threads must be between 1 and")
+
+
+@pytest.mark.parametrize("system", ["unclip", "imagen"])
+def test_the_python_api_refuses_wrong_types_with_a_typed_error(system, tiny_run, tiny_imagen) -> None:
+    import t2i
+    from t2i.errors import InputError
+
+    pipe = t2i.load_pipeline(tiny_run.pipeline if system == "unclip" else tiny_imagen.pipeline)
+    for bad, phrase in (({"seed": "x"}, "seed must be a whole number"), ({"seed": 2**63}, "seed must be a whole number"), ({"seed": -1}, "seed must be"),
+                        ({"num_images": 1.5}, "number of images must be a whole number"), ({"num_images": True}, "number of images"),
+                        ({"first_index": -2}, "first_index must be")):
+        with pytest.raises(InputError, match=phrase):
+            pipe("a red apple", **bad)
+    for bad in (None, 3, ""):
+        with pytest.raises(InputError, match="a shipped model's name or a pipeline folder's path"):
+            t2i.load_pipeline(bad)
+    if system == "unclip":
+        with pytest.raises(InputError, match="variations take a PIL image"):
+            pipe.variations(str(tiny_run.data / "e00.png"))
+        with pytest.raises(InputError, match="interpolate takes two PIL images"):
+            pipe.interpolate("a.png", "b.png")

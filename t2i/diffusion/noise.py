@@ -12,6 +12,22 @@ from collections.abc import Sequence
 
 import torch
 
+from t2i.errors import InputError
+
+MAX_SEED = 2**63 - 1
+
+
+def check_request(seed: object, num_images: object, first_index: object = 0) -> None:
+    """What a pipeline call's seed and counts must be: whole numbers (never bools, floats or
+    strings), a seed from 0 to 2^63-1, at least one image, a first prompt index >= 0."""
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    if not whole(seed) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"seed must be a whole number from 0 to 2^63-1, got {seed!r}")
+    if not whole(num_images) or num_images < 1:
+        raise InputError(f"number of images must be a whole number >= 1, got {num_images!r}")
+    if not whole(first_index) or first_index < 0:
+        raise InputError(f"first_index must be a whole number >= 0, got {first_index!r}")
+
 
 def row_seed(*parts: object) -> int:
     """A 63-bit seed from any parts, stable across runs and machines (unlike hash())."""
@@ -29,6 +45,7 @@ class RowGenerators:
     @classmethod
     def for_images(cls, seed: int, num_prompts: int, num_images: int, first_prompt: int = 0) -> RowGenerators:
         """Rows prompt-major: (prompt first_prompt + i, sample j) for i < num_prompts, j < num_images."""
+        check_request(seed, num_images, first_prompt)
         return cls([row_seed(seed, first_prompt + i, j) for i in range(num_prompts) for j in range(num_images)])
 
     def __len__(self) -> int:

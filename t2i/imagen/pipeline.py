@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from t2i.checkpoint import CheckpointError, Component, atomic_folder, load_component, resolve_component, write_component_files
-from t2i.diffusion.noise import RowGenerators
+from t2i.diffusion.noise import RowGenerators, check_request
 from t2i.errors import InputError
 from t2i.imagen.options import ImagenSamplingOptions
 from t2i.pipelines.base import Pipeline, part_folder, preset_defaults, prompt_list, read_pipeline_json, to_pil, write_pipeline_json
@@ -103,10 +103,9 @@ class ImagenPipeline(Pipeline):
                  **options: Any) -> list:
         """Generate `num_images` per prompt; PIL images, prompt-major. An image's noise depends only
         on (seed, its prompt's index first_index + i, its sample index), as in every pipeline."""
+        check_request(seed, num_images, first_index)
         opts = self.defaults.updated(**options)
         prompts = prompt_list(prompts)
-        if not isinstance(num_images, int) or num_images < 1:
-            raise InputError(f"number of images must be a whole number >= 1, got {num_images!r}")
         enc = self.encode_text(prompts)
         tokens, mask = enc.tokens.repeat_interleave(num_images, 0), enc.mask.repeat_interleave(num_images, 0)
         generator = RowGenerators.for_images(seed, len(prompts), num_images, first_index)

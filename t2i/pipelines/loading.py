@@ -38,6 +38,8 @@ def load_pipeline(name_or_path: str | Path = "emoji") -> Any:
 
     A folder that happens to share a shipped model's name (an eval output called `shapes`, say)
     does not shadow the model; only a pipeline folder (one with pipeline.json) does."""
+    if not isinstance(name_or_path, (str, Path)) or not str(name_or_path):
+        raise InputError(f"a model is a shipped model's name or a pipeline folder's path, got {name_or_path!r}")
     shipped = shipped_models()
     path = Path(name_or_path)
     if str(name_or_path) in shipped and not is_pipeline_folder(path):

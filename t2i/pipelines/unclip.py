@@ -18,7 +18,7 @@ from PIL import Image
 
 from t2i.checkpoint import CheckpointError, Component, atomic_folder, load_component, resolve_component, write_component_files
 from t2i.data.dataset import to_model_range
-from t2i.diffusion.noise import RowGenerators, row_seed
+from t2i.diffusion.noise import RowGenerators, check_request, row_seed
 from t2i.errors import InputError
 from t2i.pipelines.base import Pipeline, part_folder, preset_defaults, prompt_list, read_pipeline_json, to_pil, write_pipeline_json
 from t2i.pipelines.caption_memory import CaptionMemory
@@ -175,10 +175,9 @@ class UnclipPipeline(Pipeline):
         given = image_embedding if isinstance(image_embedding, torch.Tensor) else None
         if given is None and image_embedding not in IMAGE_EMBEDDINGS:
             raise InputError(f"image_embedding must be one of {', '.join(IMAGE_EMBEDDINGS)} or a tensor, got {image_embedding!r}")
+        check_request(seed, num_images, first_index)
         opts = self.defaults.updated(**options)
         prompts = prompt_list(prompts)
-        if num_images < 1:
-            raise InputError(f"number of images must be >= 1, got {num_images}")
         enc, text_embed = self.encode_text(prompts)
         if opts.caption_memory:
             if self.memory is None:
@@ -203,15 +202,19 @@ class UnclipPipeline(Pipeline):
 
     def variations(self, image: Image.Image, *, num_images: int = 1, seed: int = 0, **options: Any) -> list[Image.Image]:
         """DALL-E 2's image variations: decode new images from the CLIP embedding of `image`."""
-        if num_images < 1:
-            raise InputError(f"number of images must be >= 1, got {num_images}")
+        check_request(seed, num_images)
+        if not isinstance(image, Image.Image):
+            raise InputError(f"variations take a PIL image (open a file with PIL.Image.open), got {type(image).__name__}")
         opts = self.defaults.updated(**options)
         embeds = self.embed_images([image]).repeat(num_images, 1)
         return to_pil(self.decode(embeds, None, options=opts, generator=RowGenerators.for_images(seed, 1, num_images)))
 
     def interpolate(self, image_a: Image.Image, image_b: Image.Image, *, steps: int = 5, seed: int = 0, **options: Any) -> list[Image.Image]:
         """Images decoded along the spherical path between two images' CLIP embeddings."""
-        if steps < 2:
+        check_request(seed, 1)
+        if not all(isinstance(im, Image.Image) for im in (image_a, image_b)):
+            raise InputError("interpolate takes two PIL images (open files with PIL.Image.open)")
+        if not isinstance(steps, int) or steps < 2:
             raise InputError("interpolation needs at least 2 steps")
         opts = self.defaults.updated(**options)
         a, b = self.embed_images([image_a, image_b])

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Reproduce the shipped imagen-shapes pipeline with the project's own commands:
+#   bash scripts/train_imagen.sh shapes
+# The base and the super-resolution UNet do not depend on each other: they train side by side,
+# one torch thread each. Both use constant learning rates, so a longer run is the same run
+# continued (--resume --steps N).
+set -euo pipefail
+data=${1:?usage: train_imagen.sh shapes}
+runs=${RUNS:-runs}
+t2i() { OMP_NUM_THREADS=1 python -m t2i.cli --threads 1 "$@"; }
+
+# the base is Imagen's Efficient U-Net (docs/results/imagen.md): blocks per level 1, 2, 2, skips
+# scaled by 1/sqrt(2), every level downsampling first
+efficient=(--set "model.level_res_blocks=[1,2,2]" --set model.scale_skips=true --set model.downsample_first=true)
+t2i train imagen-sr --data "$data" --steps "${SR_STEPS:-3000}" --out "$runs/imagen-$data-sr" --no-progress &
+t2i train imagen-base --data "$data" --steps "${BASE_STEPS:-7000}" "${efficient[@]}" --out "$runs/imagen-$data-base" --no-progress
+wait
+t2i assemble --imagen-base "$runs/imagen-$data-base" --imagen-sr "$runs/imagen-$data-sr" --config "imagen-$data" -o "$runs/imagen-$data"
