@@ -8,6 +8,9 @@ from pathlib import Path
 from t2i.errors import UsageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+# sizes that fit in memory: a grid of -n images is sampled in one batch
+MAX_IMAGES_PER_PROMPT = 64
+MAX_BATCH = 256
 
 
 def check_output_file(path: str | None, flag: str = "-o", *, overwrite: bool = False) -> Path:
@@ -68,8 +71,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from t2i.pipelines.loading import load_pipeline
     from t2i.progress import StepBar
 
-    if args.num_images < 1:
-        raise UsageError(f"-n must be >= 1, got {args.num_images}")
+    if not 1 <= args.num_images <= MAX_IMAGES_PER_PROMPT:
+        raise UsageError(f"-n must be from 1 to {MAX_IMAGES_PER_PROMPT}, got {args.num_images} (for more images, run again with another --seed)")
+    if not 1 <= args.batch_size <= MAX_BATCH:
+        raise UsageError(f"--batch-size must be from 1 to {MAX_BATCH}, got {args.batch_size}")
     if args.prompts_file:
         if args.prompt:
             raise UsageError("give either a prompt or --prompts-file, not both")
@@ -84,8 +89,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if not args.prompt.strip():
             raise UsageError("empty prompt")
         out = check_output_file(args.output, overwrite=args.overwrite)
-    if args.batch_size < 1:
-        raise UsageError("--batch-size must be >= 1")
     pipe = load_pipeline(args.model)
     options = pipe.defaults.updated(**_options(args))  # validates ranges before any work
 
@@ -222,6 +225,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for flag, value in (("--samples", args.samples), ("--limit", args.limit), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be >= 1, got {value}")
+    if args.batch_size > MAX_BATCH:
+        raise UsageError(f"--batch-size must be from 1 to {MAX_BATCH}, got {args.batch_size}")
     # Everything the command line can get wrong fails here, before the model loads.
     values = parse_values(args.param, args.values) if args.eval_command == "sweep" else None
     if getattr(args, "sweep_values", None):

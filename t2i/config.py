@@ -79,6 +79,17 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     return value
 
 
+def check_sizes(config: Any, *, at_least_1: tuple[str, ...] = (), at_least_0: tuple[str, ...] = ()) -> None:
+    """Size fields of a model config (a tuple field: each of its entries): >= 1, or >= 0 where 0
+    turns a part off. A zero width would otherwise build a model that fails far from the cause."""
+    for names, low in ((at_least_1, 1), (at_least_0, 0)):
+        for name in names:
+            value = getattr(config, name)
+            for v in value if isinstance(value, tuple) else (value,):
+                if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                    raise ConfigError(f"{type(config).__name__}.{name} must be a whole number >= {low}, got {value!r}")
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """Dataclass -> JSON-ready dict (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(config)))

@@ -96,3 +96,29 @@ def test_the_python_api_refuses_wrong_types_with_a_typed_error(system, tiny_run,
             pipe.variations(str(tiny_run.data / "e00.png"))
         with pytest.raises(InputError, match="interpolate takes two PIL images"):
             pipe.interpolate("a.png", "b.png")
+
+
+def test_undecodable_prompts_and_impossible_sizes_are_one_line_errors(tiny_imagen, tmp_path, capsys) -> None:
+    model = ["--model", str(tiny_imagen.pipeline)]
+    # a shell hands undecodable argv bytes to Python as lone surrogates
+    _one_line(["generate", "\udcff\udcfe cat", *model, "-o", str(tmp_path / "a.png")], capsys, "prompt 0 is not valid text")
+    _one_line(["generate", "a cat", *model, "-n", "100000000", "-o", str(tmp_path / "b.png")], capsys, "-n must be from 1 to 64")
+    (tmp_path / "p.txt").write_text("a cat\n")
+    _one_line(["generate", "--prompts-file", str(tmp_path / "p.txt"), "--out-dir", str(tmp_path / "o"), *model, "--batch-size", str(10**9)], capsys,
+              "--batch-size must be from 1 to 256")
+    _one_line(["eval", "shapes", *model, "--batch-size", str(10**9)], capsys, "--batch-size must be from 1 to 256")
+    assert not any((tmp_path / name).exists() for name in ("a.png", "b.png", "o"))
+    import t2i
+    from t2i.errors import InputError
+
+    with pytest.raises(InputError, match="2000 images in one call; at most 1024"):
+        t2i.load_pipeline(tiny_imagen.pipeline)("a cat", num_images=2000)
+
+
+def test_zero_or_negative_model_sizes_are_one_line_errors(tiny_run, tmp_path, capsys) -> None:
+    base = ["--data", str(tiny_run.data), "--config", "tiny"]
+    _one_line(["train", "imagen-base", *base, "--set", "model.base_channels=0", "--out", str(tmp_path / "a")], capsys, "UNetConfig.base_channels must be a whole number >= 1, got 0")
+    _one_line(["train", "upsampler", *base, "--set", "model.channel_mults=[1,-2]", "--out", str(tmp_path / "b")], capsys, "UNetConfig.channel_mults must be a whole number >= 1")
+    _one_line(["train", "clip", *base, "--set", "model.embed_dim=-8", "--out", str(tmp_path / "c")], capsys, "CLIPConfig.embed_dim must be a whole number >= 1")
+    _one_line(["train", "prior", *base, "--clip", str(tiny_run.run("clip")), "--set", "model.depth=0", "--out", str(tmp_path / "d")], capsys,
+              "PriorConfig.depth must be a whole number >= 1")

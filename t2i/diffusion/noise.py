@@ -15,6 +15,7 @@ import torch
 from t2i.errors import InputError
 
 MAX_SEED = 2**63 - 1
+MAX_ROWS = 1024  # images in one pipeline call: more would not fit in memory (pipe.generate batches any number)
 
 
 def check_request(seed: object, num_images: object, first_index: object = 0) -> None:
@@ -46,6 +47,8 @@ class RowGenerators:
     def for_images(cls, seed: int, num_prompts: int, num_images: int, first_prompt: int = 0) -> RowGenerators:
         """Rows prompt-major: (prompt first_prompt + i, sample j) for i < num_prompts, j < num_images."""
         check_request(seed, num_images, first_prompt)
+        if num_prompts * num_images > MAX_ROWS:
+            raise InputError(f"{num_prompts * num_images} images in one call; at most {MAX_ROWS} (pipe.generate batches a longer list)")
         return cls([row_seed(seed, first_prompt + i, j) for i in range(num_prompts) for j in range(num_images)])
 
     def __len__(self) -> int:

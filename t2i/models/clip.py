@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from t2i.config import check_sizes
 from t2i.errors import InputError
 from t2i.nn.attention import TransformerBlock
 
@@ -41,6 +42,8 @@ class CLIPConfig:
     match_depth: int = 0  # > 0: an image-text matching head of this many blocks (text_width wide)
 
     def __post_init__(self) -> None:
+        check_sizes(self, at_least_1=("image_size", "patch_size", "image_width", "image_depth", "image_heads", "text_dim", "text_width", "text_depth",
+                                      "text_heads", "max_tokens", "embed_dim"), at_least_0=("match_depth",))
         if self.image_size % self.patch_size:
             raise InputError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
 

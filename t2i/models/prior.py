@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from t2i.config import check_sizes
 from t2i.errors import InputError
 from t2i.nn.attention import TransformerBlock
 from t2i.nn.embeddings import ScalarEmbedding
@@ -28,6 +29,7 @@ class PriorConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
+        check_sizes(self, at_least_1=("embed_dim", "text_dim", "width", "depth", "num_heads", "max_tokens"))
         if self.width % self.num_heads:
             raise InputError(f"width {self.width} is not divisible by num_heads {self.num_heads}")
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from t2i.config import check_sizes
 from t2i.errors import InputError
 from t2i.nn.embeddings import ScalarEmbedding
 from t2i.nn.resnet import Downsample, ResBlock, SpatialAttention, Upsample, group_norm, zero_init
@@ -57,6 +58,11 @@ class UNetConfig:
     downsample_first: bool = False
 
     def __post_init__(self) -> None:
+        check_sizes(self, at_least_1=("image_size", "in_channels", "out_channels", "base_channels", "channel_mults", "num_res_blocks", "head_dim",
+                                      "num_embed_tokens", "context_dim", "patch_size"),
+                    at_least_0=("embed_dim", "text_dim", "text_positions", "attention_levels", "level_res_blocks"))
+        if not self.channel_mults:
+            raise InputError("channel_mults needs at least one level")
         levels = len(self.channel_mults)
         halvings = levels if self.downsample_first else levels - 1
         if self.image_size % (self.patch_size * 2**halvings):

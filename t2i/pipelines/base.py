@@ -36,6 +36,10 @@ def prompt_list(prompts: str | list[str]) -> list[str]:
     for i, prompt in enumerate(prompts):
         if not prompt.strip():
             raise InputError(f"empty prompt (prompt {i} is empty or whitespace)")
+        try:
+            prompt.encode("utf-8")
+        except UnicodeEncodeError:  # bytes the shell could not decode arrive as lone surrogates
+            raise InputError(f"prompt {i} is not valid text (undecodable bytes: {prompt.encode('utf-8', 'backslashreplace').decode()!r})") from None
     return list(prompts)
 
 

@@ -110,6 +110,8 @@ class TextEncoder:
         for i, caption in enumerate(captions):
             if not caption.strip():
                 raise InputError(f"empty prompt (caption {i} is empty or whitespace)")
+            if not caption.isprintable() and any(0xD800 <= ord(ch) <= 0xDFFF for ch in caption):
+                raise InputError(f"caption {i} is not valid text (it holds undecodable bytes)")
         ids = [e.ids for e in self.tokenizer.encode_batch(captions, add_special_tokens=True)]
         for i, row in enumerate(ids):
             if len(row) <= 2:  # only [CLS] [SEP]: the text was all control characters
