@@ -14,19 +14,14 @@ generators (t2i.diffusion.noise.RowGenerators), so runs are reproducible.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable, Sequence
-
-import torch
 
 from t2i.errors import InputError
 
 from .gaussian import randn_like
 from .noise import Generator
-
-Tensor = torch.Tensor
-Denoiser = Callable[[Tensor, Tensor], Tensor]
-Progress = Callable[[int, int], None]
+from .solvers import SOLVERS, SPACINGS, noise_levels
+from .walk import Denoiser, Progress, Tensor, denoise_at, prepare
 
 
 def respace(num_train_steps: int, num_sample_steps: int) -> list[int]:
@@ -47,33 +42,6 @@ def respace(num_train_steps: int, num_sample_steps: int) -> list[int]:
     return ascending[::-1]
 
 
-def _prepare(x_T: Tensor, timesteps: Sequence[int], alphas_cumprod: Tensor) -> tuple[list[int], list[float]]:
-    """Validate sampler inputs; return timesteps as ints and ᾱ as Python floats."""
-    if not isinstance(x_T, Tensor) or x_T.ndim < 1:
-        raise ValueError("x_T must be a tensor (B, ...)")
-    if not isinstance(alphas_cumprod, Tensor) or alphas_cumprod.ndim != 1 or alphas_cumprod.numel() < 1:
-        raise ValueError("alphas_cumprod must be a 1-D tensor (T,)")
-    ac = alphas_cumprod.detach().to("cpu", torch.float64).tolist()
-    if not all(0.0 < a < 1.0 for a in ac):
-        raise ValueError("alphas_cumprod values must lie in (0, 1)")
-    steps = [operator.index(t) for t in timesteps]
-    if not steps:
-        raise ValueError("timesteps must not be empty")
-    if any(a <= b for a, b in zip(steps, steps[1:])):
-        raise ValueError(f"timesteps must be strictly descending, got {steps}")
-    if steps[0] >= len(ac) or steps[-1] < 0:
-        raise ValueError(f"timesteps must lie in [0, {len(ac) - 1}], got {steps[0]}..{steps[-1]}")
-    return steps, ac
-
-
-def _denoise(denoise: Denoiser, x: Tensor, t: int) -> Tensor:
-    t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-    x0 = denoise(x, t_batch)
-    if x0.shape != x.shape:
-        raise ValueError(f"denoise returned shape {tuple(x0.shape)} for input {tuple(x.shape)}")
-    return x0
-
-
 def ddpm_sample(denoise: Denoiser, x_T: Tensor, timesteps: Sequence[int], alphas_cumprod: Tensor, *,
                 generator: Generator = None, progress: Progress | None = None) -> Tensor:
     """Ancestral sampling (Ho et al. 2020) over `timesteps`; returns x0 (B, ...).
@@ -84,10 +52,10 @@ def ddpm_sample(denoise: Denoiser, x_T: Tensor, timesteps: Sequence[int], alphas
         var  = β' (1-ᾱ_s)/(1-ᾱ_t)
     The last step returns x0_hat without noise. `progress(done, total)` is called per step.
     """
-    steps, ac = _prepare(x_T, timesteps, alphas_cumprod)
+    steps, ac = prepare(x_T, timesteps, alphas_cumprod)
     x = x_T
     for i, t in enumerate(steps):
-        x0 = _denoise(denoise, x, t)
+        x0 = denoise_at(denoise, x, t)
         if i == len(steps) - 1:
             x = x0
         else:
@@ -114,10 +82,10 @@ def ddim_sample(denoise: Denoiser, x_T: Tensor, timesteps: Sequence[int], alphas
     """
     if not isinstance(eta, (int, float)) or not math.isfinite(eta) or eta < 0.0:
         raise InputError(f"eta must be a finite float >= 0, got {eta!r}")
-    steps, ac = _prepare(x_T, timesteps, alphas_cumprod)
+    steps, ac = prepare(x_T, timesteps, alphas_cumprod)
     x = x_T
     for i, t in enumerate(steps):
-        x0 = _denoise(denoise, x, t)
+        x0 = denoise_at(denoise, x, t)
         if i == len(steps) - 1:
             x = x0
         else:
@@ -134,26 +102,33 @@ def ddim_sample(denoise: Denoiser, x_T: Tensor, timesteps: Sequence[int], alphas
     return x
 
 
-SAMPLERS: dict[str, Callable[..., Tensor]] = {"ddpm": ddpm_sample, "ddim": ddim_sample}
+SAMPLERS: dict[str, Callable[..., Tensor]] = {"ddpm": ddpm_sample, "ddim": ddim_sample}  # walk ᾱ ratios between kept timesteps
+ALL_SAMPLERS: dict[str, Callable[..., Tensor]] = {**SAMPLERS, **SOLVERS}  # with the solvers, which walk noise levels
 
 
 def sample(name: str, denoise: Denoiser, x_T: Tensor, *, num_train_steps: int, steps: int,
-           alphas_cumprod: Tensor, eta: float = 0.0, generator: Generator = None,
+           alphas_cumprod: Tensor, eta: float = 0.0, spacing: str = "uniform", generator: Generator = None,
            progress: Progress | None = None) -> Tensor:
-    """Respace `num_train_steps` to `steps` and run sampler `name` ("ddpm" or "ddim").
+    """Pick `steps` timesteps by `spacing` and run sampler `name` (a key of ALL_SAMPLERS).
 
-    x_T (B, ...) should be standard normal noise; returns x0 (B, ...). `eta` applies to
-    DDIM only (DDPM is DDIM with η = 1), so a non-zero eta with "ddpm" is an error.
+    x_T (B, ...) should be standard normal noise; returns x0 (B, ...). DDIM and DDPM keep their
+    uniform spacing from T-1 down to 0 (`respace`); the solvers take `noise_levels`. `eta`
+    applies to DDIM only (DDPM is DDIM with η = 1), so a non-zero eta elsewhere is an error.
     """
-    if name not in SAMPLERS:
-        raise InputError(f"sampler must be one of {sorted(SAMPLERS)}, got {name!r}")
+    if name not in ALL_SAMPLERS:
+        raise InputError(f"sampler must be one of {', '.join(ALL_SAMPLERS)}, got {name!r}")
+    if spacing not in SPACINGS:
+        raise InputError(f"spacing must be one of {', '.join(SPACINGS)}, got {spacing!r}")
     if alphas_cumprod.ndim != 1 or alphas_cumprod.shape[0] != num_train_steps:
         raise ValueError(f"alphas_cumprod has shape {tuple(alphas_cumprod.shape)}, "
                          f"expected ({num_train_steps},)")
-    timesteps = respace(num_train_steps, steps)
-    if name == "ddpm":
-        if eta != 0.0:
-            raise InputError("eta only applies to the 'ddim' sampler")
-        return ddpm_sample(denoise, x_T, timesteps, alphas_cumprod, generator=generator, progress=progress)
-    return ddim_sample(denoise, x_T, timesteps, alphas_cumprod, eta=eta, generator=generator,
-                       progress=progress)
+    if eta != 0.0 and name != "ddim":
+        raise InputError("eta only applies to the 'ddim' sampler")
+    kw = {"generator": generator, "progress": progress}
+    if name in SAMPLERS:
+        if spacing == "karras":
+            raise InputError(f"karras spacing sets noise levels, which {name} does not walk: use one of {', '.join(SOLVERS)}")
+        timesteps = respace(num_train_steps, steps) if spacing == "uniform" else noise_levels(alphas_cumprod, steps, spacing, lambda_min=None)[0]
+        return ddim_sample(denoise, x_T, timesteps, alphas_cumprod, eta=eta, **kw) if name == "ddim" else ddpm_sample(denoise, x_T, timesteps, alphas_cumprod, **kw)
+    timesteps, levels = noise_levels(alphas_cumprod, steps, spacing)
+    return SOLVERS[name](denoise, x_T, timesteps, alphas_cumprod, levels=levels, **kw)

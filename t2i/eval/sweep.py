@@ -20,7 +20,6 @@ from t2i.errors import InputError
 from t2i.eval.common import generate_images, markdown_table, real_images, write_json
 from t2i.eval.judge import default_judge
 from t2i.eval.metrics import clip_score, frechet_distance, pixel_features16
-from t2i.pipelines.options import SAMPLERS
 
 BENCHMARKS = ("shapes", "emoji")
 QUALITY = {"shapes": ("overall", "held_out"), "emoji": ("fidelity@5", "fd_clip")}
@@ -55,11 +54,12 @@ def parse_values(param: str, values: list[str]) -> list[Any]:
     return out
 
 
-def sweep_points(param: str, values: list[Any], options_class: type) -> list[dict[str, Any]]:
-    """The sampling overrides of each point. A step sweep runs every value under each sampler and
-    sets each of the system's main step counts (its `sweep_steps`) to it."""
+def sweep_points(param: str, values: list[Any], options_class: type, sampler: str | None = None) -> list[dict[str, Any]]:
+    """The sampling overrides of each point. A step sweep sets each of the system's main step
+    counts (its `sweep_steps`) to every value, under `sampler` if one is given, else under DDIM
+    and DDPM."""
     if param == "steps":
-        return [{"sampler": s, **{name: v for name in options_class.sweep_steps}} for s in SAMPLERS for v in values]
+        return [{"sampler": s, **{name: v for name in options_class.sweep_steps}} for s in ([sampler] if sampler else ["ddim", "ddpm"]) for v in values]
     return [{param.replace("-", "_"): v} for v in values]
 
 
@@ -88,7 +88,7 @@ def run_sweep(pipe, param: str, values: list[Any], *, benchmark: str, samples: i
     if benchmark not in BENCHMARKS:
         raise InputError(f"benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
     rows = []
-    points = sweep_points(param, values, type(pipe.defaults))
+    points = sweep_points(param, values, type(pipe.defaults), options.get("sampler"))
     for point in points:
         pipe.defaults.updated(**{**options, **point})  # an option this pipeline lacks fails before any work
     for point in points:

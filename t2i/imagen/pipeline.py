@@ -110,10 +110,10 @@ class ImagenPipeline(Pipeline):
         tokens, mask = enc.tokens.repeat_interleave(num_images, 0), enc.mask.repeat_interleave(num_images, 0)
         generator = RowGenerators.for_images(seed, len(prompts), num_images, first_index)
         cond, null = text_conditions(tokens, mask)
-        x = sample_unet(self.base, cond, null=null, guidance=opts.base_guidance, steps=opts.base_steps, sampler=opts.sampler,
+        x = sample_unet(self.base, cond, null=null, guidance=opts.base_guidance, steps=opts.base_steps, sampler=opts.sampler, spacing=opts.spacing,
                         threshold=opts.base_threshold, generator=generator, progress=progress)
         for sr in self.super_res:
             level = round(opts.sr_aug_level * (diffusion_of(sr).num_steps - 1))
-            x = run_upsampler(sr, x, tokens, mask, steps=opts.sr_steps, guidance=opts.sr_guidance, aug_level=level, sampler=opts.sampler,
+            x = run_upsampler(sr, x, tokens, mask, steps=opts.sr_steps, guidance=opts.sr_guidance, aug_level=level, sampler=opts.sampler, spacing=opts.spacing,
                               threshold=opts.sr_threshold, generator=generator, progress=progress)
         return to_pil(x)

@@ -8,7 +8,8 @@ from typing import Any
 
 from t2i.errors import InputError
 
-SAMPLERS = ("ddim", "ddpm")
+SAMPLERS = ("ddim", "ddpm", "dpmpp-2m", "dpmpp-2m-sde", "unipc", "euler-a")  # t2i.diffusion.samplers.ALL_SAMPLERS
+SPACINGS = ("uniform", "trailing", "karras")  # t2i.diffusion.solvers.SPACINGS
 THRESHOLDS = ("none", "static", "dynamic")
 MAX_STEPS = 1000
 MAX_GUIDANCE = 50.0
@@ -36,6 +37,8 @@ class SamplingOptionsBase:
     def check_ranges(self) -> None:
         """The checks every system shares, by field name: *_steps, *_guidance, *_candidates,
         sampler, *threshold. A system's __post_init__ calls it and adds its own."""
+        if getattr(self, "spacing", None) == "karras" and getattr(self, "sampler", None) in ("ddim", "ddpm"):
+            raise InputError(f"karras spacing sets noise levels, which {self.sampler} does not walk: pick a solver ({', '.join(SAMPLERS[2:])})")
         for f in fields(self):
             name, value, flag = f.name, getattr(self, f.name), f.name.replace("_", "-")
             if value is None:
@@ -48,4 +51,6 @@ class SamplingOptionsBase:
                 raise InputError(f"{flag} must be between 1 and {MAX_CANDIDATES}, got {value}")
             choices = f.metadata.get("choices")
             if choices and value not in choices:
+                if len(choices) > 3:
+                    raise InputError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
                 raise InputError(f"{flag} must be {', '.join(choices[:-1])} or {choices[-1]}, got {value!r}")

@@ -21,7 +21,7 @@ from t2i.diffusion.config import DiffusionConfig
 from t2i.diffusion.gaussian import GaussianDiffusion
 from t2i.diffusion.guidance import chained_guidance, thresholded
 from t2i.diffusion.noise import RowGenerators, randn
-from t2i.diffusion.samplers import SAMPLERS, sample
+from t2i.diffusion.samplers import ALL_SAMPLERS, sample
 from t2i.errors import InputError
 
 
@@ -41,7 +41,7 @@ def diffusion_of(component: Component) -> GaussianDiffusion:
     return diffusion_config(component).build()
 
 
-def _run(component, denoise_with_cond, conds, scales, shape, *, steps, sampler, threshold, generator, progress=None, start=None):
+def _run(component, denoise_with_cond, conds, scales, shape, *, steps, sampler, threshold, generator, progress=None, start=None, spacing="uniform"):
     """Sample `shape` from pure noise over `steps` respaced steps, or, with start = (x, timesteps),
     from that partly noised x over those timesteps. conds runs from the null condition to the
     full one, with one guidance scale per step (see chained_guidance)."""
@@ -50,15 +50,16 @@ def _run(component, denoise_with_cond, conds, scales, shape, *, steps, sampler, 
     denoise = thresholded(denoise, threshold)
     if start is not None:
         x, timesteps = start
-        return SAMPLERS[sampler](denoise, x, timesteps, diffusion.alphas_cumprod, generator=generator, progress=progress)
+        return ALL_SAMPLERS[sampler](denoise, x, timesteps, diffusion.alphas_cumprod, generator=generator, progress=progress)
     device = next(component.model.parameters()).device
     x_T = randn(shape, generator, device=device)
-    return sample(sampler, denoise, x_T, num_train_steps=diffusion.num_steps, steps=steps, alphas_cumprod=diffusion.alphas_cumprod, generator=generator, progress=progress)
+    return sample(sampler, denoise, x_T, num_train_steps=diffusion.num_steps, steps=steps, alphas_cumprod=diffusion.alphas_cumprod, spacing=spacing,
+                  generator=generator, progress=progress)
 
 
 @torch.no_grad()
 def sample_unet(unet: Component, cond: dict, *, null: dict | None = None, guidance: float = 1.0, steps: int = 25, sampler: str = "ddim",
-                threshold: str = "static", generator=None, progress=None) -> torch.Tensor:
+                spacing: str = "uniform", threshold: str = "static", generator=None, progress=None) -> torch.Tensor:
     """Images (B, C, S, S) in [-1, 1] from pure noise under `cond` (the UNet's keyword inputs,
     B rows each), guided by `guidance` away from `null` (1 = no guidance, no null needed)."""
     cfg = unet.model.config
@@ -67,7 +68,8 @@ def sample_unet(unet: Component, cond: dict, *, null: dict | None = None, guidan
         raise ValueError("guidance needs the null condition")
     conds = [cond if null is None else null, cond]  # at guidance 1 only cond is evaluated
     shape = (b, cfg.out_channels, cfg.image_size, cfg.image_size)
-    return _run(unet, unet.model, conds, [guidance], shape, steps=steps, sampler=sampler, threshold=threshold, generator=generator, progress=progress).clamp(-1, 1)
+    return _run(unet, unet.model, conds, [guidance], shape, steps=steps, sampler=sampler, spacing=spacing, threshold=threshold, generator=generator,
+                progress=progress).clamp(-1, 1)
 
 
 def text_conditions(tokens: torch.Tensor, token_mask: torch.Tensor) -> tuple[dict, dict]:
@@ -87,7 +89,7 @@ def keep_closest(candidates: torch.Tensor, embeds: torch.Tensor, target: torch.T
 
 
 @torch.no_grad()
-def run_prior(prior: Component, text_embed, tokens, token_mask, *, steps=25, guidance=2.0, candidates=1, sampler="ddim", generator=None, progress=None):
+def run_prior(prior: Component, text_embed, tokens, token_mask, *, steps=25, guidance=2.0, candidates=1, sampler="ddim", spacing="uniform", generator=None, progress=None):
     """CLIP text embeddings (B, E) + tokens -> CLIP image embeddings (B, E), unit norm.
 
     With candidates = k, k embeddings are drawn per caption and the one most similar to the
@@ -102,13 +104,13 @@ def run_prior(prior: Component, text_embed, tokens, token_mask, *, steps=25, gui
     scale = prior.settings.get("embed_scale", math.sqrt(e))
     if k > 1 and isinstance(generator, RowGenerators):
         generator = generator.repeat(k, "prior candidates")
-    z = _run(prior, prior.model, [null, cond], [guidance], (b * k, e), steps=steps, sampler=sampler, threshold="none", generator=generator, progress=progress)
+    z = _run(prior, prior.model, [null, cond], [guidance], (b * k, e), steps=steps, sampler=sampler, spacing=spacing, threshold="none", generator=generator, progress=progress)
     z = F.normalize(z / scale, dim=-1).view(b, k, e)
     return keep_closest(z, z, text_embed)
 
 
 @torch.no_grad()
-def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, steps=25, guidance=3.0, text_guidance=None, sampler="ddim", threshold="static",
+def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, steps=25, guidance=3.0, text_guidance=None, sampler="ddim", spacing="uniform", threshold="static",
                 generator=None, progress=None, use_embed=True):
     """CLIP image embeddings (B, E) (+ optional text tokens) -> images (B, 3, S, S) in [-1, 1].
 
@@ -133,13 +135,13 @@ def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, step
     if cfg.text_dim and text_guidance is not None:
         conds, scales = [null, {**cond, "token_mask": null["token_mask"]}, cond], [guidance, text_guidance]
     shape = (b, cfg.out_channels, cfg.image_size, cfg.image_size)
-    x = _run(decoder, decoder.model, conds, scales, shape, steps=steps, sampler=sampler, threshold=threshold, generator=generator, progress=progress)
+    x = _run(decoder, decoder.model, conds, scales, shape, steps=steps, sampler=sampler, spacing=spacing, threshold=threshold, generator=generator, progress=progress)
     return x.clamp(-1, 1)
 
 
 @torch.no_grad()
-def run_upsampler(upsampler: Component, low_res, tokens=None, token_mask=None, *, steps=20, guidance=1.0, aug_level=None, sampler="ddim", threshold="static",
-                  generator=None, progress=None):
+def run_upsampler(upsampler: Component, low_res, tokens=None, token_mask=None, *, steps=20, guidance=1.0, aug_level=None, sampler="ddim", spacing="uniform",
+                  threshold="static", generator=None, progress=None):
     """Images (B, 3, s, s) in [-1, 1] (+ the caption, for an upsampler that reads it) -> (B, 3, S, S).
 
     The low-res conditioning is noised to diffusion step `aug_level` (default: the component's
@@ -176,5 +178,6 @@ def run_upsampler(upsampler: Component, low_res, tokens=None, token_mask=None, *
         t0 = torch.full((len(low_res),), timesteps[0], dtype=torch.long, device=device)
         start = (diffusion.q_sample(resized, t0, randn(shape, generator, device=device)), timesteps)
     conds = [cond if null is None else null, cond]
-    x = _run(upsampler, upsampler.model, conds, [guidance], shape, steps=steps, sampler=sampler, threshold=threshold, generator=generator, progress=progress, start=start)
+    x = _run(upsampler, upsampler.model, conds, [guidance], shape, steps=steps, sampler=sampler, spacing=spacing, threshold=threshold, generator=generator,
+             progress=progress, start=start)
     return x.clamp(-1, 1)

@@ -137,11 +137,11 @@ class UnclipPipeline(Pipeline):
         kw = {"tokens": rep(enc.tokens), "token_mask": rep(enc.mask)} if enc is not None and self.decoder.model.config.text_dim else {}
         candidates = generator.repeat(k, "decoder candidates") if k > 1 and isinstance(generator, RowGenerators) else generator
         x = run_decoder(self.decoder, rep(embeds), **kw, steps=options.decoder_steps, guidance=options.decoder_guidance, text_guidance=options.decoder_text_guidance,
-                        sampler=options.sampler, threshold=options.threshold, generator=candidates, progress=progress, use_embed=use_embed)
+                        sampler=options.sampler, spacing=options.spacing, threshold=options.threshold, generator=candidates, progress=progress, use_embed=use_embed)
         if k > 1:
             x = self.best_candidates(x.view(len(embeds), k, *x.shape[1:]), embeds if target is None else target, enc)
         for up in self.upsamplers:
-            x = run_upsampler(up, x, steps=options.upsampler_steps, sampler=options.sampler, threshold=options.upsampler_threshold, generator=generator, progress=progress)
+            x = run_upsampler(up, x, steps=options.upsampler_steps, sampler=options.sampler, spacing=options.spacing, threshold=options.upsampler_threshold, generator=generator, progress=progress)
         return x
 
     @torch.no_grad()
@@ -195,7 +195,7 @@ class UnclipPipeline(Pipeline):
             embeds = F.normalize(given.float(), dim=-1)
         elif image_embedding == "prior":
             embeds = run_prior(self.prior, rep(text_embed), enc.tokens, enc.mask, steps=opts.prior_steps, guidance=opts.prior_guidance,
-                               candidates=opts.prior_candidates, sampler=opts.sampler, generator=generator, progress=progress)
+                               candidates=opts.prior_candidates, sampler=opts.sampler, spacing=opts.spacing, generator=generator, progress=progress)
         else:
             embeds = rep(text_embed)
         return to_pil(self.decode(embeds, enc, options=opts, generator=generator, progress=progress, use_embed=given is not None or image_embedding != "none", target=rep(text_embed)))
