@@ -98,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("-o", "--output", required=True, help="new pipeline folder")
     a.add_argument("--overwrite", action="store_true", help="replace -o if it is a pipeline folder (never any other file or folder)")
 
+    s = sub.add_parser("serve", help="an HTTP server speaking the OpenAI Images API, with a page to try the models at /")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback: only this machine; 0.0.0.0 exposes the server to the network)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--models", nargs="+", help="shipped model names or pipeline folders to serve (default: every shipped model)")
+    s.add_argument("--max-queue", type=int, default=8, help="requests that may wait per model; more are refused with 429")
+    s.add_argument("--timeout", type=float, default=300.0, help="seconds a request may wait for its images before a 503")
+
     e = sub.add_parser("eval", help="measure a model's quality")
     esub = e.add_subparsers(dest="eval_command", required=True)
     for name, text in (("shapes", "the shapes-world benchmark: per-task, overall and held-out scores"),

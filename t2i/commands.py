@@ -277,3 +277,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     build_report(pipe, model=args.model, benchmark=benchmark, command=shlex.join(["t2i", *args.argv]), sweep_values=values, **common)
     print(Path(args.output) / "index.html")
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import ipaddress
+    import warnings
+
+    from t2i.pipelines.loading import shipped_models
+    from t2i.serve.app import serve
+
+    if not 1 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 1 to 65535, got {args.port}")
+    if args.max_queue < 1 or not 0 < args.timeout < float("inf"):
+        raise UsageError("--max-queue must be >= 1 and --timeout a positive number of seconds")
+    try:
+        loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        warnings.warn(f"serving on {args.host}: anyone who can reach this machine can generate images with its CPU (there is no authentication)", stacklevel=1)
+    serve(args.models or list(shipped_models()), host=args.host, port=args.port, max_waiting=args.max_queue, timeout=args.timeout)
+    return 0

@@ -16,7 +16,7 @@ LAYERS: list[set[str]] = [
     {"checkpoint"},
     {"pipelines"},
     {"train", "eval"},
-    {"imagen"},  # a system: its pipeline and its training stages
+    {"imagen", "serve"},  # a system (its pipeline and training stages); the HTTP server
     {"commands", "__init__"},
     {"cli"},
     {"__main__"},

@@ -1,0 +1,151 @@
+"""`t2i serve` as its users reach it: a real server on a free loopback port, called with the official
+`openai` client (generation, errors, models) and over plain HTTP (the page, image URLs)."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+openai = pytest.importorskip("openai")
+uvicorn = pytest.importorskip("uvicorn")
+
+import t2i  # noqa: E402
+from t2i.serve.app import Served, create_app  # noqa: E402
+
+FAST = {"unclip": {"prior_steps": 2, "decoder_steps": 2, "upsampler_steps": 1}, "imagen": {"base_steps": 2, "sr_steps": 1}}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, pipelines: dict, **kw) -> None:
+        self.served = Served(pipelines, **kw)
+        self.port = _free_port()
+        config = uvicorn.Config(create_app(self.served), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started:
+            assert time.time() < deadline, "the server did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.served.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self):
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key="not-needed", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run, tiny_imagen):
+    pipes = {"tiny-unclip": t2i.load_pipeline(tiny_run.pipeline), "tiny-imagen": t2i.load_pipeline(tiny_imagen.pipeline)}
+    with Server(pipes, max_waiting=4) as s:
+        yield s
+
+
+def _image(b64: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"))
+
+
+def test_the_openai_client_generates_what_t2i_generate_draws(server) -> None:
+    client = server.client()
+    for model, kind in (("tiny-unclip", "unclip"), ("tiny-imagen", "imagen")):
+        result = client.images.generate(model=model, prompt="a red apple", n=2, size="64x64", response_format="b64_json", extra_body={"seed": 7, **FAST[kind]})
+        assert len(result.data) == 2 and result.data[0].revised_prompt == "a red apple"
+        got = [_image(item.b64_json) for item in result.data]
+        want = [np.asarray(im) for im in server.served.pipelines[model](["a red apple"], num_images=2, seed=7, **FAST[kind])]
+        assert all(np.array_equal(a, b) for a, b in zip(got, want)) and got[0].shape == (64, 64, 3)
+        assert [item.model_extra["seed"] for item in result.data] == [7, 7] and "--seed 7" in result.model_extra["command"]
+    random_seed = client.images.generate(model="tiny-imagen", prompt="a cat", extra_body=FAST["imagen"]).data[0].model_extra["seed"]
+    assert isinstance(random_seed, int) and 0 <= random_seed < 2**63
+
+
+def test_models_are_listed_and_url_images_are_served(server) -> None:
+    client = server.client()
+    listed = {m.id: m for m in client.models.list().data}
+    assert set(listed) == {"tiny-unclip", "tiny-imagen"} and listed["tiny-imagen"].model_extra["sizes"] == ["64x64"]
+    result = client.images.generate(model="tiny-imagen", prompt="a blue car", response_format="url", extra_body={"seed": 3, **FAST["imagen"]})
+    with urllib.request.urlopen(result.data[0].url) as response:
+        assert response.headers["content-type"] == "image/png" and Image.open(io.BytesIO(response.read())).size == (64, 64)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "phrase"), [
+    ({"model": "tiny-imagen", "size": "1024x1024"}, "BadRequestError", "allowed: 64x64"),
+    ({"model": "tiny-imagen", "n": 11}, "BadRequestError", "n must be a whole number from 1 to 10"),
+    ({"model": "no-such-model"}, "NotFoundError", "no model 'no-such-model' on this server"),
+    ({"model": "/etc"}, "NotFoundError", "no model '/etc'"),  # a path never loads anything
+    ({"model": "tiny-imagen", "extra_body": {"decoder_steps": 3}}, "BadRequestError", "unknown field 'decoder_steps'"),
+    ({"model": "tiny-imagen", "extra_body": {"base_steps": 0}}, "BadRequestError", "base-steps must be between 1 and 1000"),
+    ({"model": "tiny-imagen", "extra_body": {"seed": -1}}, "BadRequestError", "seed must be a whole number"),
+    ({"model": "tiny-imagen", "prompt": "x" * 1001}, "BadRequestError", "at most 1000"),
+    ({"model": "tiny-imagen", "prompt": "   "}, "BadRequestError", "prompt must be a non-empty string"),
+])
+def test_bad_requests_get_errors_in_the_api_shape(server, kwargs, error, phrase) -> None:
+    kwargs = {"prompt": "a cat", **kwargs}
+    with pytest.raises(getattr(openai, error)) as raised:
+        server.client().images.generate(**kwargs)
+    body = raised.value.body
+    assert phrase in body["message"] and set(body) == {"message", "type", "param", "code"}
+    assert "Traceback" not in json.dumps(body)
+
+
+def test_a_full_queue_is_refused_with_429_and_nothing_is_lost(tiny_imagen) -> None:
+    pipe = t2i.load_pipeline(tiny_imagen.pipeline)
+    gate = threading.Event()
+
+    def slow(prompts, **kw):  # the real pipeline, held until the test lets it go
+        gate.wait(60)
+        return pipe(prompts, **kw)
+
+    slow.image_size, slow.kind, slow.defaults = pipe.image_size, pipe.kind, pipe.defaults
+    with Server({"m": slow}, max_waiting=1) as s:
+        results, errors = [], []
+
+        def call():
+            try:
+                results.append(s.client().images.generate(model="m", prompt="a cat", extra_body={"seed": 1, **FAST["imagen"]}))
+            except openai.APIStatusError as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=call) for _ in range(4)]
+        for t in threads:
+            t.start()
+            time.sleep(0.3)  # one runs, one waits, the others find the queue full
+        gate.set()
+        for t in threads:
+            t.join(60)
+    assert len(results) + len(errors) == 4 and len(results) >= 2
+    assert errors and all(e.status_code == 429 and e.body["code"] == "queue_full" for e in errors)
+
+
+def test_the_page_is_self_contained_and_lists_the_models(server) -> None:
+    with urllib.request.urlopen(server.url + "/") as response:
+        page = response.read().decode()
+    assert "<form" in page and "/v1/images/generations" in page and 'name="viewport"' in page
+    assert "http://" not in page and "https://" not in page  # no external scripts, fonts or styles: it works offline
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(server.url + "/nothing-here")
+    assert missing.value.code == 404 and set(json.loads(missing.value.read())["error"]) == {"message", "type", "param", "code"}
