@@ -208,6 +208,6 @@ def serve(models: list[str], *, host: str = "127.0.0.1", port: int = 8000, max_w
         pipelines[key] = load_pipeline(name)
     served = Served(pipelines, max_waiting=max_waiting, timeout=timeout)
     try:
-        uvicorn.run(create_app(served), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(served), host=host, port=port, log_level="info", lifespan="off")  # no lifespan: Ctrl-C ends without a traceback
     finally:
         served.close()
