@@ -149,3 +149,43 @@ def test_the_page_is_self_contained_and_lists_the_models(server) -> None:
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(server.url + "/nothing-here")
     assert missing.value.code == 404 and set(json.loads(missing.value.read())["error"]) == {"message", "type", "param", "code"}
+
+
+def test_the_page_generates_images_in_a_headless_browser(server, tmp_path) -> None:
+    """Type a prompt, generate, wait for the images: Debian's chromium and chromedriver (installed
+    by .ci/run), driven by selenium, at a phone's width."""
+    import shutil
+
+    webdriver = pytest.importorskip("selenium.webdriver")
+    driver_path, browser = shutil.which("chromedriver"), shutil.which("chromium") or shutil.which("chromium-browser")
+    if not (driver_path and browser):
+        pytest.skip("no chromium and chromedriver on this machine (apt install chromium chromium-driver)")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=390,844"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_path), options=options)
+    try:
+        driver.get(server.url + "/")
+        WebDriverWait(driver, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 2)
+        Select(driver.find_element(By.ID, "model")).select_by_value("tiny-imagen")
+        prompt = driver.find_element(By.ID, "prompt")
+        prompt.clear()
+        prompt.send_keys("a green triangle")
+        for field, value in (("n", "2"), ("seed", "11"), ("steps", "2")):
+            box = driver.find_element(By.ID, field)
+            box.clear()
+            box.send_keys(value)
+        driver.find_element(By.ID, "go").click()
+        WebDriverWait(driver, 180).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#images img")) == 2 or "error" in d.find_element(By.ID, "status").get_attribute("class"))
+        driver.save_screenshot(str(tmp_path / "page.png"))
+        images = driver.find_elements(By.CSS_SELECTOR, "#images img")
+        assert len(images) == 2, driver.find_element(By.ID, "status").text
+        assert all(driver.execute_script("return arguments[0].naturalWidth", im) == 64 for im in images)
+        assert "seed 11" in driver.find_element(By.ID, "images").text and "t2i generate" in driver.find_element(By.ID, "status").text
+    finally:
+        driver.quit()
+    assert (tmp_path / "page.png").stat().st_size > 0
