@@ -330,3 +330,27 @@ def test_a_resumed_run_logs_each_step_once_and_clears_a_killed_save(tiny_run, tm
     steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if "loss" in line]
     assert steps == [1, 2, 3, 4, 5, 6]
     assert not litter.exists()
+
+
+def test_resume_passes_over_a_damaged_checkpoint_to_the_newest_intact_one(tiny_run, tmp_path) -> None:
+    whole = _trainer("upsampler", tiny_run, tmp_path / "whole", steps=4)
+    whole.train()
+    first = _trainer("upsampler", tiny_run, tmp_path / "split", steps=4, save_every=1)
+    first.train(max_steps=3)  # checkpoints at steps 2 and 3 are kept
+    state = json.loads((tmp_path / "split" / "checkpoints" / "step-00000003" / "state.json").read_text())
+    assert set(state["sha256"]) == {"config.json", "model.safetensors", "raw.safetensors", "optimizer.pt"}
+    damaged = tmp_path / "split" / "checkpoints" / "step-00000003" / "raw.safetensors"
+    data = bytearray(damaged.read_bytes())
+    data[-100] ^= 0xFF  # one flipped byte in the weights: still loadable, silently wrong without a checksum
+    damaged.write_bytes(bytes(data))
+    second = _trainer("upsampler", tiny_run, tmp_path / "split", steps=4)
+    with pytest.warns(UserWarning, match=r"step-00000003 is damaged \(raw.safetensors does not match its checksum\)"):
+        assert second.resume() is True
+    assert second.step == 2 and (tmp_path / "split" / "checkpoints" / "damaged-step-00000003").is_dir()
+    second.train()
+    assert state_dicts_equal(_raw(second), _raw(whole)) and state_dicts_equal(second.ema.model, whole.ema.model)
+    for step in ("step-00000002", "step-00000004"):
+        (tmp_path / "split" / "checkpoints" / step / "model.safetensors").write_bytes(b"not weights")
+    third = _trainer("upsampler", tiny_run, tmp_path / "split", steps=4)
+    with pytest.warns(UserWarning), pytest.raises(CheckpointError, match="every checkpoint is damaged"):
+        third.resume()

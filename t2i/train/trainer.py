@@ -10,10 +10,12 @@ step counter itself.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +23,7 @@ from typing import Any, Protocol
 import torch
 from tqdm import tqdm
 
-from t2i.checkpoint import Component, atomic_folder, load_weights, write_component_files
+from t2i.checkpoint import CheckpointError, Component, atomic_folder, load_weights, write_component_files
 from t2i.errors import InputError
 from t2i.files import save_tensors
 from t2i.train.ema import EMA
@@ -156,33 +158,61 @@ class Trainer:
             write_component_files(tmp, component)  # the EMA weights: what inference uses
             save_tensors({k: v.detach().cpu().contiguous() for k, v in raw.state_dict().items()}, tmp / "raw.safetensors")
             torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-            (tmp / "state.json").write_text(json.dumps({"step": self.step, "train": self.run_config.get("train", {})}))
+            # written last, with every other file's checksum: resume trusts a checkpoint only whole
+            (tmp / "state.json").write_text(json.dumps({"step": self.step, "train": self.run_config.get("train", {}), "sha256": _checksums(tmp)}))
         write_text_atomically(self.out_dir / "latest", name)
         self._prune(keep=name)
         return self.checkpoint_root / name
 
     def _prune(self, keep: str) -> None:
-        import shutil
-
         old = sorted(p for p in self.checkpoint_root.glob("step-*") if p.name != keep)
         for path in old[: max(0, len(old) - (self.config.keep_checkpoints - 1))]:
             shutil.rmtree(path, ignore_errors=True)
 
     def resume(self) -> bool:
-        """Restore weights, EMA, optimiser and step from the latest checkpoint; False if there is none."""
-        path = self.latest_checkpoint()
-        if path is None:
+        """Restore weights, EMA, optimiser and step from the newest intact checkpoint (the one
+        `latest` names, else the others, newest first); False if there is none. A damaged one
+        (a file that does not match its checksum or cannot be read) is named in a warning,
+        passed over and renamed damaged-step-N; if every one is damaged, that is an error."""
+        candidates = self._checkpoints_newest_first()
+        if not candidates:
             return False
-        load_weights(self.accelerator.unwrap_model(self.model), path / "raw.safetensors")
-        load_weights(self.ema.model, path / "model.safetensors")
-        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-        self.step = json.loads((path / "state.json").read_text())["step"]
+        damaged = []
+        for path in candidates:
+            try:
+                state = self._verified_state(path)
+                load_weights(self.accelerator.unwrap_model(self.model), path / "raw.safetensors")
+                load_weights(self.ema.model, path / "model.safetensors")
+                self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+            except Exception as e:  # any damage: this checkpoint is not used
+                warnings.warn(f"checkpoint {path} is damaged ({' '.join(str(e).split())[:200]}); trying an older one", stacklevel=2)
+                damaged.append(path)
+                continue
+            self.step = state["step"]
+            break
+        else:
+            raise CheckpointError(f"{self.out_dir}: every checkpoint is damaged ({', '.join(p.name for p in candidates)}); start a new run")
+        for path in damaged:  # kept for a look, out of the way of pruning and of the steps about to be redone
+            path.rename(path.with_name(f"damaged-{path.name}"))
         self._forget_after(self.step)
         before = self.out_dir / "run.json"
         if before.exists() and not self.run_config.get("init_from"):
             # --resume excludes --init-from: keep the record of what the run was warm-started from
             self.run_config["init_from"] = json.loads(before.read_text()).get("init_from")
         return True
+
+    def _checkpoints_newest_first(self) -> list[Path]:
+        latest = self.latest_checkpoint()
+        others = sorted((p for p in self.checkpoint_root.glob("step-*") if (p / "state.json").is_file() and p != latest), reverse=True) if self.checkpoint_root.is_dir() else []
+        return ([latest] if latest else []) + others
+
+    @staticmethod
+    def _verified_state(path: Path) -> dict:
+        state = json.loads((path / "state.json").read_text())
+        for name, digest in state.get("sha256", {}).items():  # checkpoints from before checksums have none
+            if _sha256(path / name) != digest:
+                raise CheckpointError(f"{name} does not match its checksum")
+        return state
 
     def _forget_after(self, step: int) -> None:
         """What a killed run wrote after the checkpoint it resumes from: its log lines of the steps
@@ -261,3 +291,15 @@ class Trainer:
                 self.save()
         bar.close()
         return figures
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    return {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != "state.json"}
