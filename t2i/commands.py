@@ -146,9 +146,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = args.config or default_preset(args.stage, args.data)
     out = Path(args.out or f"runs/{Path(args.data).name}-{args.stage}")
-    if (out / "latest").exists() and not args.resume:
+    first = int(os.environ.get("RANK", "0")) == 0  # under torchrun, one process checks and reports; the others would race its writes
+    if first and (out / "latest").exists() and not args.resume:
         raise UsageError(f"{out} already holds a run: pass --resume to continue it, or another --out")
-    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / "run.json").is_file())):
+    if first and out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / "run.json").is_file())):
         raise UsageError(f"{out}: exists and is not a t2i run folder; give a new --out")
     if args.resume and args.init_from:
         raise UsageError("--resume and --init-from exclude each other")
@@ -163,10 +164,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         if not trainer.resume():
             raise UsageError(f"{out}: no checkpoint to resume from")
-        print(f"resumed {out} at step {trainer.step}")
+        if first:
+            print(f"resumed {out} at step {trainer.step}")
     figures = trainer.train()
-    print(f"{args.stage}: step {trainer.step}, " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items() if k != "step"))
-    print(f"checkpoint: {trainer.latest_checkpoint()}")
+    if first:
+        print(f"{args.stage}: step {trainer.step}, " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items() if k != "step"))
+        print(f"checkpoint: {trainer.latest_checkpoint()}")
     return 0
 
 

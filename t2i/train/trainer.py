@@ -201,6 +201,16 @@ class Trainer:
             self.run_config["init_from"] = json.loads(before.read_text()).get("init_from")
         return True
 
+    def _all_finite(self, values: list[float]) -> bool:
+        """Whether every process's losses of this step are finite: all skip the update, or none does."""
+        bad = torch.tensor([0.0 if all(math.isfinite(v) for v in values) else 1.0], device=self.accelerator.device)
+        return float(self.accelerator.reduce(bad, reduction="sum")) == 0.0 if self.accelerator.num_processes > 1 else bad.item() == 0.0
+
+    def _mean_over_processes(self, value: float) -> float:
+        if self.accelerator.num_processes == 1:
+            return value
+        return float(self.accelerator.reduce(torch.tensor([value], device=self.accelerator.device), reduction="mean"))
+
     def _checkpoints_newest_first(self) -> list[Path]:
         latest = self.latest_checkpoint()
         others = sorted((p for p in self.checkpoint_root.glob("step-*") if (p / "state.json").is_file() and p != latest), reverse=True) if self.checkpoint_root.is_dir() else []
@@ -219,7 +229,7 @@ class Trainer:
         about to be redone (they would appear twice), and the half-written checkpoint folders that
         the kill left (`.step-*.tmp-*`, never anything else)."""
         log = self.out_dir / "log.jsonl"
-        if log.exists():
+        if log.exists() and self.accelerator.is_main_process:
             kept = [line for line in log.read_text().splitlines(keepends=True) if line.strip() and json.loads(line).get("step", 0) <= step]
             write_text_atomically(log, "".join(kept))
         if self.accelerator.is_main_process and self.checkpoint_root.is_dir():
@@ -230,11 +240,13 @@ class Trainer:
     # ---- the loop ----------------------------------------------------------------------------
     def train(self, *, max_steps: int | None = None) -> dict[str, float]:
         """Train until config.steps (or `max_steps` more steps); returns the last logged figures."""
-        cfg, stage = self.config, self.stage
-        (self.out_dir / "samples").mkdir(parents=True, exist_ok=True)
-        write_text_atomically(self.out_dir / "run.json", json.dumps(self.run_config, indent=2))  # --resume reads its settings
+        cfg, stage, main = self.config, self.stage, self.accelerator.is_main_process
+        world = self.accelerator.num_processes  # each process draws its own batch: a step sees world x batch_size images
+        if main:  # one process writes what a run leaves behind; the others only compute
+            (self.out_dir / "samples").mkdir(parents=True, exist_ok=True)
+            write_text_atomically(self.out_dir / "run.json", json.dumps({**self.run_config, "world_size": world}, indent=2))  # --resume reads its settings
         stop = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, desc=f"train {stage.name}", dynamic_ncols=True)
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (self.progress and main), desc=f"train {stage.name}", dynamic_ncols=True)
         log_path = self.out_dir / "log.jsonl"
         figures: dict[str, float] = {}
         losses, seen, t0 = [], 0, time.perf_counter()
@@ -252,7 +264,7 @@ class Trainer:
                     loss = stage.loss(self.model, batch, step_generator(cfg.seed, self.step, stream + 1)) / cfg.grad_accum
                 self.accelerator.backward(loss)
                 step_losses.append(loss.item() * cfg.grad_accum)
-            if not all(math.isfinite(v) for v in step_losses):  # skip the update: it would spread NaN into every weight
+            if not self._all_finite(step_losses):  # skip the update (on every process): it would spread NaN into every weight
                 self.optimizer.zero_grad(set_to_none=True)
                 nonfinite += 1
                 if nonfinite > cfg.max_nonfinite:
@@ -270,16 +282,18 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
             self.ema.update(self.accelerator.unwrap_model(self.model), self.step)
-            seen += cfg.batch_size * cfg.grad_accum
+            seen += cfg.batch_size * cfg.grad_accum * world
             if self.step % cfg.log_every == 0 or self.step == stop:
                 elapsed = time.perf_counter() - t0
-                figures = {"step": self.step, "loss": sum(losses) / len(losses), "images_per_s": seen / elapsed, "lr": learning_rate(cfg, self.step - 1)}
+                loss = self._mean_over_processes(sum(losses) / len(losses))  # every process takes part, at the same steps
+                figures = {"step": self.step, "loss": loss, "images_per_s": seen / elapsed, "lr": learning_rate(cfg, self.step - 1)}
                 bar.set_postfix(loss=f"{figures['loss']:.4f}", img_s=f"{figures['images_per_s']:.1f}")
-                with log_path.open("a") as f:
-                    f.write(json_line(figures))
+                if main:
+                    with log_path.open("a") as f:
+                        f.write(json_line(figures))
                 losses, seen, t0 = [], 0, time.perf_counter()
             bar.update(1)
-            if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
+            if main and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
                 self.ema.model.eval()
                 metrics = stage.preview(self.ema.model, self.step, self.out_dir / "samples")
                 if metrics:
