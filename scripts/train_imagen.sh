@@ -1,18 +1,16 @@
 #!/usr/bin/env bash
-# Reproduce the shipped imagen-shapes pipeline with the project's own commands:
+# The Imagen shapes runs of docs/results/imagen.md, with the project's own commands:
 #   bash scripts/train_imagen.sh shapes
 # The base and the super-resolution UNet do not depend on each other: they train side by side,
 # one torch thread each. Both use constant learning rates, so a longer run is the same run
-# continued (--resume --steps N).
+# continued (--resume --steps N). Session 14 stopped them at 2,250 and 1,500 steps (below).
 set -euo pipefail
-data=${1:?usage: train_imagen.sh shapes}
+data=${1:?usage: train_imagen.sh shapes|emoji}
 runs=${RUNS:-runs}
 t2i() { OMP_NUM_THREADS=1 python -m t2i.cli --threads 1 "$@"; }
 
-# the base is Imagen's Efficient U-Net (docs/results/imagen.md): blocks per level 1, 2, 2, skips
-# scaled by 1/sqrt(2), every level downsampling first
-efficient=(--set "model.level_res_blocks=[1,2,2]" --set model.scale_skips=true --set model.downsample_first=true)
-t2i train imagen-sr --data "$data" --steps "${SR_STEPS:-3000}" --out "$runs/imagen-$data-sr" --no-progress &
-t2i train imagen-base --data "$data" --steps "${BASE_STEPS:-7000}" "${efficient[@]}" --out "$runs/imagen-$data-base" --no-progress
+t2i train imagen-sr --data "$data" --steps "${SR_STEPS:-1500}" --out "$runs/imagen-$data-sr" --no-progress &
+t2i train imagen-base --data "$data" --steps "${BASE_STEPS:-2250}" --out "$runs/imagen-$data-base" --no-progress
 wait
 t2i assemble --imagen-base "$runs/imagen-$data-base" --imagen-sr "$runs/imagen-$data-sr" --config "imagen-$data" -o "$runs/imagen-$data"
+# the Efficient U-Net base of the log: add --set "model.level_res_blocks=[1,2,2]" --set model.scale_skips=true --set model.downsample_first=true
