@@ -14,6 +14,7 @@ import asyncio
 import base64
 import io
 import secrets
+import shlex
 import sys
 import time
 import traceback
@@ -99,7 +100,7 @@ def parse_request(body: Any, served: Served) -> tuple[str, str, int, int, str, d
     model = body.get("model") or next(iter(served.pipelines))
     if not isinstance(model, str) or model not in served.pipelines:
         raise ApiError(404, f"no model {model!r} on this server (served: {', '.join(served.pipelines)})", param="model", code="model_not_found")
-    n = body.get("n", 1) if body.get("n") is not None else 1
+    n = 1 if body.get("n") is None else body["n"]
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_IMAGES:
         raise ApiError(400, f"n must be a whole number from 1 to {MAX_IMAGES}, got {n!r}", param="n")
     size = body.get("size")
@@ -183,15 +184,9 @@ def create_app(served: Served) -> FastAPI:
                 item["b64_json"] = base64.b64encode(png).decode("ascii")
             data.append(item)
         return {"created": int(time.time()), "data": data, "model": model, "seed": seed,
-                "command": f"t2i generate {_quote(prompt)} --model {model} -n {n} --seed {seed}" + "".join(f" --{k.replace('_', '-')} {v}" for k, v in options.items())}
+                "command": f"t2i generate {shlex.quote(prompt)} --model {model} -n {n} --seed {seed}" + "".join(f" --{k.replace('_', '-')} {v}" for k, v in options.items())}
 
     return app
-
-
-def _quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
 
 
 def serve(models: list[str], *, host: str = "127.0.0.1", port: int = 8000, max_waiting: int = 8, timeout: float = 300.0) -> None:
