@@ -192,7 +192,7 @@ class Trainer:
             break
         else:
             raise CheckpointError(f"{self.out_dir}: every checkpoint is damaged ({', '.join(p.name for p in candidates)}); start a new run")
-        for path in damaged:  # kept for a look, out of the way of pruning and of the steps about to be redone
+        for path in damaged if self.accelerator.is_main_process else ():  # kept for a look, out of the way of pruning and of the steps redone
             path.rename(path.with_name(f"damaged-{path.name}"))
         self._forget_after(self.step)
         before = self.out_dir / "run.json"
@@ -204,7 +204,9 @@ class Trainer:
     def _all_finite(self, values: list[float]) -> bool:
         """Whether every process's losses of this step are finite: all skip the update, or none does."""
         bad = torch.tensor([0.0 if all(math.isfinite(v) for v in values) else 1.0], device=self.accelerator.device)
-        return float(self.accelerator.reduce(bad, reduction="sum")) == 0.0 if self.accelerator.num_processes > 1 else bad.item() == 0.0
+        if self.accelerator.num_processes > 1:
+            bad = self.accelerator.reduce(bad, reduction="sum")
+        return float(bad) == 0.0
 
     def _mean_over_processes(self, value: float) -> float:
         if self.accelerator.num_processes == 1:
