@@ -229,12 +229,12 @@ def test_the_judge_is_the_shipped_clip_of_the_data_not_the_model_under_test(tiny
 
 
 def test_patch_fd_and_high_frequency_energy_see_what_resizing_loses() -> None:
+    from t2i.data.dataset import resize_uint8
     from t2i.eval.metrics import frechet_distance, high_frequency_energy, patch_features
-    from t2i.eval.upsampling import bicubic
 
     rng = np.random.default_rng(0)
     sharp = np.repeat(np.repeat(rng.integers(0, 2, (16, 16, 16, 1)) * 255, 4, axis=1), 4, axis=2).repeat(3, axis=3).astype(np.uint8)  # 4x4 blocks
-    smooth = bicubic(sharp[:, ::4, ::4], 64)  # the same blocks from 16x16, bicubic
+    smooth = resize_uint8(sharp[:, ::4, ::4], 64)  # the same blocks from 16x16, bicubic
     assert patch_features(sharp).shape == (16 * 64, 192)
     assert high_frequency_energy(np.full((2, 8, 8, 3), 128, np.uint8)) == 0.0
     assert high_frequency_energy(smooth) < 0.5 * high_frequency_energy(sharp)

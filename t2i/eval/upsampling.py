@@ -15,17 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch.nn.functional as F
 
-from t2i.data.dataset import to_model_range, to_uint8
+from t2i.data.dataset import resize_uint8, to_model_range
 from t2i.errors import InputError
 from t2i.eval.common import generate_images, markdown_table, real_images, write_json
 from t2i.eval.metrics import frechet_distance, high_frequency_energy, patch_features
-
-
-def bicubic(images: np.ndarray, size: int) -> np.ndarray:
-    x = F.interpolate(to_model_range(images), size=(size, size), mode="bicubic", align_corners=False)
-    return to_uint8(x.clamp(-1, 1))
 
 
 def _prompts(benchmark: str, limit: int | None) -> tuple[list[str], list]:
@@ -52,7 +46,7 @@ def upsampling_benchmark(pipe, *, benchmark: str, samples: int = 2, seed: int = 
     real_hf = high_frequency_energy(real)
     real_patches = patch_features(real)
     rows = []
-    for name, images in (("bicubic", bicubic(low, size)), ("pipeline upsampler", cascade)):
+    for name, images in (("bicubic", resize_uint8(low, size)), ("pipeline upsampler", cascade)):
         row = {"upsampling": name, "size": f"{low.shape[1]}->{size}", "patch_fd": frechet_distance(patch_features(images), real_patches),
                "hf_energy_vs_real": high_frequency_energy(images) / real_hf}
         if scored:
@@ -69,7 +63,7 @@ def upsampling_benchmark(pipe, *, benchmark: str, samples: int = 2, seed: int = 
         write_json(out, "upsampling.json", result)
         (out / "upsampling.md").write_text(f"Upsampling on cascade outputs ({benchmark}, {samples} samples per prompt, seed {seed})\n\n" + markdown_table(rows))
         shown = slice(0, min(8, len(cascade)))
-        grid = np.concatenate([bicubic(low[shown], size), cascade[shown], real[shown]])
+        grid = np.concatenate([resize_uint8(low[shown], size), cascade[shown], real[shown]])
         save_grid(to_model_range(grid), out / "upsampling.png", rows=3)
     return result
 

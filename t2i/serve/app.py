@@ -26,12 +26,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from t2i.diffusion.noise import MAX_SEED, check_request
 from t2i.errors import InputError
 from t2i.serve.jobs import ModelWorker, QueueFull
 
 MAX_IMAGES = 10  # n, as the OpenAI API allows
 MAX_PROMPT_CHARS = 1000
-MAX_SEED = 2**63 - 1
 URL_SECONDS = 600  # how long a response_format=url image stays fetchable
 MAX_KEPT_URLS = 256
 API_FIELDS = {"prompt", "model", "n", "size", "response_format", "seed", "quality", "style", "user"}  # quality, style, user: accepted, no effect
@@ -112,8 +112,10 @@ def parse_request(body: Any, served: Served) -> tuple[str, str, int, int, str, d
     seed = body.get("seed")
     if seed is None:
         seed = secrets.randbelow(MAX_SEED + 1)
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
-        raise ApiError(400, f"seed must be a whole number from 0 to 2^63-1, got {seed!r}", param="seed")
+    try:
+        check_request(seed, n)  # what every pipeline call accepts
+    except InputError as e:
+        raise ApiError(400, str(e), param="seed") from None
     pipe = served.pipelines[model]
     known = {f.name for f in fields(pipe.defaults)}
     options = {k: v for k, v in body.items() if k not in API_FIELDS}
