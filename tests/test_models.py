@@ -256,7 +256,9 @@ def test_efficient_unet_options_move_blocks_and_scale_skips():
     stages = lambda m: [type(b).__name__ for b in m.down]  # noqa: E731
     assert stages(today) == ["ModuleList", "Downsample", "ModuleList", "Downsample", "ModuleList"]
     assert stages(model) == ["Downsample", "ModuleList", "Downsample", "ModuleList", "ModuleList", "Downsample", "ModuleList", "ModuleList", "ModuleList"]
-    assert isinstance(model.up[-1], Upsample) and sum(isinstance(b, Upsample) for b in model.up) == 3 and not isinstance(today.up[-1], (Upsample, Downsample))
+    assert sum(isinstance(b, Upsample) for b in model.up) == 3 and not isinstance(today.up[-1], (Upsample, Downsample))
+    # after the last upsampling, one block reads the stem's full-resolution output as its skip
+    assert isinstance(model.up[-2], Upsample) and model.up[-1][0].conv1.in_channels == 2 * base.base_channels
     inp = _decoder_inputs()
     inp.pop("embed"), inp.pop("embed_keep")
     x, t = inp.pop("x"), inp.pop("t")

@@ -115,7 +115,7 @@ class UNet(nn.Module):
         in_ch = (c.in_channels + (3 if c.low_res else 0)) * c.patch_size**2
         self.conv_in = nn.Conv2d(in_ch, ch, 3, padding=1)
         self.down = nn.ModuleList()
-        skips = [] if c.downsample_first else [ch]  # the stem's output is a skip only at full resolution
+        skips = [ch]  # the stem's output, the one full-resolution skip
         cur = ch
         last = len(c.channel_mults) - 1
         for level, mult in enumerate(c.channel_mults):
@@ -143,6 +143,10 @@ class UNet(nn.Module):
                 cur = out
                 if (level > 0 or c.downsample_first) and i == c.res_blocks(level):
                     self.up.append(Upsample(cur))
+        if c.downsample_first:
+            # every other block runs at half resolution: without one that reads the stem at full
+            # resolution, the output is upsampled features and per-pixel noise goes unpredicted
+            self.up.append(self._stage(cur + skips.pop(), cur, emb_dim, context_dim, level=-1))
         self.norm_out = group_norm(cur)
         self.conv_out = zero_init(nn.Conv2d(cur, c.out_channels * c.patch_size**2, 3, padding=1))
         # NHWC convolutions: 1.5x the training throughput of NCHW on a CPU (bench/unclip_speed.py)
@@ -201,7 +205,7 @@ class UNet(nn.Module):
                 raise ValueError("this upsampler needs low_res")
             x = torch.cat([x, F.interpolate(low_res, size=x.shape[-2:], mode="bilinear", align_corners=False)], dim=1)
         h = self.conv_in(F.pixel_unshuffle(x, self.config.patch_size).contiguous(memory_format=torch.channels_last))
-        skips = [] if self.config.downsample_first else [h]
+        skips = [h]
         for block in self.down:
             h = self._run(block, h, emb, context, context_mask)
             skips.append(h)
