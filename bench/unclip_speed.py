@@ -80,10 +80,11 @@ def breakdown_child(model: str, threads: int | None) -> None:
     t["import torch"] = time.perf_counter() - t0
     if threads:
         torch.set_num_threads(threads)
-    t["import t2i"] = _timed(lambda: __import__("t2i.pipelines.unclip"))
+    t["import t2i"] = _timed(lambda: __import__("t2i.unclip.pipeline"))
     import t2i
     from t2i.pipelines.base import to_pil
-    from t2i.pipelines.sampling import run_decoder, run_prior, run_upsampler
+    from t2i.pipelines.sampling import run_decoder, run_upsampler
+    from t2i.unclip.sampling import run_prior
 
     t0 = time.perf_counter()
     pipe = t2i.load_pipeline(model)

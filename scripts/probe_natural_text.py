@@ -17,7 +17,7 @@ from t2i.data.emoji import load_emoji
 from t2i.eval.common import clip_image_embeddings
 from t2i.eval.prompts import emoji_prompts, emoji_target_groups, retrieval_images
 from t2i.pipelines.loading import load_pipeline
-from t2i.pipelines.sampling import run_prior
+from t2i.unclip.sampling import run_prior
 
 
 def nearest_hits(embeds: torch.Tensor, images: torch.Tensor, groups: np.ndarray, targets: np.ndarray) -> float:

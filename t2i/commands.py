@@ -5,6 +5,7 @@ import argparse
 import os
 from pathlib import Path
 
+from t2i import registry
 from t2i.errors import UsageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -108,8 +109,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def _options(args: argparse.Namespace) -> dict:
     """The sampling options given on the command line (the rest come from the model)."""
-    from t2i import registry
-
     return {name: getattr(args, name) for name in registry.sampling_options() if getattr(args, name, None) is not None}
 
 
@@ -141,7 +140,6 @@ def cmd_variations(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from t2i import registry
     from t2i.train.build import default_preset, make_trainer, override_section, read_preset, run_record
 
     config = args.config or default_preset(args.stage, args.data)
@@ -188,7 +186,6 @@ def _trained_on(run: str) -> dict:
 def cmd_assemble(args: argparse.Namespace) -> int:
     import torch
 
-    from t2i import registry
     from t2i.checkpoint import atomic_folder
     from t2i.pipelines.loading import is_pipeline_folder
     from t2i.train.build import read_preset
@@ -237,8 +234,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.output:
         check_output_dir(args.output, flag="-o", overwrite=args.overwrite)
     pipe = load_pipeline(args.model)
-    if args.eval_command == "ablation" and pipe.kind != "unclip":
-        raise UsageError(f"the ablation asks what an unCLIP decoder is conditioned on; {args.model} is an {pipe.kind} pipeline")
+    ablation = registry.system(pipe.kind).ablation
+    if args.eval_command == "ablation" and not ablation:
+        raise UsageError(f"`t2i eval ablation` runs a system's own ablation ({', '.join(s.name for s in registry.SYSTEMS if s.ablation)}); "
+                         f"{args.model} is an {pipe.kind} pipeline, which has none")
     options = _options(args)
     pipe.defaults.updated(**options)
     common = dict(samples=args.samples, seed=args.seed, limit=args.limit, batch_size=args.batch_size, out_dir=args.output, **options)
@@ -271,9 +270,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(markdown_table(upsampling_benchmark(pipe, benchmark=benchmark, **common)["rows"]), end="")
         return 0
     if args.eval_command == "ablation":
-        from t2i.eval.ablation import run_ablation
-
-        print(markdown_table(run_ablation(pipe, benchmark=benchmark, **common)["rows"]), end="")
+        print(markdown_table(registry.resolve(ablation)(pipe, benchmark=benchmark, **common)["rows"]), end="")
         return 0
     from t2i.eval.report import build_report
 

@@ -44,6 +44,10 @@ class SystemEntry:
     pipeline: str  # the pipeline class: from_folder(path), save(path), assemble(stages), __call__(prompts, ...)
     options: str  # its sampling options dataclass, in a module without torch (the CLI's flags)
     stages: tuple[StageEntry, ...]
+    # the system's own evaluation beside the shared suite (`t2i eval ablation` and the report), if any:
+    # a function (pipe, *, benchmark, samples, seed, limit, batch_size, out_dir, **options) -> {"rows": ...}
+    ablation: str = ""
+    ablation_title: str = ""
 
     def load_pipeline_class(self) -> type:
         return resolve(self.pipeline)
@@ -56,13 +60,15 @@ SYSTEMS: tuple[SystemEntry, ...] = (
     SystemEntry(
         name="unclip",
         title="unCLIP (DALL-E 2): CLIP, a diffusion prior, a decoder UNet, upsamplers",
-        pipeline="t2i.pipelines.unclip:UnclipPipeline",
-        options="t2i.pipelines.unclip_options:SamplingOptions",
+        pipeline="t2i.unclip.pipeline:UnclipPipeline",
+        options="t2i.unclip.options:SamplingOptions",
+        ablation="t2i.unclip.ablation:run_ablation",
+        ablation_title="Decoder conditioning ablation (DALL-E 2, section 5.1)",
         stages=(
-            StageEntry("clip", "t2i.train.stages:ClipStage", help="contrastive image and text encoders"),
-            StageEntry("prior", "t2i.train.stages:PriorStage", needs=("clip",), help="caption -> CLIP image embedding"),
-            StageEntry("decoder", "t2i.train.unet_stage:DecoderStage", needs=("clip",), help="CLIP image embedding (+ caption) -> 32x32 image"),
-            StageEntry("upsampler", "t2i.train.unet_stage:UpsamplerStage", help="32x32 -> 64x64, with noise-conditioning augmentation"),
+            StageEntry("clip", "t2i.unclip.clip_stage:ClipStage", help="contrastive image and text encoders"),
+            StageEntry("prior", "t2i.unclip.stages:PriorStage", needs=("clip",), help="caption -> CLIP image embedding"),
+            StageEntry("decoder", "t2i.unclip.stages:DecoderStage", needs=("clip",), help="CLIP image embedding (+ caption) -> 32x32 image"),
+            StageEntry("upsampler", "t2i.unclip.stages:UpsamplerStage", help="32x32 -> 64x64, with noise-conditioning augmentation"),
         ),
     ),
     SystemEntry(

@@ -142,7 +142,7 @@ def test_decoder_candidates_ranked_by_clips_matching_head_when_it_has_one(tiny_r
     from t2i.checkpoint import Component
     from t2i.models.clip import CLIP
     from t2i.pipelines.sampling import run_decoder
-    from t2i.pipelines.unclip import UnclipPipeline
+    from t2i.unclip.pipeline import UnclipPipeline
 
     plain = load_pipeline(tiny_run.pipeline)
     torch.manual_seed(0)

@@ -16,7 +16,7 @@ LAYERS: list[set[str]] = [
     {"checkpoint"},
     {"pipelines"},
     {"train", "eval"},
-    {"imagen", "serve"},  # a system (its pipeline and training stages); the HTTP server
+    {"unclip", "imagen", "serve"},  # the systems (each its pipeline, training stages and own evaluations); the HTTP server
     {"commands", "__init__"},
     {"cli"},
     {"__main__"},

@@ -125,7 +125,7 @@ def test_text_only_clip_training_keeps_every_image_embedding(tiny_run, tmp_path)
 
 
 def test_caption_memory_pulls_a_prompt_towards_its_nearest_captions() -> None:
-    from t2i.pipelines.caption_memory import CaptionMemory
+    from t2i.unclip.caption_memory import CaptionMemory
 
     pooled = torch.nn.functional.normalize(torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]), dim=-1)
     text = torch.nn.functional.normalize(torch.tensor([[1.0, 0], [0, 1.0], [-1.0, 0]]), dim=-1)

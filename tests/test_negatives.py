@@ -77,7 +77,7 @@ def test_hard_negatives_enter_the_image_to_text_side_only():
 def test_clip_stage_draws_and_scores_hard_negatives():
     from t2i.checkpoint import Component
     from t2i.train.build import stage_section
-    from t2i.train.stages import ClipStage
+    from t2i.unclip.clip_stage import ClipStage
 
     rng = np.random.default_rng(0)
     data = ImageCaptionSet(images=rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8),

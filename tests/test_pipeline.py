@@ -11,8 +11,8 @@ from tiny import PROMPTS, pixels, state_dicts_equal
 
 import t2i
 from t2i.cli import main
-from t2i.pipelines.unclip import UnclipPipeline
-from t2i.pipelines.unclip_options import SamplingOptions
+from t2i.unclip.options import SamplingOptions
+from t2i.unclip.pipeline import UnclipPipeline
 
 A, B = PROMPTS
 
@@ -199,7 +199,7 @@ def test_fp16_save_is_half_size_loads_as_fp32_and_generates(pipe, tiny_run, tmp_
 
 def test_saving_over_a_pipeline_is_atomic(pipe, tmp_path, monkeypatch) -> None:
     """A failure while writing leaves the old pipeline folder exactly as it was."""
-    import t2i.pipelines.unclip as unclip
+    import t2i.unclip.pipeline as unclip
 
     path = pipe.save(tmp_path / "p", dtype=torch.float32)
     before = {f.relative_to(path): f.read_bytes() for f in path.rglob("*") if f.is_file()}

@@ -72,7 +72,7 @@ def test_an_unknown_diffusion_key_is_an_error_naming_file_and_key(tmp_path) -> N
 
 
 def test_stage_options_are_typed_with_their_defaults_written_once(tiny_run, tmp_path, capsys) -> None:
-    from t2i.train.options import DecoderOptions, PriorOptions
+    from t2i.unclip.stages import DecoderOptions, PriorOptions
 
     assert PriorOptions().drop_text == 0.1 and DecoderOptions().drop_text == 0.5
     with pytest.raises(ConfigError, match=r"decoder\.options: unknown option\(s\) drop_txt"):

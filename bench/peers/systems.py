@@ -170,7 +170,7 @@ def _t2i(cfg: dict) -> System:
 def _t2i_prior(cfg: dict) -> System:
     from t2i.checkpoint import Component, build_model
     from t2i.diffusion.gaussian import GaussianDiffusion
-    from t2i.pipelines.sampling import run_prior
+    from t2i.unclip.sampling import run_prior
 
     preset = _shapes_preset()["prior"]
     e = cfg["embed_dim"]

@@ -44,9 +44,9 @@ def _model_config(pipe) -> dict[str, Any]:
 def build_report(pipe, *, model: str, benchmark: str, out_dir: str | Path, command: str, samples: int = 4, seed: int = 0,
                  limit: int | None = None, batch_size: int = 32, sweep_values: list[float] | None = None, **options) -> dict[str, Any]:
     """Run the benchmark, natural prompts, a sweep of the pipeline's main guidance scale (its
-    options' `sweep_guidance`) and, for unCLIP, the conditioning ablation into out_dir and write
-    index.html and report.json."""
-    from t2i.eval.ablation import run_ablation
+    options' `sweep_guidance`) and the system's own ablation, if its registry entry names one
+    (unCLIP's decoder conditioning), into out_dir and write index.html and report.json."""
+    from t2i import registry
     from t2i.eval.prompts import prompts_benchmark
     from t2i.eval.sweep import run_sweep
 
@@ -76,11 +76,12 @@ def build_report(pipe, *, model: str, benchmark: str, out_dir: str | Path, comma
         "sweep": f"t2i eval sweep --model {model} --param {param} --values {' '.join(f'{v:g}' for v in sweep_values)} {flags} -o {out}",
     }
     tables = {benchmark: main_rows, "prompts": prompts["rows"], "sweep": sweep["rows"]}
-    if pipe.kind == "unclip":  # what the decoder is conditioned on: unCLIP's own question
-        tables["ablation"] = run_ablation(pipe, benchmark=benchmark, **common)["rows"]
+    system = registry.system(pipe.kind)
+    if system.ablation:
+        tables["ablation"] = registry.resolve(system.ablation)(pipe, benchmark=benchmark, **common)["rows"]
         commands["ablation"] = f"t2i eval ablation --model {model} {flags} -o {out}"
     report = {"model": model, "benchmark": benchmark, "samples": samples, "seed": seed, "limit": limit, "commands": commands, "sweep_param": param,
-              "tables": tables, "config": _model_config(pipe)}
+              "tables": tables, "config": _model_config(pipe), "ablation_title": system.ablation_title}
     write_json(out, "report.json", report)
     (out / "index.html").write_text(render_html(report, out), encoding="utf-8")
     return report
@@ -97,7 +98,7 @@ def render_html(report: dict[str, Any], out: Path) -> str:
         "<h3>Samples</h3>" + _images(out, "shapes-*.png" if b == "shapes" else "emoji-*.png"),
         f"<h2>Natural prompts (never trained on)</h2>{code('prompts')}{html_table(tables['prompts'])}{_images(out, 'prompts-*.png')}",
         f"<h2>Guidance sweep ({html.escape(report.get('sweep_param', 'decoder-guidance'))})</h2>{code('sweep')}{html_table(tables['sweep'])}{_images(out, 'sweep-*.png')}",
-        *([f"<h2>Decoder conditioning ablation (DALL-E 2, section 5.1)</h2>{code('ablation')}{html_table(tables['ablation'])}{_images(out, 'ablation.png')}"]
+        *([f"<h2>{html.escape(report.get('ablation_title', 'Ablation'))}</h2>{code('ablation')}{html_table(tables['ablation'])}{_images(out, 'ablation.png')}"]
           if "ablation" in tables else []),
         f"<h2>Model configuration</h2><pre>{html.escape(json.dumps(report['config'], indent=2))}</pre>",
         "</body></html>",

@@ -3,12 +3,11 @@
 Each function takes a loaded Component and plain tensors, builds a denoiser from the
 component's diffusion settings, wraps it with classifier-free guidance and thresholding, and
 runs a pure sampler from t2i.diffusion.samplers. `sample_unet` is any UNet under one condition
-(and its null for guidance); run_prior, run_decoder and run_upsampler are unCLIP's stages, the
-last also Imagen's super-resolution.
+(and its null for guidance); run_decoder is a UNet read with an image embedding and/or text
+(unCLIP's decoder, a text-only base UNet), run_upsampler one that reads a low-resolution image.
+Sampling of a system's own kinds of model (unCLIP's prior) lives in its package.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
@@ -20,7 +19,7 @@ from t2i.data.dataset import to_model_range
 from t2i.diffusion.config import DiffusionConfig
 from t2i.diffusion.gaussian import GaussianDiffusion
 from t2i.diffusion.guidance import chained_guidance, thresholded
-from t2i.diffusion.noise import RowGenerators, randn
+from t2i.diffusion.noise import randn
 from t2i.diffusion.samplers import ALL_SAMPLERS, sample
 from t2i.errors import InputError
 
@@ -41,7 +40,7 @@ def diffusion_of(component: Component) -> GaussianDiffusion:
     return diffusion_config(component).build()
 
 
-def _run(component, denoise_with_cond, conds, scales, shape, *, steps, sampler, threshold, generator, progress=None, start=None, spacing="uniform"):
+def sample_chain(component, denoise_with_cond, conds, scales, shape, *, steps, sampler, threshold, generator, progress=None, start=None, spacing="uniform"):
     """Sample `shape` from pure noise over `steps` respaced steps, or, with start = (x, timesteps),
     from that partly noised x over those timesteps. conds runs from the null condition to the
     full one, with one guidance scale per step (see chained_guidance)."""
@@ -68,7 +67,7 @@ def sample_unet(unet: Component, cond: dict, *, null: dict | None = None, guidan
         raise ValueError("guidance needs the null condition")
     conds = [cond if null is None else null, cond]  # at guidance 1 only cond is evaluated
     shape = (b, cfg.out_channels, cfg.image_size, cfg.image_size)
-    return _run(unet, unet.model, conds, [guidance], shape, steps=steps, sampler=sampler, spacing=spacing, threshold=threshold, generator=generator,
+    return sample_chain(unet, unet.model, conds, [guidance], shape, steps=steps, sampler=sampler, spacing=spacing, threshold=threshold, generator=generator,
                 progress=progress).clamp(-1, 1)
 
 
@@ -80,33 +79,6 @@ def text_conditions(tokens: torch.Tensor, token_mask: torch.Tensor) -> tuple[dic
 def keep_best(candidates: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
     """Candidates (B, k, ...) -> (B, ...): per row, the one with the largest score in scores (B, k)."""
     return candidates[torch.arange(len(candidates)), scores.argmax(dim=1)]
-
-
-def keep_closest(candidates: torch.Tensor, embeds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Candidates (B, k, ...) -> (B, ...): per row, the one whose unit embedding in embeds (B, k, E)
-    has the largest cosine with target (B, E). The prior's candidate choice."""
-    return keep_best(candidates, (embeds * target[:, None]).sum(-1))
-
-
-@torch.no_grad()
-def run_prior(prior: Component, text_embed, tokens, token_mask, *, steps=25, guidance=2.0, candidates=1, sampler="ddim", spacing="uniform", generator=None, progress=None):
-    """CLIP text embeddings (B, E) + tokens -> CLIP image embeddings (B, E), unit norm.
-
-    With candidates = k, k embeddings are drawn per caption and the one most similar to the
-    caption's text embedding is kept (DALL-E 2, section 2.2)."""
-    b, e = text_embed.shape
-    k = max(1, candidates)
-    rep = lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731
-    te, tok, mask = rep(text_embed), rep(tokens), rep(token_mask)
-    ones = torch.ones(b * k, dtype=torch.bool, device=te.device)
-    cond = {"text_embed": te, "tokens": tok, "token_mask": mask, "keep": ones}
-    null = {"text_embed": te, "tokens": tok, "token_mask": mask, "keep": ~ones}
-    scale = prior.settings.get("embed_scale", math.sqrt(e))
-    if k > 1 and isinstance(generator, RowGenerators):
-        generator = generator.repeat(k, "prior candidates")
-    z = _run(prior, prior.model, [null, cond], [guidance], (b * k, e), steps=steps, sampler=sampler, spacing=spacing, threshold="none", generator=generator, progress=progress)
-    z = F.normalize(z / scale, dim=-1).view(b, k, e)
-    return keep_closest(z, z, text_embed)
 
 
 @torch.no_grad()
@@ -135,7 +107,7 @@ def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, step
     if cfg.text_dim and text_guidance is not None:
         conds, scales = [null, {**cond, "token_mask": null["token_mask"]}, cond], [guidance, text_guidance]
     shape = (b, cfg.out_channels, cfg.image_size, cfg.image_size)
-    x = _run(decoder, decoder.model, conds, scales, shape, steps=steps, sampler=sampler, spacing=spacing, threshold=threshold, generator=generator, progress=progress)
+    x = sample_chain(decoder, decoder.model, conds, scales, shape, steps=steps, sampler=sampler, spacing=spacing, threshold=threshold, generator=generator, progress=progress)
     return x.clamp(-1, 1)
 
 
@@ -178,6 +150,6 @@ def run_upsampler(upsampler: Component, low_res, tokens=None, token_mask=None, *
         t0 = torch.full((len(low_res),), timesteps[0], dtype=torch.long, device=device)
         start = (diffusion.q_sample(resized, t0, randn(shape, generator, device=device)), timesteps)
     conds = [cond if null is None else null, cond]
-    x = _run(upsampler, upsampler.model, conds, [guidance], shape, steps=steps, sampler=sampler, spacing=spacing, threshold=threshold, generator=generator,
+    x = sample_chain(upsampler, upsampler.model, conds, [guidance], shape, steps=steps, sampler=sampler, spacing=spacing, threshold=threshold, generator=generator,
              progress=progress, start=start)
     return x.clamp(-1, 1)

@@ -7,7 +7,10 @@ import math
 from dataclasses import dataclass, field, fields
 
 from t2i.errors import InputError
-from t2i.pipelines.unclip_options import UPSAMPLER_SAMPLING
+
+# a low-res UNet's training options that only matter at sampling time: kept in its settings, and
+# a preset may change them at assembly
+UPSAMPLER_SAMPLING = ("sample_aug_level", "sample_start_level")
 
 # each kind of option: what its values must be, and the check
 KINDS = {
@@ -55,43 +58,6 @@ class CaptionOptions:
 
     def __post_init__(self) -> None:
         check_kinds(self)
-
-
-@dataclass(frozen=True)
-class ClipOptions(CaptionOptions):
-    hard_negatives: bool = flag(False)  # captions with the same words and another meaning as extra negatives
-    match_only: bool = flag(False)  # train the matching head alone, both towers frozen
-    text_only: bool = flag(False)  # train the text side alone over a frozen image tower
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.match_only and self.text_only:
-            raise InputError("match_only and text_only exclude each other")
-
-
-@dataclass(frozen=True)
-class PriorOptions(CaptionOptions):
-    drop_text: float = rate(0.1)  # caption dropped (for classifier-free guidance)
-
-
-@dataclass(frozen=True)
-class DecoderOptions(CaptionOptions):
-    drop_embed: float = rate(0.1)  # image embedding dropped (for guidance)
-    drop_text: float = rate(0.5)  # text tokens dropped
-    embed_noise: float = scale(0.0)  # the largest noise added to the image embeddings (see noised_embeddings)
-
-
-@dataclass(frozen=True)
-class UpsamplerOptions:
-    low_res_size: int = count(32)  # the side of the image it upsamples
-    max_aug_level: int = count(0)  # noise-conditioning augmentation: the largest diffusion step the low-res input is noised to
-    sample_aug_level: int = count(0)  # at sampling: the step the low-res input is noised to
-    sample_start_level: int = count(0)  # at sampling: start from the noised upsampled input at this step (0: from pure noise)
-
-    def __post_init__(self) -> None:
-        check_kinds(self)
-        if self.low_res_size < 1:
-            raise InputError(f"low_res_size must be >= 1, got {self.low_res_size}")
 
 
 @dataclass(frozen=True)

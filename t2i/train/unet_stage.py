@@ -26,7 +26,7 @@ from t2i.data.sources import load_dataset
 from t2i.image_grid import save_grid
 from t2i.pipelines.sampling import clip_image_embeds, diffusion_config, diffusion_of, run_decoder, run_upsampler
 from t2i.train.captions import CaptionTable
-from t2i.train.options import DecoderOptions, UNetOptions, UpsamplerOptions, sampling_settings
+from t2i.train.options import UNetOptions, sampling_settings
 from t2i.train.stages import PREVIEW_COUNT, Stage, draw_rows, noised_embeddings
 
 
@@ -106,11 +106,3 @@ class UNetStage(Stage):
             rows = [real, x]
         save_grid(torch.cat(rows), out_dir / f"step-{step:08d}.png", rows=len(rows))
         return {"preview_mse": float(F.mse_loss(x, real))}
-
-
-class DecoderStage(UNetStage):
-    name, options = "decoder", DecoderOptions
-
-
-class UpsamplerStage(UNetStage):
-    name, options = "upsampler", UpsamplerOptions

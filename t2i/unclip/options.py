@@ -10,9 +10,6 @@ from t2i.pipelines.options import SAMPLERS, SPACINGS, THRESHOLDS, SamplingOption
 # What the decoder is conditioned on (DALL-E 2, section 5.1): the prior's image embedding, the
 # CLIP text embedding in its place, or no embedding at all (text tokens only).
 IMAGE_EMBEDDINGS = ("prior", "text", "none")
-# an upsampler's training options that only matter at sampling time: kept in its settings, and a
-# preset may change them at assembly
-UPSAMPLER_SAMPLING = ("sample_aug_level", "sample_start_level")
 
 
 @dataclass(frozen=True)
@@ -39,7 +36,7 @@ class SamplingOptions(SamplingOptionsBase):
     threshold: str = option("static", "the decoder's x0 clipping", THRESHOLDS)
     upsampler_threshold: str = option("static", "the upsamplers' x0 clipping", THRESHOLDS)
     # w > 0: the prior reads the prompt's CLIP text embedding blended w of the way to those of
-    # its nearest training captions by the frozen sentence encoder (pipelines/caption_memory.py)
+    # its nearest training captions by the frozen sentence encoder (unclip/caption_memory.py)
     caption_memory: float = option(0.0, "0 to 1: blend the prompt's text embedding with its nearest training captions' (pipelines with a caption memory)")
 
     def __post_init__(self) -> None:

@@ -21,10 +21,12 @@ from t2i.data.dataset import to_model_range
 from t2i.diffusion.noise import RowGenerators, check_request, row_seed
 from t2i.errors import InputError
 from t2i.pipelines.base import Pipeline, part_folder, preset_defaults, prompt_list, read_pipeline_json, to_pil, write_pipeline_json
-from t2i.pipelines.caption_memory import CaptionMemory
 from t2i.pipelines.loading import is_pipeline_folder
-from t2i.pipelines.sampling import keep_best, run_decoder, run_prior, run_upsampler
-from t2i.pipelines.unclip_options import IMAGE_EMBEDDINGS, UPSAMPLER_SAMPLING, SamplingOptions
+from t2i.pipelines.sampling import keep_best, run_decoder, run_upsampler
+from t2i.train.options import UPSAMPLER_SAMPLING
+from t2i.unclip.caption_memory import CaptionMemory
+from t2i.unclip.options import IMAGE_EMBEDDINGS, SamplingOptions
+from t2i.unclip.sampling import run_prior
 
 
 class UnclipPipeline(Pipeline):
@@ -67,7 +69,7 @@ class UnclipPipeline(Pipeline):
         memory = None
         if caption_memory:
             from t2i.data.sources import load_dataset
-            from t2i.pipelines.caption_memory import build_caption_memory, memory_captions
+            from t2i.unclip.caption_memory import build_caption_memory, memory_captions
 
             memory = build_caption_memory(clip, memory_captions(load_dataset(caption_memory, size=16)), max_length=clip.model.config.max_tokens)
         elif defaults.caption_memory:
