@@ -296,6 +296,19 @@ def test_assembled_pipeline_json_records_its_sources(tiny_run) -> None:
     assert spec["info"]["sources"]["decoder"] == str(tiny_run.run("decoder"))
 
 
+def test_each_stage_can_have_its_own_sampler(pipe) -> None:
+    kw = dict(seed=2, prior_steps=3, decoder_steps=3, upsampler_steps=3)
+    draw = lambda **o: pixels(pipe([A], **kw, **o))[0]  # noqa: E731
+    ddim, ddpm = draw(sampler="ddim"), draw(sampler="ddpm")
+    assert np.array_equal(ddim, draw(prior_sampler="ddim", upsampler_sampler="ddim"))  # the defaults follow --sampler
+    # the decoder alone on DDPM: unlike both all-DDIM and all-DDPM
+    mixed = draw(sampler="ddpm", prior_sampler="ddim", upsampler_sampler="ddim")
+    assert not np.array_equal(mixed, ddim) and not np.array_equal(mixed, ddpm)
+    assert not np.array_equal(draw(prior_sampler="ddpm"), ddim) and not np.array_equal(draw(upsampler_sampler="ddpm"), ddim)
+    with pytest.raises(ValueError, match=r"karras spacing sets noise levels, which ddim does not walk \(--upsampler-sampler\)"):
+        pipe([A], sampler="dpmpp-2m", spacing="karras", upsampler_sampler="ddim", **kw)
+
+
 def test_the_upsampler_has_its_own_thresholding(pipe) -> None:
     # --threshold used to reach the decoder only; the upsampler was fixed to static clipping
     kw = dict(seed=2, prior_steps=2, decoder_steps=2, upsampler_steps=3)

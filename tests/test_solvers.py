@@ -172,6 +172,15 @@ def test_every_sampler_is_an_option_and_works_from_the_cli(tiny_imagen, tmp_path
     for name, spacing in (("dpmpp-2m", "karras"), ("unipc", "uniform"), ("euler-a", "trailing"), ("dpmpp-2m-sde", "karras")):
         out = tmp_path / f"{name}.png"
         assert main(["generate", "a red apple", *model, "--sampler", name, "--spacing", spacing, "-o", str(out)]) == 0 and out.is_file()
+    # a stage's own sampler: the base on DPM-Solver++, the super-resolution UNet on DDPM
+    from PIL import Image
+
+    def generate(*flags: str) -> np.ndarray:
+        out = tmp_path / f"stage-{len(flags)}.png"
+        assert main(["generate", "a red apple", *model, *flags, "-o", str(out)]) == 0
+        return np.asarray(Image.open(out))
+
+    assert not np.array_equal(generate("--sampler", "dpmpp-2m"), generate("--sampler", "dpmpp-2m", "--sr-sampler", "ddpm"))
     capsys.readouterr()
     with pytest.raises(SystemExit) as exited:  # argparse's own one-line error
         main(["generate", "a red apple", *model, "--sampler", "dpm++", "-o", str(tmp_path / "x.png")])

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from t2i.errors import InputError
-from t2i.pipelines.options import SAMPLERS, SPACINGS, THRESHOLDS, SamplingOptionsBase, option
+from t2i.pipelines.options import SAMPLERS, SPACINGS, THRESHOLDS, SamplingOptionsBase, option, stage_sampler
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class ImagenSamplingOptions(SamplingOptionsBase):
     # of the diffusion's steps, and the UNet is told so (the paper sweeps 0 to 0.3)
     sr_aug_level: float = option(0.0, "0 to 1: noise the super-resolution UNets' low-res input to this fraction of their diffusion steps")
     sampler: str = option("ddim", "ddim and ddpm walk respaced steps; the others are few-step solvers (docs/results/samplers.md)", SAMPLERS)
+    sr_sampler: str | None = stage_sampler("super-resolution UNets")
     spacing: str = option("uniform", "where the steps fall: uniform, trailing, or karras (noise levels; not for ddim or ddpm)", SPACINGS)
 
     def __post_init__(self) -> None:

@@ -114,6 +114,6 @@ class ImagenPipeline(Pipeline):
                         threshold=opts.base_threshold, generator=generator, progress=progress)
         for sr in self.super_res:
             level = round(opts.sr_aug_level * (diffusion_of(sr).num_steps - 1))
-            x = run_upsampler(sr, x, tokens, mask, steps=opts.sr_steps, guidance=opts.sr_guidance, aug_level=level, sampler=opts.sampler, spacing=opts.spacing,
+            x = run_upsampler(sr, x, tokens, mask, steps=opts.sr_steps, guidance=opts.sr_guidance, aug_level=level, sampler=opts.sampler_of("sr"), spacing=opts.spacing,
                               threshold=opts.sr_threshold, generator=generator, progress=progress)
         return to_pil(x)

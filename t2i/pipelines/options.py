@@ -16,6 +16,11 @@ MAX_GUIDANCE = 50.0
 MAX_CANDIDATES = 64
 
 
+def stage_sampler(stage: str):
+    """A stage's own sampler, overriding `sampler` for that stage (None: `sampler`)."""
+    return option(None, f"the {stage}'s own sampler (default: --sampler)", SAMPLERS, kind=str)
+
+
 def option(default: Any, help: str = "", choices: tuple[str, ...] | None = None, kind: type | None = None):
     """A sampling option: its default, its --help line, its allowed values (for a string) and,
     where the default is None, the type of its values."""
@@ -34,11 +39,18 @@ class SamplingOptionsBase:
                              f"(its options: {', '.join(sorted(known))})")
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
+    def sampler_of(self, stage: str) -> str:
+        """A stage's sampler: its own `STAGE_sampler` option where set, else `sampler`."""
+        return getattr(self, f"{stage}_sampler", None) or self.sampler
+
     def check_ranges(self) -> None:
         """The checks every system shares, by field name: *_steps, *_guidance, *_candidates,
-        sampler, *threshold. A system's __post_init__ calls it and adds its own."""
-        if getattr(self, "spacing", None) == "karras" and getattr(self, "sampler", None) in ("ddim", "ddpm"):
-            raise InputError(f"karras spacing sets noise levels, which {self.sampler} does not walk: pick a solver ({', '.join(SAMPLERS[2:])})")
+        *sampler, *threshold. A system's __post_init__ calls it and adds its own."""
+        if getattr(self, "spacing", None) == "karras":
+            for f in fields(self):
+                if f.name.endswith("sampler") and getattr(self, f.name) in ("ddim", "ddpm"):
+                    raise InputError(f"karras spacing sets noise levels, which {getattr(self, f.name)} does not walk"
+                                     f"{'' if f.name == 'sampler' else ' (--' + f.name.replace('_', '-') + ')'}: pick a solver ({', '.join(SAMPLERS[2:])})")
         for f in fields(self):
             name, value, flag = f.name, getattr(self, f.name), f.name.replace("_", "-")
             if value is None:

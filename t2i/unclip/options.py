@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from t2i.errors import InputError
-from t2i.pipelines.options import SAMPLERS, SPACINGS, THRESHOLDS, SamplingOptionsBase, option
+from t2i.pipelines.options import SAMPLERS, SPACINGS, THRESHOLDS, SamplingOptionsBase, option, stage_sampler
 
 # What the decoder is conditioned on (DALL-E 2, section 5.1): the prior's image embedding, the
 # CLIP text embedding in its place, or no embedding at all (text tokens only).
@@ -29,6 +29,8 @@ class SamplingOptions(SamplingOptionsBase):
                                         "by cosine, plus its matching head's logit if it has one (a k-fold decoder batch)")
     upsampler_steps: int = option(15)
     sampler: str = option("ddim", "ddim and ddpm walk respaced steps; the others are few-step solvers (docs/results/samplers.md)", SAMPLERS)
+    prior_sampler: str | None = stage_sampler("prior")
+    upsampler_sampler: str | None = stage_sampler("upsamplers")
     spacing: str = option("uniform", "where the steps fall: uniform, trailing, or karras (noise levels; not for ddim or ddpm)", SPACINGS)
     # Static, not Imagen's dynamic: on images with saturated (white) backgrounds, dynamic
     # thresholding divides the whole x0 by its overshoot and greys the background; decoding

@@ -143,7 +143,8 @@ class UnclipPipeline(Pipeline):
         if k > 1:
             x = self.best_candidates(x.view(len(embeds), k, *x.shape[1:]), embeds if target is None else target, enc)
         for up in self.upsamplers:
-            x = run_upsampler(up, x, steps=options.upsampler_steps, sampler=options.sampler, spacing=options.spacing, threshold=options.upsampler_threshold, generator=generator, progress=progress)
+            x = run_upsampler(up, x, steps=options.upsampler_steps, sampler=options.sampler_of("upsampler"), spacing=options.spacing,
+                              threshold=options.upsampler_threshold, generator=generator, progress=progress)
         return x
 
     @torch.no_grad()
@@ -197,7 +198,7 @@ class UnclipPipeline(Pipeline):
             embeds = F.normalize(given.float(), dim=-1)
         elif image_embedding == "prior":
             embeds = run_prior(self.prior, rep(text_embed), enc.tokens, enc.mask, steps=opts.prior_steps, guidance=opts.prior_guidance,
-                               candidates=opts.prior_candidates, sampler=opts.sampler, spacing=opts.spacing, generator=generator, progress=progress)
+                               candidates=opts.prior_candidates, sampler=opts.sampler_of("prior"), spacing=opts.spacing, generator=generator, progress=progress)
         else:
             embeds = rep(text_embed)
         return to_pil(self.decode(embeds, enc, options=opts, generator=generator, progress=progress, use_embed=given is not None or image_embedding != "none", target=rep(text_embed)))
