@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--models", nargs="+", help="shipped model names or pipeline folders to serve (default: every shipped model)")
     s.add_argument("--max-queue", type=int, default=8, help="requests that may wait per model; more are refused with 429")
     s.add_argument("--timeout", type=float, default=300.0, help="seconds a request may wait for its images before a 503")
+    s.add_argument("--max-batch", type=int, default=8, help="images of waiting requests (same model and options) run as one batch; 1: one request at a time")
 
     e = sub.add_parser("eval", help="measure a model's quality")
     esub = e.add_subparsers(dest="eval_command", required=True)

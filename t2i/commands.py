@@ -290,11 +290,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--port must be from 1 to 65535, got {args.port}")
     if args.max_queue < 1 or not 0 < args.timeout < float("inf"):
         raise UsageError("--max-queue must be >= 1 and --timeout a positive number of seconds")
+    if not 1 <= args.max_batch <= MAX_BATCH:
+        raise UsageError(f"--max-batch must be from 1 to {MAX_BATCH}, got {args.max_batch}")
     try:
         loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
     except ValueError:
         loopback = False
     if not loopback:
         warnings.warn(f"serving on {args.host}: anyone who can reach this machine can generate images with its CPU (there is no authentication)", stacklevel=1)
-    serve(args.models or list(shipped_models()), host=args.host, port=args.port, max_waiting=args.max_queue, timeout=args.timeout)
+    serve(args.models or list(shipped_models()), host=args.host, port=args.port, max_waiting=args.max_queue, timeout=args.timeout, max_batch=args.max_batch)
     return 0

@@ -141,6 +141,58 @@ def test_a_full_queue_is_refused_with_429_and_nothing_is_lost(tiny_imagen) -> No
     assert errors and all(e.status_code == 429 and e.body["code"] == "queue_full" for e in errors)
 
 
+def test_generate_requests_draws_what_each_request_alone_draws(server) -> None:
+    from t2i.pipelines.base import generate_requests
+
+    requests = [("a red apple", 2, 5), ("a blue car", 1, 9), ("a red apple", 3, 6)]
+    for model, kind in (("tiny-unclip", "unclip"), ("tiny-imagen", "imagen")):
+        pipe = server.served.pipelines[model]
+        together = generate_requests(pipe, requests, **FAST[kind])
+        alone = [pipe([prompt], num_images=n, seed=seed, **FAST[kind]) for prompt, n, seed in requests]
+        assert [len(images) for images in together] == [2, 1, 3]
+        assert all(np.array_equal(np.asarray(a), np.asarray(b)) for got, want in zip(together, alone) for a, b in zip(got, want))
+
+
+def test_waiting_requests_with_the_same_options_share_a_batch_and_a_bad_one_fails_alone(tiny_imagen) -> None:
+    pipe = t2i.load_pipeline(tiny_imagen.pipeline)
+    gate, calls = threading.Event(), []
+
+    def held(prompts, **kw):  # the real pipeline, held until the test lets it go; "boom" fails
+        gate.wait(60)
+        calls.append(len(prompts))
+        if "boom" in prompts:
+            raise ValueError("boom")
+        return pipe(prompts, **kw)
+
+    held.image_size, held.kind, held.defaults = pipe.image_size, pipe.kind, pipe.defaults
+    asks = [("a cat", 1, 1, {}), ("a dog", 2, 2, {}), ("boom", 1, 3, {}), ("a cow", 3, 4, {}), ("a cat", 1, 5, {"base_steps": 3}), ("a cat", 1, 6, {})]
+    with Server({"m": held}, max_waiting=8, max_batch=8) as s:
+        results: dict[int, object] = {}
+
+        def call(i: int) -> None:
+            prompt, n, seed, options = asks[i]
+            try:
+                results[i] = s.client().images.generate(model="m", prompt=prompt, n=n, extra_body={"seed": seed, **FAST["imagen"], **options})
+            except openai.APIStatusError as e:
+                results[i] = e
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(asks))]
+        for t in threads:
+            t.start()
+            time.sleep(0.3)  # the first starts alone and is held; the rest wait
+        gate.set()
+        for t in threads:
+            t.join(120)
+    # batches: the first alone; "a dog", "boom", "a cow", the last "a cat" (7 images) together,
+    # which fails and runs again one by one; the request with other options alone
+    assert s.served.workers["m"].batches == 7 and calls == [1, 7, 2, 1, 3, 1, 1]
+    assert isinstance(results[2], openai.APIStatusError)
+    for i in (0, 1, 3, 4, 5):
+        prompt, n, seed, options = asks[i]
+        want = pipe([prompt], num_images=n, seed=seed, **{**FAST["imagen"], **options})
+        assert all(np.array_equal(_image(item.b64_json), np.asarray(w)) for item, w in zip(results[i].data, want))
+
+
 def test_the_page_is_self_contained_and_lists_the_models(server) -> None:
     with urllib.request.urlopen(server.url + "/") as response:
         page = response.read().decode()

@@ -36,6 +36,13 @@ def row_seed(*parts: object) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
+def image_seeds(seed: int, num_images: int, prompt_index: int = 0) -> list[int]:
+    """The noise seeds of images 0..num_images-1 of one prompt: row_seeds that make a call draw
+    exactly what a call with this seed draws for that prompt."""
+    check_request(seed, num_images, prompt_index)
+    return [row_seed(seed, prompt_index, j) for j in range(num_images)]
+
+
 class RowGenerators:
     """One CPU torch.Generator per batch row."""
 
@@ -49,7 +56,22 @@ class RowGenerators:
         check_request(seed, num_images, first_prompt)
         if num_prompts * num_images > MAX_ROWS:
             raise InputError(f"{num_prompts * num_images} images in one call; at most {MAX_ROWS} (pipe.generate batches a longer list)")
-        return cls([row_seed(seed, first_prompt + i, j) for i in range(num_prompts) for j in range(num_images)])
+        return cls([s for i in range(num_prompts) for s in image_seeds(seed, num_images, first_prompt + i)])
+
+    @classmethod
+    def for_call(cls, seed: int, num_prompts: int, num_images: int, first_prompt: int = 0, row_seeds: Sequence[int] | None = None) -> RowGenerators:
+        """A pipeline call's generators: for_images, or the given seeds of each row (prompt-major),
+        which is how requests with seeds of their own share one batch (see image_seeds)."""
+        if row_seeds is None:
+            return cls.for_images(seed, num_prompts, num_images, first_prompt)
+        seeds = list(row_seeds)
+        if len(seeds) != num_prompts * num_images:
+            raise InputError(f"row_seeds has {len(seeds)} seeds for {num_prompts * num_images} images")
+        for s in seeds:
+            check_request(s, 1)
+        if len(seeds) > MAX_ROWS:
+            raise InputError(f"{len(seeds)} images in one call; at most {MAX_ROWS}")
+        return cls(seeds)
 
     def __len__(self) -> int:
         return len(self.generators)

@@ -8,7 +8,7 @@ A pipeline folder holds a component folder per UNet and `pipeline.json`:
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,15 +100,17 @@ class ImagenPipeline(Pipeline):
         return get_text_encoder(self.text_max_length, self.text_layers).encode(prompt_list(prompts))
 
     def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, first_index: int = 0, progress: Callable | None = None,
+                 row_seeds: Sequence[int] | None = None,
                  **options: Any) -> list:
         """Generate `num_images` per prompt; PIL images, prompt-major. An image's noise depends only
-        on (seed, its prompt's index first_index + i, its sample index), as in every pipeline."""
+        on (seed, its prompt's index first_index + i, its sample index), as in every pipeline;
+        row_seeds, one per image (prompt-major), replace those seeds (see generate_requests)."""
         check_request(seed, num_images, first_index)
         opts = self.defaults.updated(**options)
         prompts = prompt_list(prompts)
         enc = self.encode_text(prompts)
         tokens, mask = enc.tokens.repeat_interleave(num_images, 0), enc.mask.repeat_interleave(num_images, 0)
-        generator = RowGenerators.for_images(seed, len(prompts), num_images, first_index)
+        generator = RowGenerators.for_call(seed, len(prompts), num_images, first_index, row_seeds)
         cond, null = text_conditions(tokens, mask)
         x = sample_unet(self.base, cond, null=null, guidance=opts.base_guidance, steps=opts.base_steps, sampler=opts.sampler, spacing=opts.spacing,
                         threshold=opts.base_threshold, generator=generator, progress=progress)

@@ -3,15 +3,16 @@
 - sampling options: a frozen dataclass with `updated(**overrides)` (t2i/pipelines/options.py);
 - prompts: one string or a list of non-empty strings (`prompt_list`);
 - noise per image (t2i.diffusion.noise): a subclass's __call__ takes `first_index` and seeds
-  each image from (seed, first_index + prompt, sample);
-- batching (`generate`): a long list in batches, with the same images as one call;
+  each image from (seed, first_index + prompt, sample), or takes the seed of each row;
+- batching (`generate`): a long list in batches, with the same images as one call; and several
+  requests with their own seeds in one call (`generate_requests`, the server's batching);
 - the pipeline folder's pipeline.json: format version, kind, default options, info.
 """
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from PIL import Image
 from t2i.checkpoint import FORMAT_VERSION, CheckpointError, read_versioned_json
 from t2i.config import ConfigError, config_from_dict, config_to_dict
 from t2i.data.dataset import to_uint8
+from t2i.diffusion.noise import image_seeds
 from t2i.errors import InputError
 from t2i.pipelines.options import SamplingOptionsBase
 
@@ -90,6 +92,19 @@ def generate_batches(generate: Callable[..., list[Image.Image]], prompts: list[s
         images = generate(chunk, num_images=num_images, seed=seed, first_index=start, **options, **given)
         for i, image in enumerate(images):
             yield start + i // num_images, i % num_images, image
+
+
+def generate_requests(pipe: Callable[..., list[Image.Image]], requests: Sequence[tuple[str, int, int]], **options: Any) -> list[list[Image.Image]]:
+    """Several requests (prompt, number of images, seed), each as a call of its own would draw
+    it (`pipe([prompt], num_images=n, seed=seed)`), in one pipeline call: one batch for all."""
+    prompts = [prompt for prompt, n, _ in requests for _ in range(n)]
+    seeds = [s for _, n, seed in requests for s in image_seeds(seed, n)]
+    images = pipe(prompts, num_images=1, row_seeds=seeds, **options)
+    out, start = [], 0
+    for _, n, _ in requests:
+        out.append(images[start : start + n])
+        start += n
+    return out
 
 
 def to_pil(x: torch.Tensor) -> list[Image.Image]:

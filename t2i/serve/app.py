@@ -6,13 +6,16 @@ model (`decoder_steps`, `base_guidance`, `sampler`, ...). Image i of a response 
 `t2i generate PROMPT --model MODEL -n N --seed SEED` draws as its image i; every item says its
 seed. Errors are `{"error": {"message", "type", "param", "code"}}` with 400 (bad input), 404
 (unknown model or file), 429 (the model's queue is full) or 503 (waited too long), never a
-traceback.
+traceback. Requests that wait for one model with the same options run as one batch (up to
+`max_batch` images), each image still the one its request alone would get.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import io
+import json
 import secrets
 import shlex
 import sys
@@ -28,6 +31,7 @@ from starlette.exceptions import HTTPException
 
 from t2i.diffusion.noise import MAX_SEED, check_request
 from t2i.errors import InputError
+from t2i.pipelines.base import generate_requests
 from t2i.serve.jobs import ModelWorker, QueueFull
 
 MAX_IMAGES = 10  # n, as the OpenAI API allows
@@ -57,12 +61,18 @@ def png_bytes(image) -> bytes:
 class Served:
     """The pipelines a server was started with, by name, each with its worker."""
 
-    def __init__(self, pipelines: dict[str, Any], *, max_waiting: int = 8, timeout: float = 300.0) -> None:
+    def __init__(self, pipelines: dict[str, Any], *, max_waiting: int = 8, timeout: float = 300.0, max_batch: int = 8) -> None:
         if not pipelines:
             raise InputError("serve at least one model")
+        if max_batch < 1:
+            raise InputError(f"the largest batch must be at least 1 image, got {max_batch}")
         self.pipelines, self.timeout = dict(pipelines), timeout
-        self.workers = {name: ModelWorker(name, max_waiting) for name in self.pipelines}
+        self.workers = {name: ModelWorker(name, max_waiting, functools.partial(self.run_batch, name), max_batch=max_batch) for name in self.pipelines}
         self.urls: dict[str, tuple[float, bytes]] = {}
+
+    def run_batch(self, name: str, requests: list[tuple[str, int, int, dict[str, Any]]]) -> list[list[Any]]:
+        """Requests (prompt, n, seed, options) that share their options, in one pipeline call."""
+        return generate_requests(self.pipelines[name], [(prompt, n, seed) for prompt, n, seed, _ in requests], **requests[0][3])
 
     def size_of(self, name: str) -> str:
         side = self.pipelines[name].image_size
@@ -167,9 +177,9 @@ def create_app(served: Served) -> FastAPI:
         except ValueError:
             raise ApiError(400, "the request body is not valid JSON") from None
         model, prompt, n, seed, response_format, options = parse_request(body, served)
-        pipe = served.pipelines[model]
         try:
-            images = await asyncio.wait_for(served.workers[model].submit(lambda: pipe([prompt], num_images=n, seed=seed, **options)), timeout=served.timeout)
+            job = served.workers[model].submit((prompt, n, seed, options), key=json.dumps(options, sort_keys=True), images=n)
+            images = await asyncio.wait_for(job, timeout=served.timeout)
         except QueueFull as e:
             raise ApiError(429, str(e), kind="rate_limit_error", code="queue_full") from None
         except TimeoutError:
@@ -191,7 +201,7 @@ def create_app(served: Served) -> FastAPI:
     return app
 
 
-def serve(models: list[str], *, host: str = "127.0.0.1", port: int = 8000, max_waiting: int = 8, timeout: float = 300.0) -> None:
+def serve(models: list[str], *, host: str = "127.0.0.1", port: int = 8000, max_waiting: int = 8, timeout: float = 300.0, max_batch: int = 8) -> None:
     """Load `models` (shipped names or pipeline folders) once and serve them until Ctrl-C."""
     import uvicorn
 
@@ -203,7 +213,7 @@ def serve(models: list[str], *, host: str = "127.0.0.1", port: int = 8000, max_w
         if key in pipelines:
             raise InputError(f"two models would be served as {key!r}; give folders of different names")
         pipelines[key] = load_pipeline(name)
-    served = Served(pipelines, max_waiting=max_waiting, timeout=timeout)
+    served = Served(pipelines, max_waiting=max_waiting, timeout=timeout, max_batch=max_batch)
     try:
         uvicorn.run(create_app(served), host=host, port=port, log_level="info", lifespan="off")  # no lifespan: Ctrl-C ends without a traceback
     finally:

@@ -1,10 +1,12 @@
-"""Generation jobs: per model a bounded queue and one worker thread, so requests to one model run
-one at a time, in order, and the server's event loop never waits on torch."""
+"""Generation jobs: per model a bounded queue and one worker thread, so each model runs one batch
+at a time and the server's event loop never waits on torch. Requests that wait together with the
+same sampling options are run as one batch of up to `max_batch` images (every image still the
+one its own request would get alone)."""
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,17 +17,25 @@ class QueueFull(Exception):
 
 @dataclass
 class Job:
-    run: Callable[[], Any]  # the generation itself, called on the worker thread
+    request: Any  # what run_batch takes, one per job
+    key: Hashable  # jobs with equal keys may share a batch
+    images: int  # how many images it asks for
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     started: threading.Event = field(default_factory=threading.Event)
 
 
 class ModelWorker:
-    """One model's queue (at most `max_waiting` jobs not yet started) and the thread that runs them."""
+    """One model's queue (at most `max_waiting` jobs not yet started) and the thread that runs them.
 
-    def __init__(self, name: str, max_waiting: int) -> None:
-        self.name, self.max_waiting = name, max_waiting
+    run_batch(requests) -> one result per request, in order. The worker takes the oldest job and
+    every later waiting one with its key while the images add up to at most max_batch (1: each
+    job alone). If a batch fails, its jobs run again one by one, so one bad request fails alone.
+    """
+
+    def __init__(self, name: str, max_waiting: int, run_batch: Callable[[list[Any]], list[Any]], *, max_batch: int = 1) -> None:
+        self.name, self.max_waiting, self.run_batch, self.max_batch = name, max_waiting, run_batch, max_batch
+        self.batches = 0  # batches run so far (the load benchmark and tests read it)
         self._jobs: list[Job] = []
         self._lock = threading.Condition()
         self._closed = False
@@ -36,11 +46,11 @@ class ModelWorker:
         with self._lock:
             return len(self._jobs)
 
-    async def submit(self, run: Callable[[], Any]) -> Any:
-        """Queue `run` and wait for its result; QueueFull when the queue is full. A caller that
+    async def submit(self, request: Any, *, key: Hashable = None, images: int = 1) -> Any:
+        """Queue a request and wait for its result; QueueFull when the queue is full. A caller that
         stops waiting (a client that went away) cancels its job if it has not started."""
         loop = asyncio.get_running_loop()
-        job = Job(run=run, future=loop.create_future(), loop=loop)
+        job = Job(request=request, key=key, images=images, future=loop.create_future(), loop=loop)
         with self._lock:
             if self._closed:
                 raise QueueFull(f"the server is shutting down; {self.name} takes no new requests")
@@ -56,6 +66,17 @@ class ModelWorker:
                     self._jobs.remove(job)
             raise
 
+    def _next_batch(self) -> list[Job]:
+        """The oldest job and the later ones that may join it (called with the lock held)."""
+        first = self._jobs.pop(0)
+        batch, total = [first], first.images
+        for job in list(self._jobs):
+            if job.key == first.key and total + job.images <= self.max_batch:
+                self._jobs.remove(job)
+                batch.append(job)
+                total += job.images
+        return [job for job in batch if not job.future.cancelled()]
+
     def _work(self) -> None:
         while True:
             with self._lock:
@@ -63,15 +84,25 @@ class ModelWorker:
                     self._lock.wait()
                 if not self._jobs:
                     return
-                job = self._jobs.pop(0)
-            if job.future.cancelled():
+                batch = self._next_batch()
+            if not batch:
                 continue
-            job.started.set()
+            for job in batch:
+                job.started.set()
+            self.batches += 1
             try:
-                result, error = job.run(), None
-            except BaseException as e:  # handed to the waiting request, which answers for it
-                result, error = None, e
-            job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+                outcomes = [(result, None) for result in self.run_batch([job.request for job in batch])]
+            except BaseException as e:  # handed to the waiting requests, which answer for it
+                outcomes = [(None, e)] if len(batch) == 1 else [self._alone(job) for job in batch]
+            for job, (result, error) in zip(batch, outcomes):
+                job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+
+    def _alone(self, job: Job) -> tuple[Any, BaseException | None]:
+        self.batches += 1
+        try:
+            return self.run_batch([job.request])[0], None
+        except BaseException as e:
+            return None, e
 
     def close(self) -> None:
         """Refuse new jobs; those queued still run, then the thread ends."""

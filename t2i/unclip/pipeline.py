@@ -7,7 +7,7 @@ A pipeline folder holds one component folder per stage and `pipeline.json`:
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,12 +164,14 @@ class UnclipPipeline(Pipeline):
 
     # ---- public calls --------------------------------------------------------------------------
     def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, first_index: int = 0, progress: Callable | None = None,
+                 row_seeds: Sequence[int] | None = None,
                  image_embedding: str | torch.Tensor = "prior", **options: Any) -> list[Image.Image]:
         """Generate `num_images` per prompt; returns PIL images, prompt-major. Same seed, same images.
 
         An image's noise depends only on (seed, its prompt's index, its sample index), never on
         the other prompts of the call: prompt i of this call has index first_index + i, so a
         long list generated in batches (pass each batch's offset) gives the images of one call.
+        row_seeds, one per image (prompt-major), replace those seeds (see generate_requests).
 
         image_embedding picks what the decoder is conditioned on: "prior" (unCLIP), "text" (the
         CLIP text embedding in place of an image embedding), "none" (the text tokens alone), or a
@@ -191,7 +193,7 @@ class UnclipPipeline(Pipeline):
                 enc = self.encode_text(nearest)[0]
         rep = lambda x: x.repeat_interleave(num_images, dim=0)  # noqa: E731
         enc = type(enc)(rep(enc.tokens), rep(enc.mask), rep(enc.pooled))
-        generator = RowGenerators.for_images(seed, len(prompts), num_images, first_index)
+        generator = RowGenerators.for_call(seed, len(prompts), num_images, first_index, row_seeds)
         if given is not None:
             if given.shape != (len(prompts) * num_images, text_embed.shape[1]):
                 raise InputError(f"given image embeddings must have shape ({len(prompts) * num_images}, {text_embed.shape[1]}), got {tuple(given.shape)}")
