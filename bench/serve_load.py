@@ -3,9 +3,11 @@
 Starts the real server in this process on a free loopback port (as tests/test_serve.py does),
 then `--clients` threads send `--requests` generation requests in all, through the official
 `openai` client, and reports what came back (images, 429s, other errors), the p50 and p95
-latency per request and images/s. Not a timed test: run it by hand, on an otherwise idle machine.
+latency per request and images/s, for each `--max-batch` (1: batching off), alternated over
+`--rounds` in one process so that the machine's drift hits each alike. Not a timed test: run it
+by hand, on an otherwise idle machine.
 
-    python bench/serve_load.py --model shapes --clients 10 --requests 50 --steps 10
+    python bench/serve_load.py --model shapes --clients 10 --requests 50 --steps 10 --max-batch 1 8 --rounds 2
 """
 from __future__ import annotations
 
@@ -23,23 +25,15 @@ import t2i
 from t2i.serve.app import Served, create_app
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="shapes")
-    parser.add_argument("--clients", type=int, default=10)
-    parser.add_argument("--requests", type=int, default=50)
-    parser.add_argument("--n", type=int, default=1, help="images per request")
-    parser.add_argument("--steps", type=int, help="the model's main step count (default: its own)")
-    parser.add_argument("--max-queue", type=int, default=64)
-    args = parser.parse_args()
-
-    pipe = t2i.load_pipeline(args.model)
-    served = Served({args.model: pipe}, max_waiting=args.max_queue, timeout=3600)
+def run_load(pipe, args: argparse.Namespace, max_batch: int) -> dict:
+    """One server with this max_batch, one load run against it: what came back and how fast."""
+    served = Served({args.model: pipe}, max_waiting=args.max_queue, timeout=3600, max_batch=max_batch)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(create_app(served), host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    threading.Thread(target=server.run, daemon=True).start()
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
     while not server.started:
         time.sleep(0.05)
 
@@ -76,10 +70,29 @@ def main() -> None:
         t.join()
     wall = time.perf_counter() - began
     server.should_exit = True
+    thread.join(30)
     served.close()
     quantiles = statistics.quantiles(latencies, n=20)
-    print(json.dumps({"model": args.model, "clients": args.clients, "requests": args.requests, "accounted_for": sum(outcomes[k] for k in ("ok", "429", "other")),
-                      **outcomes, "p50_s": statistics.median(latencies), "p95_s": quantiles[18], "images_per_s": outcomes["images"] / wall, "wall_s": wall}, indent=2))
+    return {"max_batch": max_batch, "accounted_for": sum(outcomes[k] for k in ("ok", "429", "other")), **outcomes,
+            "batches": served.workers[args.model].batches, "p50_s": round(statistics.median(latencies), 3), "p95_s": round(quantiles[18], 3),
+            "images_per_s": round(outcomes["images"] / wall, 3), "wall_s": round(wall, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="shapes")
+    parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--n", type=int, default=1, help="images per request")
+    parser.add_argument("--steps", type=int, help="the model's main step count (default: its own)")
+    parser.add_argument("--max-queue", type=int, default=64)
+    parser.add_argument("--max-batch", type=int, nargs="+", default=[1, 8], help="the server's batching settings to compare (1: off)")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each setting, alternated")
+    args = parser.parse_args()
+
+    pipe = t2i.load_pipeline(args.model)
+    runs = [run_load(pipe, args, max_batch) for _ in range(args.rounds) for max_batch in args.max_batch]
+    print(json.dumps({"model": args.model, "clients": args.clients, "requests": args.requests, "n": args.n, "steps": args.steps, "runs": runs}, indent=2))
 
 
 if __name__ == "__main__":
