@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -162,6 +163,17 @@ def test_cache_round_trip(tmp_path, monkeypatch: pytest.MonkeyPatch, encoder: Te
     assert len(files) == 1 and files[0].suffix == ".safetensors"  # no temp files left behind
     text_cache.encode_cached(captions, max_length=16, cache_dir=tmp_path)
     assert calls == [3, 3]  # max_length is part of the key
+
+
+def test_cached_tokens_are_memory_mapped_not_read(tmp_path, encoder: TextEncoder) -> None:
+    # the token states are most of a caption table: read from the cache (safetensors maps the file),
+    # they stay on disk and a batch pages in only its rows
+    captions = ["a cat", "a dog", "a red fish"]
+    text_cache.encode_cached(captions, cache_dir=tmp_path)
+    encoding, _ = text_cache.encode_cached(captions, cache_dir=tmp_path)
+    (path,) = tmp_path.iterdir()
+    spans = [tuple(int(x, 16) for x in line.split()[0].split("-")) for line in Path("/proc/self/maps").read_text().splitlines() if line.endswith(str(path.resolve()))]
+    assert any(lo <= encoding.tokens.data_ptr() < hi for lo, hi in spans), "the tokens are not inside a mapping of the cache file"
 
 
 def test_corrupt_cache_is_rebuilt(tmp_path, monkeypatch: pytest.MonkeyPatch, encoder: TextEncoder) -> None:
