@@ -106,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=300.0, help="seconds a request may wait for its images before a 503")
     s.add_argument("--max-batch", type=int, default=8, help="images of waiting requests (same model and options) run as one batch; 1: one request at a time")
 
+    d = sub.add_parser("data", help="datasets on disk, for data that does not fit in memory")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    dp = dsub.add_parser("prepare", help="decode a folder/CSV/JSONL once into a memory-mapped dataset folder that --data reads")
+    dp.add_argument("source", help="a folder of images with same-named .txt captions, or a CSV/JSONL of path,caption")
+    dp.add_argument("-o", "--output", required=True, help="new dataset folder")
+    dp.add_argument("--size", type=int, default=64, help="side of the square images stored (prepare at the size you train at)")
+    dp.add_argument("--workers", type=int, default=1, help="processes decoding images")
+    dp.add_argument("--overwrite", action="store_true", help="replace -o if it is a prepared dataset (never any other file or folder)")
+    dp.add_argument("--no-progress", action="store_true")
+
     e = sub.add_parser("eval", help="measure a model's quality")
     esub = e.add_subparsers(dest="eval_command", required=True)
     for name, text in (("shapes", "the shapes-world benchmark: per-task, overall and held-out scores"),

@@ -279,6 +279,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    from t2i.checkpoint import atomic_folder
+    from t2i.data.prepared import is_prepared, prepare
+
+    if not 1 <= args.size <= 4096:
+        raise UsageError(f"--size must be from 1 to 4096, got {args.size}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if not 1 <= args.workers <= cores:
+        raise UsageError(f"--workers must be from 1 to the {cores} cores this process may use, got {args.workers}")
+    with atomic_folder(Path(args.output), overwrite=args.overwrite, owned=is_prepared) as tmp:
+        info = prepare(args.source, tmp, args.size, workers=args.workers, progress=not args.no_progress)
+    skipped = sum(info["skipped"].values())
+    print(f"{args.output}: {info['count']} images at {info['size']}x{info['size']}" +
+          (f"; skipped {skipped} ({', '.join(f'{n} {r}' for r, n in info['skipped'].items())}; first: {', '.join(info['first_skipped'])}; "
+           f"all in {Path(args.output) / 'skipped.tsv'})" if skipped else ""))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import ipaddress
     import warnings

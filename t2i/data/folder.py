@@ -32,39 +32,48 @@ def load_folder(path: str | Path, size: int) -> ImageCaptionSet:
     if size < 1:
         raise InputError(f"image size must be positive, got {size}")
     root = Path(path).expanduser()
-    if not root.exists():
-        raise FileNotFoundError(f"dataset path not found: {root}")
-    skipped: Counter[str] = Counter()
-    if root.is_dir():
-        listing = _scan_folder(root, skipped)
-    elif root.suffix.lower() == ".csv":
-        listing = _read_csv(root)
-    elif root.suffix.lower() == ".jsonl":
-        listing = _read_jsonl(root)
-    else:
-        raise InputError(f"unsupported dataset file {root}: expected a folder, a .csv or a .jsonl file")
-
+    listing, skipped = list_source(root)
     images, captions, names = [], [], []
     for image_path, texts in listing.items():
         if not texts:
-            skipped["without caption"] += 1
+            skipped.append(("without caption", image_path))
             continue
-        pixels = _load_image(image_path, size, skipped)
-        if pixels is not None:
-            images.append(pixels)
-            captions.append(texts)
-            names.append(image_path.stem)
-
-    total = len(images) + sum(skipped.values())
-    summary = ", ".join(f"{skipped[reason]} {reason}" for reason in SKIP_REASONS if skipped[reason])
+        pixels = load_image(image_path, size)
+        if isinstance(pixels, str):
+            skipped.append((pixels, image_path))
+            continue
+        images.append(pixels)
+        captions.append(texts)
+        names.append(image_path.stem)
     if not images:
-        raise InputError(f"no usable images in {root}" + (f" ({total} found: {summary})" if total else ""))
+        raise InputError(f"no usable images in {root}" + (f" ({len(skipped)} found: {skip_summary(skipped)})" if skipped else ""))
     if skipped:
-        warnings.warn(f"skipped {sum(skipped.values())} of {total} images in {root} ({summary})", stacklevel=2)
+        warnings.warn(f"skipped {len(skipped)} of {len(images) + len(skipped)} images in {root} ({skip_summary(skipped)}; first: "
+                      f"{', '.join(str(p) for _, p in skipped[:3])})", stacklevel=2)
     return ImageCaptionSet(images=np.stack(images), captions=captions, names=names)
 
 
-def _scan_folder(root: Path, skipped: Counter[str]) -> dict[Path, list[str]]:
+def list_source(root: Path) -> tuple[dict[Path, list[str]], list[tuple[str, Path]]]:
+    """A folder, CSV or JSONL source -> ({image path: its captions}, [(reason, path) skipped while listing])."""
+    if not root.exists():
+        raise FileNotFoundError(f"dataset path not found: {root}")
+    skipped: list[tuple[str, Path]] = []
+    if root.is_dir():
+        return _scan_folder(root, skipped), skipped
+    if root.suffix.lower() == ".csv":
+        return _read_csv(root), skipped
+    if root.suffix.lower() == ".jsonl":
+        return _read_jsonl(root), skipped
+    raise InputError(f"unsupported dataset file {root}: expected a folder, a .csv or a .jsonl file")
+
+
+def skip_summary(skipped: list[tuple[str, Path]]) -> str:
+    """'3 unreadable, 1 missing': the reasons in report order, with their counts."""
+    counts = Counter(reason for reason, _ in skipped)
+    return ", ".join(f"{counts[reason]} {reason}" for reason in SKIP_REASONS if counts[reason])
+
+
+def _scan_folder(root: Path, skipped: list[tuple[str, Path]]) -> dict[Path, list[str]]:
     listing: dict[Path, list[str]] = {}
     for image_path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
         caption_file = image_path.with_suffix(".txt")
@@ -74,7 +83,7 @@ def _scan_folder(root: Path, skipped: Counter[str]) -> dict[Path, list[str]]:
         try:
             lines = caption_file.read_text(encoding="utf-8-sig").splitlines()
         except (OSError, UnicodeDecodeError):
-            skipped["with unreadable caption"] += 1
+            skipped.append(("with unreadable caption", image_path))
             continue
         listing[image_path] = _dedupe(lines)
     return listing
@@ -125,10 +134,10 @@ def _dedupe(lines: list[str]) -> list[str]:
     return [t for t in dict.fromkeys(line.strip() for line in lines) if t]
 
 
-def _load_image(image_path: Path, size: int, skipped: Counter[str]) -> np.ndarray | None:
+def load_image(image_path: Path, size: int) -> np.ndarray | str:
+    """The image as uint8 (size, size, 3), or why it cannot be used ("missing", "unreadable")."""
     if not image_path.is_file():
-        skipped["missing"] += 1
-        return None
+        return "missing"
     try:
         with Image.open(image_path) as opened:
             opened.load()
@@ -136,8 +145,7 @@ def _load_image(image_path: Path, size: int, skipped: Counter[str]) -> np.ndarra
             image = _to_rgb(image)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         # PIL raises all of these for truncated, corrupt or mislabelled files
-        skipped["unreadable"] += 1
-        return None
+        return "unreadable"
     image = ImageOps.fit(image, (size, size), method=Image.LANCZOS, centering=(0.5, 0.5))
     return np.asarray(image, dtype=np.uint8)
 

@@ -1,8 +1,9 @@
 """One entry point from a dataset name or path to an ImageCaptionSet.
 
-"emoji" is the packaged emoji set, "shapes" the procedural shapes world, and anything
-else a user folder, CSV or JSONL file (see t2i.data.folder). The names win over a local
-folder of the same name; write "./emoji" to load such a folder.
+"emoji" is the packaged emoji set, "shapes" the procedural shapes world, and anything else a
+user folder, CSV or JSONL file (see t2i.data.folder), or a folder `t2i data prepare` wrote
+(t2i.data.prepared). The names win over a local folder of the same name; write "./emoji" to
+load such a folder.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 from t2i.data.dataset import ImageCaptionSet
 from t2i.data.emoji import SPLITS, load_emoji
 from t2i.data.folder import load_folder
+from t2i.data.prepared import is_prepared, load_prepared
 from t2i.errors import InputError
 
 
@@ -38,6 +40,8 @@ def load_dataset(name_or_path: str, size: int, split: str = "train", *,
         raise InputError(f"unknown dataset {name_or_path!r}: expected emoji, shapes, or a folder/CSV/JSONL path")
     if split == "heldout":
         raise InputError(f"dataset {name_or_path!r} has no held-out split; only emoji and shapes have one")
+    if is_prepared(name_or_path):
+        return load_prepared(name_or_path, size)
     return load_folder(name_or_path, size)
 
 
