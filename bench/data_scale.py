@@ -3,7 +3,8 @@ trained from as a folder (decoded whole into memory at start) and as a prepared 
 (`t2i data prepare`: decoded once, memory-mapped). Each measured command runs in a process of
 its own, its memory sampled every 0.2 s (resident, and the anonymous part: what the kernel cannot
 drop, unlike the mapped file's pages). Training images/s come from the runs' log.jsonl, which
-excludes loading. Not a timed test: run it by hand, on an otherwise idle machine.
+excludes loading. Captions are not augmented here (the variants would multiply the captions to
+encode, which is not what this measures). Not a timed test: run it by hand, on an otherwise idle machine.
 
     python bench/data_scale.py --images 100000 --size 32 --steps 200 --work /tmp/t2i-scale
 """
@@ -79,7 +80,7 @@ def main() -> None:
     source, prepared = args.work / "source", args.work / "prepared"
     make_source(source, args.images, args.size)
     t2i = [sys.executable, "-m", "t2i", "--threads", str(args.threads)]
-    train = ["train", "imagen-base", "--config", "tiny", "--steps", str(args.steps), "--no-progress", "--set", "train.batch_size=64",
+    train = ["train", "imagen-base", "--config", "tiny", "--steps", str(args.steps), "--no-progress", "--set", "train.batch_size=64", "--set", "options.caption_augment=0",
              "--set", "train.log_every=20", "--set", f"train.sample_every={10 * args.steps}", "--set", f"train.save_every={10 * args.steps}"]
     results = {"images": args.images, "size": args.size, "steps": args.steps, "threads": args.threads}
     shutil.rmtree(prepared, ignore_errors=True)
@@ -88,11 +89,13 @@ def main() -> None:
     # the captions' encodings are cached on disk by whichever run comes first: encode them once, unmeasured
     warm = args.work / "run-warm"
     shutil.rmtree(warm, ignore_errors=True)
-    measured([*t2i, *train[:4], "--steps", "1", "--no-progress", "--data", str(prepared), "--out", str(warm)], env)
+    print(json.dumps(results), file=sys.stderr, flush=True)
+    measured([*t2i, *train[:4], "--steps", "1", "--no-progress", "--set", "options.caption_augment=0", "--data", str(prepared), "--out", str(warm)], env)
     for name, data in (("folder", source), ("prepared", prepared)):
         run = args.work / f"run-{name}"
         shutil.rmtree(run, ignore_errors=True)
         results[f"train_from_{name}"] = {**measured([*t2i, *train, "--data", str(data), "--out", str(run)], env), "images_per_s": train_rate(run)}
+        print(json.dumps(results), file=sys.stderr, flush=True)
     print(json.dumps(results, indent=2))
 
 
