@@ -145,6 +145,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = args.config or default_preset(args.stage, args.data)
     out = Path(args.out or f"runs/{Path(args.data).name}-{args.stage}")
     first = int(os.environ.get("RANK", "0")) == 0  # under torchrun, one process checks and reports; the others would race its writes
+    if not first:  # every process loads the same data: its warnings (skipped files, ...) are said once, by the first
+        import warnings
+
+        warnings.simplefilter("ignore")
     if first and (out / "latest").exists() and not args.resume:
         raise UsageError(f"{out} already holds a run: pass --resume to continue it, or another --out")
     if first and out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / "run.json").is_file())):

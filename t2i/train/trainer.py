@@ -10,6 +10,7 @@ step counter itself.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -262,9 +263,13 @@ class Trainer:
                 stream = 2 * (micro + cfg.grad_accum * self.accelerator.process_index)
                 batch = stage.batch(self.step, cfg.batch_size, step_generator(cfg.seed, self.step, stream))
                 batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
-                with self.accelerator.autocast():
-                    loss = stage.loss(self.model, batch, step_generator(cfg.seed, self.step, stream + 1)) / cfg.grad_accum
-                self.accelerator.backward(loss)
+                # several processes: gradients are averaged across them once per step, on the last
+                # micro-batch; the earlier ones only accumulate locally
+                last = micro == cfg.grad_accum - 1
+                with contextlib.nullcontext() if last or world == 1 else self.accelerator.no_sync(self.model):
+                    with self.accelerator.autocast():
+                        loss = stage.loss(self.model, batch, step_generator(cfg.seed, self.step, stream + 1)) / cfg.grad_accum
+                    self.accelerator.backward(loss)
                 step_losses.append(loss.item() * cfg.grad_accum)
             if not self._all_finite(step_losses):  # skip the update (on every process): it would spread NaN into every weight
                 self.optimizer.zero_grad(set_to_none=True)
