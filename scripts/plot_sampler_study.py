@@ -42,6 +42,7 @@ def main() -> None:
                 ax.plot([r["decoder_steps"] for r in rows], [r[key] for r in rows], "o-", label=label, markersize=3)
             ax.set_xscale("log")
             ax.set_xticks([5, 8, 10, 15, 25], labels=["5", "8", "10", "15", "25"])
+            ax.minorticks_off()
             ax.set_xlabel("prior and decoder steps")
             ax.set_ylabel(key)
             ax.grid(alpha=0.3)
