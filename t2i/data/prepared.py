@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections import Counter
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ def prepare(source: str | Path, folder: Path, size: int, *, workers: int = 1, pr
         f.write("reason\tpath\n")
         f.writelines(f"{reason}\t{path}\n" for reason, path in skipped)
     info = {"format_version": FORMAT_VERSION, "kind": KIND, "count": kept, "size": size, "source": str(root.resolve()),
-            "skipped": {reason: sum(1 for r, _ in skipped if r == reason) for reason, _ in skipped}}
+            "skipped": dict(Counter(reason for reason, _ in skipped))}
     (folder / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")  # last: the folder is complete
     return {**info, "first_skipped": [str(p) for _, p in skipped[:3]]}
 
