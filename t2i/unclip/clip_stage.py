@@ -31,7 +31,6 @@ class ClipOptions(CaptionOptions):
             raise InputError("match_only and text_only exclude each other")
 
 
-
 @torch.no_grad()
 def clip_text_embeds(clip: Component, table: CaptionTable, batch: int = 512) -> torch.Tensor:
     """Every row of the caption table -> (U, E) unit-norm CLIP text embeddings."""

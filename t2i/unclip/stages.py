@@ -47,7 +47,6 @@ class UpsamplerOptions:
             raise InputError(f"low_res_size must be >= 1, got {self.low_res_size}")
 
 
-
 class PriorStage(Stage):
     name, model_kind, options = "prior", "prior", PriorOptions
 
