@@ -152,10 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)  # reports record the command that made them
     warnings.formatwarning = lambda message, category, *a, **k: f"t2i: warning: {message}\n"
     from t2i.errors import USER_ERRORS
-    from t2i.threads import default_threads
+    from t2i.threads import default_threads, usable_cores
 
     try:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)  # the cores this process may use
+        cores = usable_cores()
         if args.threads is not None and not 1 <= args.threads <= cores:
             raise UsageError(f"--threads must be between 1 and the {cores} cores this process may use, got {args.threads}")
         # from the console (argv None), an unset --threads means the cores that are idle now;

@@ -289,7 +289,9 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     if not 1 <= args.size <= 4096:
         raise UsageError(f"--size must be from 1 to 4096, got {args.size}")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    from t2i.threads import usable_cores
+
+    cores = usable_cores()
     if not 1 <= args.workers <= cores:
         raise UsageError(f"--workers must be from 1 to the {cores} cores this process may use, got {args.workers}")
     with atomic_folder(Path(args.output), overwrite=args.overwrite, owned=is_prepared) as tmp:

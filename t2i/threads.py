@@ -16,6 +16,11 @@ import time
 from pathlib import Path
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def idle_cores(cpus: int, others_running: int) -> int:
     """Cores left for us when `others_running` threads of other jobs are runnable: at least 1."""
     return max(1, cpus - max(0, others_running))

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +37,7 @@ def load_folder(path: str | Path, size: int) -> ImageCaptionSet:
     root = Path(path).expanduser()
     listing, skipped = list_source(root)
     images, captions, names = [], [], []
-    for image_path, texts in listing.items():
-        if not texts:
-            skipped.append(("without caption", image_path))
-            continue
-        pixels = load_image(image_path, size)
-        if isinstance(pixels, str):
-            skipped.append((pixels, image_path))
-            continue
+    for image_path, texts, pixels in decoded(captioned(listing, skipped), size, skipped):
         images.append(pixels)
         captions.append(texts)
         names.append(image_path.stem)
@@ -65,6 +61,45 @@ def list_source(root: Path) -> tuple[dict[Path, list[str]], list[tuple[str, Path
     if root.suffix.lower() == ".jsonl":
         return _read_jsonl(root), skipped
     raise InputError(f"unsupported dataset file {root}: expected a folder, a .csv or a .jsonl file")
+
+
+def captioned(listing: dict[Path, list[str]], skipped: list[tuple[str, Path]]) -> list[tuple[Path, list[str]]]:
+    """The listed images that have captions; the others go to `skipped` ("without caption")."""
+    jobs = []
+    for path, texts in listing.items():
+        if texts:
+            jobs.append((path, texts))
+        else:
+            skipped.append(("without caption", path))
+    return jobs
+
+
+def decoded(jobs: list[tuple[Path, list[str]]], size: int, skipped: list[tuple[str, Path]], *, workers: int = 1,
+            progress: bool = False) -> Iterator[tuple[Path, list[str], np.ndarray]]:
+    """(path, captions, pixels) of each job whose image decodes, in order, decoded by `workers`
+    processes (a pool when more than 1); the others go to `skipped` with their reason."""
+    results = _load_all([(path, size) for path, _ in jobs], workers)
+    if progress:
+        from tqdm import tqdm
+
+        results = tqdm(results, total=len(jobs), desc="decode", unit="img", dynamic_ncols=True)
+    for (path, texts), pixels in zip(jobs, results):
+        if isinstance(pixels, str):
+            skipped.append((pixels, path))
+        else:
+            yield path, texts, pixels
+
+
+def _load(job: tuple[Path, int]) -> np.ndarray | str:
+    return load_image(*job)
+
+
+def _load_all(jobs: list[tuple[Path, int]], workers: int) -> Iterator[np.ndarray | str]:
+    if workers <= 1:
+        yield from map(_load, jobs)
+        return
+    with get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers) as pool:
+        yield from pool.imap(_load, jobs, chunksize=64)
 
 
 def skip_summary(skipped: list[tuple[str, Path]]) -> str:

@@ -14,17 +14,15 @@ only its rows, and the caption encodings live in the on-disk text cache, mapped 
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections import Counter
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from t2i.data.dataset import ImageCaptionSet
-from t2i.data.folder import list_source, load_image, skip_summary
+from t2i.data.folder import captioned, decoded, list_source, skip_summary
 from t2i.errors import InputError
 
 KIND = "t2i-prepared-dataset"
@@ -39,10 +37,6 @@ def is_prepared(path: str | Path) -> bool:
         return False
 
 
-def _decode(job: tuple[Path, int]) -> np.ndarray | str:
-    return load_image(*job)
-
-
 def prepare(source: str | Path, folder: Path, size: int, *, workers: int = 1, progress: bool = False) -> dict[str, Any]:
     """Write the prepared form of `source` into the (new, empty) `folder`; returns dataset.json's content.
     Images are decoded by `workers` processes, in order; memory stays at a few images per worker."""
@@ -50,25 +44,12 @@ def prepare(source: str | Path, folder: Path, size: int, *, workers: int = 1, pr
         raise InputError(f"image size must be positive, got {size}")
     root = Path(source).expanduser()
     listing, skipped = list_source(root)
-    jobs = []
-    for path, texts in listing.items():
-        if texts:
-            jobs.append((path, texts))
-        else:
-            skipped.append(("without caption", path))
+    jobs = captioned(listing, skipped)
     if not jobs:
         raise InputError(f"no images with captions in {root}" + (f" ({skip_summary(skipped)})" if skipped else ""))
     kept = 0
     with (folder / "images.u8").open("wb") as out, (folder / "captions.jsonl").open("w", encoding="utf-8") as captions:
-        decoded = _decoded([(path, size) for path, _ in jobs], workers)
-        if progress:
-            from tqdm import tqdm
-
-            decoded = tqdm(decoded, total=len(jobs), desc="prepare", unit="img", dynamic_ncols=True)
-        for (path, texts), pixels in zip(jobs, decoded):
-            if isinstance(pixels, str):
-                skipped.append((pixels, path))
-                continue
+        for path, texts, pixels in decoded(jobs, size, skipped, workers=workers, progress=progress):
             out.write(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes())
             captions.write(json.dumps({"name": path.stem, "captions": texts}, ensure_ascii=False) + "\n")
             kept += 1
@@ -81,15 +62,6 @@ def prepare(source: str | Path, folder: Path, size: int, *, workers: int = 1, pr
             "skipped": dict(Counter(reason for reason, _ in skipped))}
     (folder / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")  # last: the folder is complete
     return {**info, "first_skipped": [str(p) for _, p in skipped[:3]]}
-
-
-def _decoded(jobs: list[tuple[Path, int]], workers: int):
-    """Each job's image (or reason), in order; by a pool of processes when workers > 1."""
-    if workers <= 1:
-        yield from map(_decode, jobs)
-        return
-    with get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers) as pool:
-        yield from pool.imap(_decode, jobs, chunksize=64)
 
 
 def load_prepared(path: str | Path, size: int) -> ImageCaptionSet:
