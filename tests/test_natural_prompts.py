@@ -12,7 +12,7 @@ import torch
 from t2i.cli import main
 from t2i.data.dataset import ImageCaptionSet
 from t2i.data.shapes_eval import TASKS, parse_prompt, prompt_is_held_out
-from t2i.eval.prompts import emoji_prompts, emoji_target_groups, retrieval_images, shapes_paraphrases, training_strings
+from t2i.eval.prompts import EMOJI_DEV_PROMPTS, emoji_prompts, emoji_target_groups, retrieval_images, shapes_paraphrases, training_strings
 from t2i.text.augment import ADJECTIVES, EMOJI_TEMPLATES, SHAPES_TEMPLATES, VARIANTS_PER_CAPTION, all_variants, caption_variants, fill, normalize_prompt, rephrasings
 from t2i.train.captions import CaptionTable
 
@@ -67,6 +67,10 @@ def test_evaluation_prompt_sets_are_well_formed() -> None:
     assert len(emoji) >= 300 and splits["train"] >= 200 and splits["heldout"] >= 100
     groups = emoji_target_groups()
     assert all(p.target in groups for p in emoji) and len({p.target for p in emoji}) == len(emoji)
+    dev = emoji_prompts(EMOJI_DEV_PROMPTS)  # tuning prompts: other emoji, other words
+    assert len(dev) >= 250 and all(p.target in groups for p in dev) and len({p.target for p in dev}) == len(dev)
+    assert not {groups[p.target] for p in dev} & {groups[p.target] for p in emoji}
+    assert not {normalize_prompt(p.prompt) for p in dev} & {normalize_prompt(p.prompt) for p in emoji}
     shapes = shapes_paraphrases()
     assert len(shapes) >= 150 and set(Counter(p.task for p in shapes)) == set(TASKS)
     assert all(parse_prompt(p.canonical).task == p.task and not prompt_is_held_out(p.canonical) for p in shapes)
@@ -75,7 +79,7 @@ def test_evaluation_prompt_sets_are_well_formed() -> None:
 def test_evaluation_prompts_are_never_trained_on() -> None:
     """Not a training caption, nor any variant the augmentation can make of one (all of them,
     not only the few each caption is given)."""
-    for data, prompts in (("emoji", [p.prompt for p in emoji_prompts()]), ("shapes", [p.prompt for p in shapes_paraphrases()])):
+    for data, prompts in (("emoji", [p.prompt for p in emoji_prompts() + emoji_prompts(EMOJI_DEV_PROMPTS)]), ("shapes", [p.prompt for p in shapes_paraphrases()])):
         seen = training_strings(data)
         assert len(seen) > 100_000
         assert [p for p in prompts if normalize_prompt(p) in seen] == [], data

@@ -9,6 +9,8 @@
 - shapes (t2i/assets/prompts/shapes-paraphrases.jsonl): paraphrases of benchmark prompts ("3
   triangles.", "a square, and to its left a circle"), each graded by the exact scorer against
   its canonical prompt; per task beside the canonical prompts themselves, on the same seeds.
+- emoji-natural-dev.jsonl: development prompts in the same style for other emoji, to tune on
+  without touching the evaluation set.
 
 `training_strings` builds every string that training could show a model (captions and all of
 their augmentation variants); the tests check that no evaluation prompt is among them.
@@ -28,6 +30,8 @@ from t2i.text.augment import all_variants, normalize_prompt, templates_for
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "prompts"
 EMOJI_PROMPTS = PROMPTS_DIR / "emoji-natural.jsonl"
+# for tuning retrieval and the like (scripts/probe_memory_keys.py); other emoji than the evaluation's, never reported as a result
+EMOJI_DEV_PROMPTS = PROMPTS_DIR / "emoji-natural-dev.jsonl"
 SHAPES_PROMPTS = PROMPTS_DIR / "shapes-paraphrases.jsonl"
 EMOJI_COLUMNS = ["split", "prompts", "images", "fidelity@5"]
 SHEET_SHOWN = 24
