@@ -14,17 +14,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+STEPS = [5, 8, 10, 15, 25, 50]
 PANELS = {"shapes": ("overall", "held_out", "clip_score"), "emoji": ("fidelity@5", "fd_clip", "clip_score")}
 
 
 def lines(root: Path, model: str) -> dict[str, list[dict]]:
-    """'sampler spacing' -> its rows (steps ascending), for every finished line of the model."""
-    out = {}
-    for path in sorted(root.glob(f"{model}-*/sweep-steps.json")):
+    """'sampler spacing' -> its rows (steps ascending), for every finished line of the model; the
+    50-step points of some lines are in root/steps50."""
+    out: dict[str, list[dict]] = {}
+    for path in sorted(root.glob(f"{model}-*/sweep-steps.json")) + sorted((root / "steps50").glob(f"{model}-*/sweep-steps.json")):
         sampler, spacing = path.parent.name[len(model) + 1 :].rsplit("-", 1)
-        rows = json.loads(path.read_text())["rows"]
-        out[f"{sampler} {spacing}"] = sorted(rows, key=lambda r: r["decoder_steps"])
-    return out
+        out.setdefault(f"{sampler} {spacing}", []).extend(json.loads(path.read_text())["rows"])
+    return {label: sorted(rows, key=lambda r: r["decoder_steps"]) for label, rows in out.items()}
 
 
 def main() -> None:
@@ -41,7 +42,7 @@ def main() -> None:
             for label, rows in found.items():
                 ax.plot([r["decoder_steps"] for r in rows], [r[key] for r in rows], "o-", label=label, markersize=3)
             ax.set_xscale("log")
-            ax.set_xticks([5, 8, 10, 15, 25], labels=["5", "8", "10", "15", "25"])
+            ax.set_xticks(STEPS, labels=[str(s) for s in STEPS])
             ax.minorticks_off()
             ax.set_xlabel("prior and decoder steps")
             ax.set_ylabel(key)
