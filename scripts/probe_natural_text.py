@@ -13,15 +13,20 @@ import argparse
 import numpy as np
 import torch
 
+from t2i.data.dataset import resize_uint8
 from t2i.data.emoji import load_emoji
-from t2i.eval.common import clip_image_embeddings
 from t2i.eval.prompts import emoji_prompts, emoji_target_groups, retrieval_images
 from t2i.pipelines.loading import load_pipeline
+from t2i.pipelines.sampling import clip_image_embeds
 from t2i.unclip.sampling import run_prior
 
 
 def nearest_hits(embeds: torch.Tensor, images: torch.Tensor, groups: np.ndarray, targets: np.ndarray) -> float:
     return float((groups[(embeds @ images.T).argmax(1).numpy()] == targets).mean())
+
+
+def clip_image_embeddings(pipe, images: np.ndarray) -> torch.Tensor:
+    return clip_image_embeds(pipe.clip, resize_uint8(images, pipe.clip.model.config.image_size))
 
 
 def main() -> None:
