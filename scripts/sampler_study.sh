@@ -20,8 +20,8 @@ for line in $lines; do
   t2i eval sweep --model "$model" --param steps --values $steps --sampler "$sampler" --spacing "$spacing" \
     --samples 2 --seed 0 --limit "$limit" -o "$dir" --overwrite
 done
-# 50 steps, where every sampler should have converged, for today's and the earlier default sampler
-for line in shapes:dpmpp-2m:uniform shapes:ddim:uniform emoji:dpmpp-2m:uniform emoji:ddim:uniform; do
+# 50 steps, where every sampler should have converged: today's and the earlier default sampler first
+for line in shapes:dpmpp-2m:uniform shapes:ddim:uniform emoji:dpmpp-2m:uniform emoji:ddim:uniform $lines; do
   IFS=: read -r model sampler spacing <<< "$line"
   dir="$out/steps50/$model-$sampler-$spacing"
   [ -f "$dir/sweep-steps.json" ] && continue
