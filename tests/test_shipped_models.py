@@ -18,6 +18,17 @@ def test_shipped_pipeline_fits_the_size_budget(name) -> None:
     assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) <= MAX_BYTES
 
 
+@pytest.mark.parametrize("name", ["emoji", "shapes"])
+def test_the_preset_gives_the_shipped_sampling_defaults(name) -> None:
+    """scripts/train_shipped.sh assembles with --config NAME: re-assembling must not bring back old defaults."""
+    from t2i.pipelines.base import preset_defaults, read_pipeline_json
+    from t2i.train.build import read_preset
+    from t2i.unclip.options import SamplingOptions
+
+    _, shipped = read_pipeline_json(shipped_models()[name], "unclip", SamplingOptions)
+    assert preset_defaults(read_preset(name), "unclip", SamplingOptions) == shipped
+
+
 def test_a_folder_named_like_a_shipped_model_does_not_shadow_it(tmp_path, monkeypatch) -> None:
     (tmp_path / "shapes").mkdir()  # e.g. the output folder of `t2i eval shapes -o shapes`
     monkeypatch.chdir(tmp_path)
