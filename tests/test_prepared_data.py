@@ -2,6 +2,7 @@
 as the folder does, with every skipped file named."""
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import warnings
@@ -40,6 +41,18 @@ def test_prepare_writes_what_the_folder_loads_and_names_what_it_skipped(source, 
     assert np.array_equal(np.asarray(prepared.images), folder.images) and prepared.captions == folder.captions and prepared.names == folder.names
     with pytest.warns(UserWarning, match="prepared at 16x16; resizing all 8 images to 8x8"):
         assert load_dataset(str(out), size=8).images.shape == (8, 8, 8, 3)
+
+
+def test_skipped_names_with_tabs_and_line_breaks_stay_one_row(tiny_run, tmp_path) -> None:
+    src = tmp_path / "odd"
+    shutil.copytree(tiny_run.data, src)
+    odd = "tab\there\nnewline.png"
+    (src / odd).write_bytes(b"not a png")
+    (src / odd.replace(".png", ".txt")).write_text("an odd name\n")
+    assert main(["data", "prepare", str(src), "-o", str(tmp_path / "out"), "--size", "16", "--no-progress"]) == 0
+    with (tmp_path / "out" / "skipped.tsv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="\t"))
+    assert rows == [["reason", "path"], ["unreadable", str(src / odd)]]
 
 
 def test_training_from_a_prepared_dataset_is_training_from_the_folder(source, tmp_path) -> None:

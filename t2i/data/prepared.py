@@ -5,7 +5,8 @@ A user folder, CSV or JSONL is decoded, cropped and resized once into a folder:
     dataset.json    format version, kind, image count and size, the source, skip counts
     images.u8       every image, uint8 (N, size, size, 3), row after row: memory-mapped when read
     captions.jsonl  one line per image: {"name": ..., "captions": [...]}
-    skipped.tsv     every file left out, with the reason ("unreadable", "missing", ...)
+    skipped.tsv     every file left out, with the reason ("unreadable", "missing", ...); csv's
+                    quoting, tab-separated
 
 Training reads it like any dataset (`--data DIR`): the images stay on disk and a batch pages in
 only its rows, and the caption encodings live in the on-disk text cache, mapped too
@@ -13,6 +14,7 @@ only its rows, and the caption encodings live in the on-disk text cache, mapped 
 """
 from __future__ import annotations
 
+import csv
 import json
 import warnings
 from collections import Counter
@@ -55,9 +57,10 @@ def prepare(source: str | Path, folder: Path, size: int, *, workers: int = 1, pr
             kept += 1
     if not kept:
         raise InputError(f"no usable images in {root} ({skip_summary(skipped)})")
-    with (folder / "skipped.tsv").open("w", encoding="utf-8") as f:
-        f.write("reason\tpath\n")
-        f.writelines(f"{reason}\t{path}\n" for reason, path in skipped)
+    with (folder / "skipped.tsv").open("w", encoding="utf-8", newline="") as f:  # csv quotes a name with a tab or a line break
+        rows = csv.writer(f, delimiter="\t", lineterminator="\n")
+        rows.writerow(["reason", "path"])
+        rows.writerows([reason, str(path)] for reason, path in skipped)
     info = {"format_version": FORMAT_VERSION, "kind": KIND, "count": kept, "size": size, "source": str(root.resolve()),
             "skipped": dict(Counter(reason for reason, _ in skipped))}
     (folder / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")  # last: the folder is complete
