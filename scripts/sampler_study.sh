@@ -11,21 +11,21 @@ steps=${STEPS:-5 8 10 15 25}
 t2i() { OMP_NUM_THREADS=1 python -m t2i --threads 1 "$@"; }
 lines="shapes:ddim:uniform shapes:dpmpp-2m:uniform shapes:unipc:uniform emoji:ddim:uniform emoji:dpmpp-2m:uniform emoji:unipc:uniform
        shapes:dpmpp-2m:karras emoji:dpmpp-2m:karras shapes:euler-a:uniform emoji:euler-a:uniform shapes:dpmpp-2m-sde:karras emoji:dpmpp-2m-sde:karras"
-for line in $lines; do
-  IFS=: read -r model sampler spacing <<< "$line"
-  dir="$out/$model-$sampler-$spacing"
-  [ -f "$dir/sweep-steps.json" ] && continue
+# sweep LINE FOLDER STEPS...: one line (model:sampler:spacing) into FOLDER/model-sampler-spacing, kept once finished
+sweep() {
+  local model sampler spacing dir limit
+  IFS=: read -r model sampler spacing <<< "$1"
+  dir="$2/$model-$sampler-$spacing"
+  [ -f "$dir/sweep-steps.json" ] && return 0
   # shapes: 10 prompts per task; emoji: 40 training captions (the sweep judges training captions)
   limit=$([ "$model" = shapes ] && echo 10 || echo 40)
-  t2i eval sweep --model "$model" --param steps --values $steps --sampler "$sampler" --spacing "$spacing" \
+  shift 2
+  t2i eval sweep --model "$model" --param steps --values "$@" --sampler "$sampler" --spacing "$spacing" \
     --samples 2 --seed 0 --limit "$limit" -o "$dir" --overwrite
-done
+}
+# shellcheck disable=SC2086  # $steps is a list of step counts
+for line in $lines; do sweep "$line" "$out" $steps; done
 # 50 steps, where every sampler should have converged: today's and the earlier default sampler first
 for line in shapes:dpmpp-2m:uniform shapes:ddim:uniform emoji:dpmpp-2m:uniform emoji:ddim:uniform $lines; do
-  IFS=: read -r model sampler spacing <<< "$line"
-  dir="$out/steps50/$model-$sampler-$spacing"
-  [ -f "$dir/sweep-steps.json" ] && continue
-  limit=$([ "$model" = shapes ] && echo 10 || echo 40)
-  t2i eval sweep --model "$model" --param steps --values 50 --sampler "$sampler" --spacing "$spacing" \
-    --samples 2 --seed 0 --limit "$limit" -o "$dir" --overwrite
+  sweep "$line" "$out/steps50" 50
 done

@@ -49,4 +49,4 @@ def default_threads() -> int | None:
     others = others_running()
     if others is None or not hasattr(os, "sched_getaffinity"):
         return None
-    return idle_cores(len(os.sched_getaffinity(0)), others)
+    return idle_cores(usable_cores(), others)
