@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from t2i.data.emoji import load_emoji
-from t2i.eval.prompts import PROMPTS_DIR, emoji_prompts, emoji_target_groups
+from t2i.eval.prompts import EMOJI_DEV_PROMPTS, emoji_prompts, emoji_target_groups
 from t2i.text.augment import ADJECTIVES, EMOJI_TEMPLATES, fill
 from t2i.text.encoder import get_text_encoder
 
@@ -35,7 +35,7 @@ def sentence_embeddings(texts: list[str], batch: int = 512) -> torch.Tensor:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--prompts", default=str(PROMPTS_DIR / "emoji-natural-dev.jsonl"))
+    p.add_argument("--prompts", default=str(EMOJI_DEV_PROMPTS))
     p.add_argument("--memory", default="t2i/assets/models/emoji/memory", help="a caption memory folder (its captions.json)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
