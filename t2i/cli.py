@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument(f"--{name}", dest=name, action="append", default=[], metavar="RUN", help=f"a trained {name} (run or component folder)")
     a.add_argument("--config", help="preset whose 'pipeline' section gives the default sampling options")
     a.add_argument("--caption-memory", metavar="DATA", help="keep DATA's training captions for retrieval-augmented text conditioning (see --caption-memory of generate)")
+    a.add_argument("--memory-dims", type=int, default=0, metavar="N",
+                   help="keep the caption memory's retrieval keys in N dimensions (the captions' top singular directions; default all 384): a smaller memory")
     a.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16, half the size)")
     a.add_argument("-o", "--output", required=True, help="new pipeline folder")
     a.add_argument("--overwrite", action="store_true", help="replace -o if it is a pipeline folder (never any other file or folder)")

@@ -201,11 +201,13 @@ def cmd_assemble(args: argparse.Namespace) -> int:
     if not stages or len(systems) != 1:
         raise UsageError("give the trained stages of one system, e.g. --clip RUN --prior RUN --decoder RUN --upsampler RUN")
     sources = {name: runs[0] if len(runs) == 1 else runs for name, runs in stages.items()}
+    if args.memory_dims and not args.caption_memory:
+        raise UsageError("--memory-dims sets the caption memory's keys: give --caption-memory DATA too")
     if args.caption_memory:
         sources["caption_memory"] = args.caption_memory
     data = next((found for runs in stages.values() for run in runs if (found := _trained_on(run))), {})  # the dataset the runs record
     pipe = systems[0].load_pipeline_class().assemble(stages, preset=read_preset(args.config) if args.config else None, caption_memory=args.caption_memory,
-                                                     info={"sources": sources, **data})
+                                                     memory_dims=args.memory_dims, info={"sources": sources, **data})
     path = pipe.save(args.output, dtype=torch.float32 if args.fp32 else torch.float16, overwrite=args.overwrite)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     print(f"{path} ({size / 1e6:.1f} MB)")
@@ -298,9 +300,14 @@ def cmd_data(args: argparse.Namespace) -> int:
         info = prepare(args.source, tmp, args.size, workers=args.workers, progress=not args.no_progress)
     skipped = sum(info["skipped"].values())
     print(f"{args.output}: {info['count']} images at {info['size']}x{info['size']}" +
-          (f"; skipped {skipped} ({', '.join(f'{n} {r}' for r, n in info['skipped'].items())}; first: {', '.join(info['first_skipped'])}; "
+          (f"; skipped {skipped} ({', '.join(f'{n} {r}' for r, n in info['skipped'].items())}; first: {', '.join(map(_printable, info['first_skipped']))}; "
            f"all in {Path(args.output) / 'skipped.tsv'})" if skipped else ""))
     return 0
+
+
+def _printable(name: str) -> str:
+    """A file name for a one-line message: quoted and escaped when it holds a tab, a line break or the like."""
+    return name if name.isprintable() else repr(name)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -147,18 +147,74 @@ def test_caption_memory_pulls_a_prompt_towards_its_nearest_captions() -> None:
         CaptionMemory(pooled, text, ["a", "b"])
 
 
+def test_a_memory_without_text_embeddings_has_its_neighbours_embedded_when_sampling(tmp_path) -> None:
+    from t2i.unclip.caption_memory import CaptionMemory
+
+    pooled = torch.nn.functional.normalize(torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]), dim=-1)
+    text = torch.nn.functional.normalize(torch.tensor([[1.0, 0], [0, 1.0], [-1.0, 0]]), dim=-1)
+    captions = ["a", "b", "c"]
+    asked: list[list[str]] = []
+
+    def embed_text(names: list[str]) -> torch.Tensor:
+        asked.append(names)
+        return text[[captions.index(n) for n in names]] * 3  # any length: the memory normalises
+    stored, computed = CaptionMemory(pooled, text, captions, k=2), CaptionMemory(pooled, None, captions, k=2)
+    prompts = torch.tensor([[0.1, 0.9, 0.2], [0.0, 0.8, 0.3]])
+    assert torch.allclose(computed.neighbours(prompts, embed_text), stored.neighbours(prompts), atol=1e-6)
+    assert asked == [["b", "c"]]  # the two prompts share their neighbours: each embedded once
+    with pytest.raises(ValueError, match="no text embeddings"):
+        computed.blend(prompts, text[:2], 0.5)
+    with pytest.raises(ValueError, match="captions or their text embeddings"):
+        CaptionMemory(pooled, None, None)
+    computed.save(tmp_path / "memory")
+    loaded = CaptionMemory.load(tmp_path / "memory")
+    assert loaded.text_embeds is None and loaded.captions == captions
+    assert loaded.nearest_captions(prompts) == ["b", "b"]
+
+
+def test_projected_keys_keep_a_captions_own_nearest_and_shrink_the_memory(tmp_path) -> None:
+    from t2i.unclip.caption_memory import build_caption_memory
+
+    captions = ["a red circle", "two blue squares", "a green triangle above a circle", "three yellow circles", "a square left of a triangle",
+                "grinning face", "red apple", "a purple square and a cyan circle"]
+    full, small = build_caption_memory(captions), build_caption_memory(captions, dims=4)
+    assert full.keys.shape == (8, 384) and full.projection is None
+    assert small.keys.shape == (8, 4) and small.projection.shape == (384, 4)
+    assert torch.allclose(small.keys.norm(dim=-1), torch.ones(8), atol=1e-5)
+    from t2i.text.encoder import get_text_encoder
+
+    pooled = get_text_encoder(32).encode(small.captions).pooled
+    assert small.nearest_captions(pooled) == small.captions  # each caption is still its own nearest
+    for name, memory in (("full", full), ("small", small)):
+        memory.save(tmp_path / name)
+    from safetensors.torch import load_file
+
+    saved = {name: load_file(tmp_path / name / "memory.safetensors") for name in ("full", "small")}
+    assert saved["full"]["keys_int8"].shape == (8, 384) and saved["small"]["keys_int8"].shape == (8, 4)  # a byte a dimension
+    assert "projection" not in saved["full"] and "text_embeds_int8" not in saved["small"]
+    loaded = type(small).load(tmp_path / "small")
+    assert torch.equal(loaded.projection, small.projection)
+    assert loaded.nearest_captions(pooled) == small.captions
+    with pytest.raises(ValueError, match="between 1 and 384"):
+        build_caption_memory(captions, dims=400)
+
+
 def test_caption_memory_is_saved_with_the_pipeline_and_used_by_sampling(tiny_run, tmp_path, capsys) -> None:
     from t2i.pipelines.loading import load_pipeline
 
     runs, out = tiny_run.runs, tmp_path / "with-memory"
     assert main(["assemble", "--clip", str(runs["clip"]), "--prior", str(runs["prior"]), "--decoder", str(runs["decoder"]),
-                 "--upsampler", str(runs["upsampler"]), "--config", "tiny", "--fp32", "--caption-memory", str(tiny_run.data), "-o", str(out)]) == 0
+                 "--upsampler", str(runs["upsampler"]), "--config", "tiny", "--fp32", "--caption-memory", str(tiny_run.data), "--memory-dims", "12", "-o", str(out)]) == 0
+    stages = ["--clip", str(runs["clip"]), "--prior", str(runs["prior"]), "--decoder", str(runs["decoder"])]
+    assert main(["assemble", *stages, "--memory-dims", "12", "-o", str(tmp_path / "keys-alone")]) == 2  # keys of no memory
+    assert "--memory-dims" in capsys.readouterr().err and not (tmp_path / "keys-alone").exists()
     pipe = load_pipeline(out)
     assert len(pipe.memory) == 16  # 8 images × 2 captions, all distinct
+    assert pipe.memory.keys.shape == (16, 12) and pipe.memory.text_embeds is None
     assert "grinning face with big eyes" in pipe.memory.captions
     enc, text = pipe.encode_text(["grinning face with big eyes"])
     # an exact training caption is its own nearest neighbour: its embedding stays nearly where it was
-    assert float((pipe.memory.blend(enc.pooled, text, 0.5) * text).sum()) > 0.9
+    assert float((pipe.memory.blend(enc.pooled, text, 0.5, embed_text=lambda c: pipe.encode_text(c)[1]) * text).sum()) > 0.9
     opts = dict(prior_steps=2, decoder_steps=2, upsampler_steps=1, seed=3)
     a, b = pipe("a cute grinning face", caption_memory=0.0, **opts), pipe("a cute grinning face", caption_memory=1.0, **opts)
     assert not np.array_equal(np.asarray(a[0]), np.asarray(b[0]))

@@ -43,7 +43,7 @@ def test_prepare_writes_what_the_folder_loads_and_names_what_it_skipped(source, 
         assert load_dataset(str(out), size=8).images.shape == (8, 8, 8, 3)
 
 
-def test_skipped_names_with_tabs_and_line_breaks_stay_one_row(tiny_run, tmp_path) -> None:
+def test_skipped_names_with_tabs_and_line_breaks_stay_one_row(tiny_run, tmp_path, capsys) -> None:
     src = tmp_path / "odd"
     shutil.copytree(tiny_run.data, src)
     odd = "tab\there\nnewline.png"
@@ -53,6 +53,8 @@ def test_skipped_names_with_tabs_and_line_breaks_stay_one_row(tiny_run, tmp_path
     with (tmp_path / "out" / "skipped.tsv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f, delimiter="\t"))
     assert rows == [["reason", "path"], ["unreadable", str(src / odd)]]
+    said = capsys.readouterr().out
+    assert len(said.splitlines()) == 1 and repr(str(src / odd)) in said  # the summary stays one line, the name escaped
 
 
 def test_training_from_a_prepared_dataset_is_training_from_the_folder(source, tmp_path) -> None:

@@ -52,7 +52,7 @@ class ImagenPipeline(Pipeline):
 
     @classmethod
     def assemble(cls, stages: dict[str, list[str | Path]], *, preset: dict[str, Any] | None = None, caption_memory: str | None = None,
-                 info: dict[str, Any] | None = None) -> ImagenPipeline:
+                 memory_dims: int = 0, info: dict[str, Any] | None = None) -> ImagenPipeline:
         """A pipeline from trained stages: {"imagen-base": [RUN], "imagen-sr": [RUN, ...]} (run or
         component folders, super-resolution lowest resolution first). A preset's "imagen-pipeline"
         (or "pipeline") section gives the default sampling options."""

@@ -5,8 +5,9 @@ differently from its captions ("a sleepy sloth", "I want a tall giraffe") far fr
 image: 32% of 230 everyday prompts land nearest their emoji's image, against 95% for the exact
 names (51% and 94% after training the text head on augmented captions). The frozen sentence
 encoder generalises much better: the training caption nearest a prompt by MiniLM's sentence
-embedding is the right emoji 83% of the time. The memory keeps, for
-the training captions, that sentence embedding and the pipeline CLIP's text embedding; a
+embedding is the right emoji 83% of the time. The memory keeps the training captions and
+their sentence embeddings as retrieval keys (the first memories also kept their CLIP text
+embeddings; newer ones let the pipeline's CLIP make those of the neighbours found); a
 prompt's text embedding is blended with the softmax-weighted CLIP text embeddings of its k
 nearest captions (as kNN-LM interpolates a model with its nearest neighbours, Khandelwal et al.
 2020; retrieval-augmented diffusion models condition on neighbours in the same way):
@@ -28,6 +29,7 @@ nearest, and nothing changes for it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,51 +45,83 @@ MEMORY_VERSION = 1
 
 @dataclass
 class CaptionMemory:
-    """N training captions: sentence embeddings (N, 384), CLIP text embeddings (N, E), the strings."""
+    """N training captions: their sentence embeddings as retrieval keys (N, D), the strings, and
+    optionally their CLIP text embeddings (N, E).
 
-    pooled: torch.Tensor
-    text_embeds: torch.Tensor
+    Keys may live in fewer dimensions than the sentence encoder's 384: `projection` (384, D)
+    holds the top right singular vectors of the captions' embeddings, and prompts are projected
+    the same way (a 16,764-caption shapes memory at D = 64 is 1 MB instead of 6.4 MB). Without
+    stored text embeddings the neighbours' are computed when sampling by the pipeline's own CLIP
+    (`embed_text`), so the memory does not go stale when the CLIP is retrained."""
+
+    keys: torch.Tensor
+    text_embeds: torch.Tensor | None = None
     captions: list[str] | None = None  # memories saved before the strings were kept have none
     k: int = 8
     temperature: float = 0.02
+    projection: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        if self.pooled.ndim != 2 or self.text_embeds.ndim != 2 or len(self.pooled) != len(self.text_embeds) or len(self.pooled) == 0:
-            raise InputError(f"caption memory needs (N, D) sentence and text embeddings, got {tuple(self.pooled.shape)} and {tuple(self.text_embeds.shape)}")
+        if self.keys.ndim != 2 or len(self.keys) == 0:
+            raise InputError(f"caption memory needs (N, D) sentence embeddings, got {tuple(self.keys.shape)}")
+        if self.text_embeds is None and self.captions is None:
+            raise InputError("caption memory needs its captions or their text embeddings")
+        if self.text_embeds is not None and (self.text_embeds.ndim != 2 or len(self.text_embeds) != len(self.keys)):
+            raise InputError(f"caption memory has {len(self.keys)} sentence embeddings and text embeddings of shape {tuple(self.text_embeds.shape)}")
+        if self.projection is not None and (self.projection.ndim != 2 or self.projection.shape[1] != self.keys.shape[1]):
+            raise InputError(f"caption memory keys have {self.keys.shape[1]} dimensions, its projection makes {tuple(self.projection.shape)}")
         if self.k < 1 or not self.temperature > 0:
             raise InputError(f"caption memory needs k >= 1 and a temperature > 0, got {self.k} and {self.temperature}")
-        if self.captions is not None and len(self.captions) != len(self.pooled):
-            raise InputError(f"caption memory has {len(self.pooled)} embeddings and {len(self.captions)} captions")
+        if self.captions is not None and len(self.captions) != len(self.keys):
+            raise InputError(f"caption memory has {len(self.keys)} embeddings and {len(self.captions)} captions")
 
     def __len__(self) -> int:
-        return len(self.pooled)
+        return len(self.keys)
 
-    def neighbours(self, pooled: torch.Tensor) -> torch.Tensor:
-        """(B, 384) sentence embeddings -> (B, E) unit CLIP text embedding of the nearest captions."""
-        top = (pooled.float() @ self.pooled.T).topk(min(self.k, len(self)), dim=1)
+    def similarities(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(B, 384) sentence embeddings -> (B, N) cosines to the captions' keys."""
+        query = pooled.float() if self.projection is None else F.normalize(pooled.float() @ self.projection, dim=-1)
+        return query @ self.keys.T
+
+    def neighbours(self, pooled: torch.Tensor, embed_text: Callable[[list[str]], torch.Tensor] | None = None) -> torch.Tensor:
+        """(B, 384) sentence embeddings -> (B, E) unit CLIP text embedding of the nearest captions.
+        embed_text (captions -> (n, E)) makes the captions' text embeddings when none are stored."""
+        top = self.similarities(pooled).topk(min(self.k, len(self)), dim=1)
         weights = torch.softmax(top.values / self.temperature, dim=1)
-        return F.normalize((weights[..., None] * self.text_embeds[top.indices]).sum(1), dim=-1)
+        if self.text_embeds is not None:
+            embeds = self.text_embeds[top.indices]
+        elif embed_text is None:
+            raise InputError("this caption memory keeps no text embeddings: give embed_text to make its captions' embeddings")
+        else:  # each neighbour encoded once, however many prompts share it
+            rows, where = top.indices.unique(return_inverse=True)
+            embeds = F.normalize(embed_text([self.captions[i] for i in rows.tolist()]).float(), dim=-1)[where]
+        return F.normalize((weights[..., None] * embeds).sum(1), dim=-1)
 
     def nearest_captions(self, pooled: torch.Tensor) -> list[str] | None:
         """(B, 384) sentence embeddings -> the nearest caption of each, or None without strings."""
         if self.captions is None:
             return None
-        return [self.captions[i] for i in (pooled.float() @ self.pooled.T).argmax(dim=1).tolist()]
+        return [self.captions[i] for i in self.similarities(pooled).argmax(dim=1).tolist()]
 
-    def blend(self, pooled: torch.Tensor, text_embed: torch.Tensor, weight: float) -> torch.Tensor:
+    def blend(self, pooled: torch.Tensor, text_embed: torch.Tensor, weight: float, embed_text: Callable[[list[str]], torch.Tensor] | None = None) -> torch.Tensor:
         """The prompts' CLIP text embeddings (B, E) moved `weight` of the way to their neighbours'."""
         if weight == 0:
             return text_embed
-        return F.normalize((1 - weight) * text_embed + weight * self.neighbours(pooled), dim=-1)
+        return F.normalize((1 - weight) * text_embed + weight * self.neighbours(pooled, embed_text), dim=-1)
 
-    # ---- persistence: both embeddings as int8 with a scale per row (cosines change by < 1e-3) ----
+    # ---- persistence: embeddings as int8 with a scale per row (cosines change by < 1e-3) ----
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        save_tensors({**_int8("pooled", self.pooled), **_int8("text_embeds", self.text_embeds)}, folder / "memory.safetensors")
+        tensors = _int8("keys", self.keys)
+        if self.text_embeds is not None:
+            tensors.update(_int8("text_embeds", self.text_embeds))
+        if self.projection is not None:
+            tensors["projection"] = self.projection.float().contiguous()
+        save_tensors(tensors, folder / "memory.safetensors")
         if self.captions is not None:
             (folder / "captions.json").write_text(json.dumps(self.captions, ensure_ascii=False, indent=0))
         (folder / "config.json").write_text(json.dumps({"format_version": MEMORY_VERSION, "kind": "caption_memory", "k": self.k,
-                                                        "temperature": self.temperature, "captions": len(self)}, indent=2))
+                                                        "temperature": self.temperature, "captions": len(self), "key_dims": self.keys.shape[1]}, indent=2))
 
     @classmethod
     def load(cls, folder: Path) -> CaptionMemory:
@@ -97,7 +131,9 @@ class CaptionMemory:
         try:
             data = load_file(str(folder / "memory.safetensors"))
             captions = json.loads((folder / "captions.json").read_text()) if (folder / "captions.json").exists() else None
-            return cls(_unit(data, "pooled"), _unit(data, "text_embeds"), captions, k=int(spec.get("k", 8)), temperature=float(spec.get("temperature", 0.02)))
+            keys = _unit(data, "keys" if "keys_int8" in data else "pooled")  # memories before projected keys named them "pooled"
+            text_embeds = _unit(data, "text_embeds") if "text_embeds_int8" in data else None
+            return cls(keys, text_embeds, captions, k=int(spec.get("k", 8)), temperature=float(spec.get("temperature", 0.02)), projection=data.get("projection"))
         except (OSError, KeyError, ValueError, RuntimeError) as e:  # JSONDecodeError is a ValueError
             raise CheckpointError(f"{folder}: unreadable caption memory ({e})") from None
 
@@ -122,14 +158,16 @@ def memory_captions(data) -> list[str]:
     return sorted({c for i in keep for c in data.captions[i]})
 
 
-@torch.no_grad()
-def build_caption_memory(clip, captions: list[str], *, k: int = 8, temperature: float = 0.02, max_length: int = 32) -> CaptionMemory:
-    """Encode `captions` with the frozen sentence encoder (disk-cached) and the CLIP component's text head."""
+def build_caption_memory(captions: list[str], *, dims: int = 0, k: int = 8, temperature: float = 0.02, max_length: int = 32) -> CaptionMemory:
+    """Keys for `captions` from the frozen sentence encoder (disk-cached), reduced to their top
+    `dims` singular directions when dims > 0; no text embeddings (the pipeline's CLIP makes them)."""
     from t2i.text.cache import encode_cached
 
-    encoding, _ = encode_cached(captions, max_length=max_length)
-    embeds = []
-    for start in range(0, len(encoding), 512):
-        enc = encoding.select(slice(start, start + 512)).trimmed().to(dtype=torch.float32)
-        embeds.append(clip.model.encode_text(enc.tokens, enc.mask, enc.pooled))
-    return CaptionMemory(encoding.pooled.float(), torch.cat(embeds), sorted(set(captions)), k=k, temperature=temperature)
+    encoding, _ = encode_cached(captions, max_length=max_length)  # rows: the sorted unique captions
+    keys, projection = F.normalize(encoding.pooled.float(), dim=-1), None
+    if dims:
+        if not 0 < dims <= keys.shape[1]:
+            raise InputError(f"memory dims must be between 1 and {keys.shape[1]}, got {dims}")
+        projection = torch.linalg.svd(keys, full_matrices=False).Vh[:dims].T.contiguous()
+        keys = F.normalize(keys @ projection, dim=-1)
+    return CaptionMemory(keys, None, sorted(set(captions)), k=k, temperature=temperature, projection=projection)

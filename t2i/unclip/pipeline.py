@@ -39,7 +39,7 @@ class UnclipPipeline(Pipeline):
         self.defaults = defaults or SamplingOptions()
         self.info = info or {}
         self.memory = memory
-        if memory is not None and memory.text_embeds.shape[1] != clip.model.config.embed_dim:
+        if memory is not None and memory.text_embeds is not None and memory.text_embeds.shape[1] != clip.model.config.embed_dim:
             raise CheckpointError(f"the caption memory holds {memory.text_embeds.shape[1]}-d text embeddings, the CLIP makes {clip.model.config.embed_dim}-d ones")
         if self.defaults.caption_memory and memory is None:
             raise CheckpointError("the default sampling options use a caption memory, and the pipeline has none")
@@ -50,11 +50,12 @@ class UnclipPipeline(Pipeline):
 
     @classmethod
     def assemble(cls, stages: dict[str, list[str | Path]], *, preset: dict[str, Any] | None = None, caption_memory: str | None = None,
-                 info: dict[str, Any] | None = None) -> UnclipPipeline:
+                 memory_dims: int = 0, info: dict[str, Any] | None = None) -> UnclipPipeline:
         """A pipeline from trained stages: {"clip": [RUN], "prior": [RUN], "decoder": [RUN], "upsampler": [RUN, ...]}
         (run or component folders, upsamplers lowest resolution first). A preset's "pipeline"
         section gives the default sampling options and its upsampler options the sampling-time
-        settings; caption_memory names the data whose captions the memory keeps."""
+        settings; caption_memory names the data whose captions the memory keeps, memory_dims the
+        dimensions of its retrieval keys (0: all of the sentence encoder's)."""
         missing = [name for name in ("clip", "prior", "decoder") if len(stages.get(name, [])) != 1]
         if missing:
             raise InputError(f"an unclip pipeline needs one {missing[0]}")
@@ -71,7 +72,7 @@ class UnclipPipeline(Pipeline):
             from t2i.data.sources import load_dataset
             from t2i.unclip.caption_memory import build_caption_memory, memory_captions
 
-            memory = build_caption_memory(clip, memory_captions(load_dataset(caption_memory, size=16)), max_length=clip.model.config.max_tokens)
+            memory = build_caption_memory(memory_captions(load_dataset(caption_memory, size=16)), dims=memory_dims, max_length=clip.model.config.max_tokens)
         elif defaults.caption_memory:
             raise InputError("the preset's sampling defaults use a caption memory: give the data whose captions it keeps (--caption-memory DATA)")
         return cls(clip=clip, prior=prior, decoder=decoder, upsamplers=upsamplers, defaults=defaults, info=info, memory=memory)
@@ -187,7 +188,7 @@ class UnclipPipeline(Pipeline):
         if opts.caption_memory:
             if self.memory is None:
                 raise InputError("caption-memory needs a pipeline with a caption memory (t2i assemble --caption-memory DATA)")
-            text_embed = self.memory.blend(enc.pooled, text_embed, opts.caption_memory)
+            text_embed = self.memory.blend(enc.pooled, text_embed, opts.caption_memory, embed_text=lambda captions: self.encode_text(captions)[1])
             nearest = self.memory.nearest_captions(enc.pooled)
             if nearest is not None and nearest != list(prompts):  # prior and decoder read the nearest captions' tokens
                 enc = self.encode_text(nearest)[0]
