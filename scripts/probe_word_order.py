@@ -28,9 +28,10 @@ def cosines(pairs: list[tuple[str, str]]) -> torch.Tensor:
 
 def main() -> None:
     torch.set_num_threads(1)
-    relations = [(f"a {a} {r} a {b}", f"a {b} {r} a {a}") for a, b in itertools.permutations(SHAPES, 2) for r in RELATIONS]
+    # each unordered pair once: the swap of a swap is the pair itself
+    relations = [(f"a {a} {r} a {b}", f"a {b} {r} a {a}") for a, b in itertools.combinations(SHAPES, 2) for r in RELATIONS]
     bindings = [(f"a {c} {a} and a {d} {b}", f"a {d} {a} and a {c} {b}")
-                for c, d in itertools.permutations(COLORS, 2) for a, b in itertools.permutations(SHAPES, 2)]
+                for c, d in itertools.combinations(COLORS, 2) for a, b in itertools.permutations(SHAPES, 2)]
     print("| pairs | count | cosine: mean | min | max |\n| --- | --- | --- | --- | --- |")
     for name, pairs in (("relation's objects swapped", relations), ("colours swapped between objects", bindings), ("rewordings of one scene", REWORDINGS)):
         c = cosines(pairs)

@@ -192,6 +192,7 @@ def cmd_assemble(args: argparse.Namespace) -> int:
 
     from t2i.checkpoint import atomic_folder
     from t2i.pipelines.loading import is_pipeline_folder
+    from t2i.text.encoder import EMBED_DIM
     from t2i.train.build import read_preset
 
     target = atomic_folder(Path(args.output), overwrite=args.overwrite, owned=is_pipeline_folder)
@@ -203,6 +204,8 @@ def cmd_assemble(args: argparse.Namespace) -> int:
     sources = {name: runs[0] if len(runs) == 1 else runs for name, runs in stages.items()}
     if args.memory_dims and not args.caption_memory:
         raise UsageError("--memory-dims sets the caption memory's keys: give --caption-memory DATA too")
+    if not 0 <= args.memory_dims <= EMBED_DIM:
+        raise UsageError(f"--memory-dims must be from 1 to {EMBED_DIM} (0: all of them), got {args.memory_dims}")
     if args.caption_memory:
         sources["caption_memory"] = args.caption_memory
     data = next((found for runs in stages.values() for run in runs if (found := _trained_on(run))), {})  # the dataset the runs record

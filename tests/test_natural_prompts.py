@@ -195,8 +195,8 @@ def test_projected_keys_keep_a_captions_own_nearest_and_shrink_the_memory(tmp_pa
     loaded = type(small).load(tmp_path / "small")
     assert torch.equal(loaded.projection, small.projection)
     assert loaded.nearest_captions(pooled) == small.captions
-    with pytest.raises(ValueError, match="between 1 and 384"):
-        build_caption_memory(captions, dims=400)
+    with pytest.raises(ValueError, match="between 1 and 8 for 8 captions"):  # no more directions than captions
+        build_caption_memory(captions, dims=9)
 
 
 def test_caption_memory_is_saved_with_the_pipeline_and_used_by_sampling(tiny_run, tmp_path, capsys) -> None:
@@ -208,6 +208,8 @@ def test_caption_memory_is_saved_with_the_pipeline_and_used_by_sampling(tiny_run
     stages = ["--clip", str(runs["clip"]), "--prior", str(runs["prior"]), "--decoder", str(runs["decoder"])]
     assert main(["assemble", *stages, "--memory-dims", "12", "-o", str(tmp_path / "keys-alone")]) == 2  # keys of no memory
     assert "--memory-dims" in capsys.readouterr().err and not (tmp_path / "keys-alone").exists()
+    assert main(["assemble", *stages, "--caption-memory", str(tiny_run.data), "--memory-dims", "400", "-o", str(tmp_path / "too-wide")]) == 2
+    assert "from 1 to 384" in capsys.readouterr().err
     pipe = load_pipeline(out)
     assert len(pipe.memory) == 16  # 8 images × 2 captions, all distinct
     assert pipe.memory.keys.shape == (16, 12) and pipe.memory.text_embeds is None

@@ -29,6 +29,20 @@ def test_the_preset_gives_the_shipped_sampling_defaults(name) -> None:
     assert preset_defaults(read_preset(name), "unclip", SamplingOptions) == shipped
 
 
+def test_the_emoji_memory_of_the_first_format_still_loads_with_its_own_text_embeddings() -> None:
+    """Memories saved before projected keys name their keys "pooled" and keep CLIP text embeddings;
+    loading must keep using those, not silently recompute them."""
+    import torch
+
+    from t2i.unclip.caption_memory import CaptionMemory
+
+    memory = CaptionMemory.load(shipped_models()["emoji"] / "memory")
+    assert memory.keys.shape == (6449, 384) and memory.projection is None and memory.query_dim == 384
+    assert memory.text_embeds is not None and memory.text_embeds.shape == (6449, 128)
+    near = memory.neighbours(memory.keys[:3])  # no embed_text: the stored embeddings are used
+    assert near.shape == (3, 128) and torch.allclose(near.norm(dim=-1), torch.ones(3), atol=1e-5)
+
+
 def test_a_folder_named_like_a_shipped_model_does_not_shadow_it(tmp_path, monkeypatch) -> None:
     (tmp_path / "shapes").mkdir()  # e.g. the output folder of `t2i eval shapes -o shapes`
     monkeypatch.chdir(tmp_path)

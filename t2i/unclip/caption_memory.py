@@ -14,8 +14,10 @@ nearest captions (as kNN-LM interpolates a model with its nearest neighbours, Kh
 
     z = normalize((1 - w) · z_prompt + w · normalize(Σ_j softmax(s_j / τ) · z_caption_j))
 
-with s_j the sentence-embedding cosines of the k nearest captions. An exact caption is its own
-nearest neighbour, so its embedding barely moves. w is a sampling option (`caption_memory`, 0
+with s_j the cosines of the prompt's sentence embedding to the k nearest captions' keys (in the
+keys' projected space, when the memory keeps fewer dimensions). An exact caption is its own
+nearest neighbour, so its embedding barely moves (with projected keys, nearly always: two captions
+can tie). w is a sampling option (`caption_memory`, 0
 turns it off). The blend feeds the prior and the reranking of decoder candidates; evaluation's
 CLIP scores keep the prompt's own embedding.
 
@@ -25,6 +27,11 @@ draws the right emoji for 54% of 100 everyday prompts (2 images each); with the 
 nearest caption, 64% (exact names: 77%). So when the memory is on, prior, decoder and candidate
 reranking read the nearest caption's tokens (`nearest_captions`); an exact caption is its own
 nearest, and nothing changes for it.
+
+Retrieval of whole captions suits data whose prompts name one thing the data has (emoji). On a
+compositional world it undoes composition: a held-out colour–shape pair has no caption, and the
+pooled sentence embedding barely sees word order (scripts/probe_word_order.py), so the shapes
+pipeline ships without a memory (docs/results/unclip.md).
 """
 from __future__ import annotations
 
@@ -77,6 +84,11 @@ class CaptionMemory:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    @property
+    def query_dim(self) -> int:
+        """The width of the sentence embeddings the memory is queried with."""
+        return self.keys.shape[1] if self.projection is None else self.projection.shape[0]
 
     def similarities(self, pooled: torch.Tensor) -> torch.Tensor:
         """(B, 384) sentence embeddings -> (B, N) cosines to the captions' keys."""
@@ -166,8 +178,8 @@ def build_caption_memory(captions: list[str], *, dims: int = 0, k: int = 8, temp
     encoding, _ = encode_cached(captions, max_length=max_length)  # rows: the sorted unique captions
     keys, projection = F.normalize(encoding.pooled.float(), dim=-1), None
     if dims:
-        if not 0 < dims <= keys.shape[1]:
-            raise InputError(f"memory dims must be between 1 and {keys.shape[1]}, got {dims}")
+        if not 0 < dims <= min(keys.shape):  # no more directions than captions or dimensions
+            raise InputError(f"memory dims must be between 1 and {min(keys.shape)} for {len(keys)} captions, got {dims}")
         projection = torch.linalg.svd(keys, full_matrices=False).Vh[:dims].T.contiguous()
         keys = F.normalize(keys @ projection, dim=-1)
     return CaptionMemory(keys, None, sorted(set(captions)), k=k, temperature=temperature, projection=projection)

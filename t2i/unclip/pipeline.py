@@ -23,6 +23,7 @@ from t2i.errors import InputError
 from t2i.pipelines.base import Pipeline, part_folder, preset_defaults, prompt_list, read_pipeline_json, to_pil, write_pipeline_json
 from t2i.pipelines.loading import is_pipeline_folder
 from t2i.pipelines.sampling import keep_best, run_decoder, run_upsampler
+from t2i.text.encoder import EMBED_DIM, get_text_encoder
 from t2i.train.options import UPSAMPLER_SAMPLING
 from t2i.unclip.caption_memory import CaptionMemory
 from t2i.unclip.options import IMAGE_EMBEDDINGS, SamplingOptions
@@ -41,6 +42,8 @@ class UnclipPipeline(Pipeline):
         self.memory = memory
         if memory is not None and memory.text_embeds is not None and memory.text_embeds.shape[1] != clip.model.config.embed_dim:
             raise CheckpointError(f"the caption memory holds {memory.text_embeds.shape[1]}-d text embeddings, the CLIP makes {clip.model.config.embed_dim}-d ones")
+        if memory is not None and memory.query_dim != EMBED_DIM:
+            raise CheckpointError(f"the caption memory is queried with {memory.query_dim}-d sentence embeddings, the text encoder makes {EMBED_DIM}-d ones")
         if self.defaults.caption_memory and memory is None:
             raise CheckpointError("the default sampling options use a caption memory, and the pipeline has none")
         self.text_max_length = int(clip.model.config.max_tokens)
@@ -115,8 +118,6 @@ class UnclipPipeline(Pipeline):
     def encode_text(self, prompts: list[str]):
         """Prompts -> (TextEncoding, CLIP text embeddings (B, E)). Empty prompts are an error;
         over-long ones are truncated with a warning."""
-        from t2i.text.encoder import get_text_encoder
-
         enc = get_text_encoder(self.text_max_length).encode(prompt_list(prompts))
         with torch.no_grad():
             text_embed = self.clip.model.encode_text(enc.tokens, enc.mask, enc.pooled)
