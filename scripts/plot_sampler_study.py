@@ -50,6 +50,7 @@ def main() -> None:
         axes[0].legend(fontsize=7)
         fig.suptitle(f"{model}: quality against steps per sampler (seed 0)", fontsize=10)
         fig.tight_layout()
+        args.docs.mkdir(parents=True, exist_ok=True)
         fig.savefig(args.docs / f"samplers-{model}.png", dpi=100)
         plt.close(fig)
         print(f"\n{model}\n\n| sampler | spacing | steps | " + " | ".join(panels) + " |")
