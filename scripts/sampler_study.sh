@@ -26,6 +26,8 @@ sweep() {
 # shellcheck disable=SC2086  # $steps is a list of step counts
 for line in $lines; do sweep "$line" "$out" $steps; done
 # 50 steps, where every sampler should have converged: today's and the earlier default sampler first
+# (Karras lines stop at 25: at 50 steps the Karras spacing repeats a training timestep, which t2i refuses)
 for line in shapes:dpmpp-2m:uniform shapes:ddim:uniform emoji:dpmpp-2m:uniform emoji:ddim:uniform $lines; do
+  [[ "$line" == *:karras ]] && continue
   sweep "$line" "$out/steps50" 50
 done

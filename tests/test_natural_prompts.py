@@ -27,7 +27,10 @@ def test_variants_keep_the_caption_and_its_article() -> None:
     assert len(all_variants("elephant", EMOJI_TEMPLATES)) == len(EMOJI_TEMPLATES) - with_adjective + with_adjective * len(ADJECTIVES)
     assert "an adorable elephant" in all_variants("elephant", EMOJI_TEMPLATES)  # "an" before a vowel of the adjective
     # a list has no order, a relation has; names with "and" are not lists
-    assert rephrasings("a red circle and two squares") == ["two squares and a red circle"]
+    assert rephrasings("a red circle and two squares") == ["two squares and a red circle", "a red circle and 2 squares"]
+    # numerals are taught, but never as an evaluation prompt ("2 circles") nor a framing of one
+    assert rephrasings("two red circles") == ["2 red circles"] and rephrasings("two-hump camel") == []
+    assert rephrasings("two circles") == [] and not any("2" in v for v in all_variants("two circles", SHAPES_TEMPLATES))
     assert rephrasings("a circle to the left of a square") == [] and rephrasings("flag of trinidad and tobago") == []
     assert "two squares and a red circle on white" in all_variants("a red circle and two squares", SHAPES_TEMPLATES)
 

@@ -3,18 +3,25 @@
 Trained on bare CLDR names ("elephant"), our text side answered "elephant" and drew a mammoth
 for "an elephant". Each caption gets a few rephrasings that keep its meaning: an article, a
 framing ("a picture of …", "show me …", "an emoji of …"), a word about the picture's look ("a
-cute …", "a shiny …"), and for the shapes world the same scene said another way ("a circle
-and a square" → "a square and a circle"). Which framings a caption gets is fixed by a hash of it, so the set of strings (and their
+cute …", "a shiny …"), and the same scene said another way ("a circle and a square" → "a
+square and a circle", "two circles" → "2 circles"). Which framings a caption gets is fixed by a hash of it, so the set of strings (and their
 encodings, cached on disk) is the same in every run; which one a training step draws comes
 from the step's seeded generator (t2i.train.captions.CaptionTable).
 
 Case is not varied: the frozen MiniLM is uncased, so "An Elephant" and "an elephant" have the
 same encoding.
+
+No variant is ever an evaluation prompt (t2i/assets/prompts/*.jsonl), nor a framing of one:
+"2 circles" is asked by the shapes paraphrases, so the numerals are taught on "2 red circles"
+and "a picture of 2 squares and a triangle", and "2 circles" stays a prompt the model never saw.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import re
+from pathlib import Path
 
 from t2i.data.shapes import RELATION_PARAPHRASES
 
@@ -31,6 +38,12 @@ SHAPES_TEMPLATES = ("a picture of {c}", "an image of {c}", "a drawing of {c}", "
 ADJECTIVES = ("cute", "little", "big", "tiny", "simple", "colorful", "bright", "shiny", "cartoon", "classic", "lovely",
               "cool", "nice", "beautiful", "adorable", "sweet", "flat", "detailed", "fancy", "plain", "pretty", "glossy", "neat")
 VARIANTS_PER_CAPTION = 4
+
+# count words people often type as numerals; "one" is left alone ("the one", "one-piece")
+NUMERALS = {"two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8",
+            "nine": "9", "ten": "10", "eleven": "11", "twelve": "12"}
+_COUNT_WORD = re.compile(r"\b(" + "|".join(NUMERALS) + r")(?= )")  # followed by a space: not "two-hump camel"
+EVALUATION_PROMPTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "prompts"
 
 # every relation word the shapes captions use: a caption with one is not a list to reorder
 _RELATION = re.compile(r"\b(" + "|".join(sorted({w for r, more in RELATION_PARAPHRASES.items() for w in (r, *more)}, key=len, reverse=True)) + r")\b")
@@ -61,14 +74,24 @@ def fill(template: str, caption: str, adjective: str = ADJECTIVES[0]) -> str:
 
 def rephrasings(caption: str) -> list[str]:
     """A caption said another way with the same meaning: the parts of an "A and B" list in the
-    other order (a list has no order; a relation does). Numerals for count words ("2 circles")
-    would be another; they are left to the evaluation, which asks for them."""
+    other order (a list has no order; a relation does), and its count words as numerals
+    ("two red circles" → "2 red circles"). None is an evaluation prompt."""
     out = []
     if not _RELATION.search(caption) and caption.count(" and ") == 1 and "," not in caption:
         left, right = caption.split(" and ")
         if _starts_with_determiner(left) and _starts_with_determiner(right):  # "a circle and a square", not "trinidad and tobago"
             out.append(f"{right} and {left}")
-    return out
+    numerals = _COUNT_WORD.sub(lambda m: NUMERALS[m.group(1)], caption)
+    if numerals != caption:
+        out.append(numerals)
+    return [r for r in out if normalize_prompt(r) not in evaluation_prompts()]
+
+
+@functools.cache
+def evaluation_prompts() -> frozenset[str]:
+    """Every prompt of the checked-in evaluation sets, normalised: what augmentation must never make."""
+    return frozenset(normalize_prompt(json.loads(line)["prompt"]) for path in sorted(EVALUATION_PROMPTS_DIR.glob("*.jsonl"))
+                     for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
 def all_variants(caption: str, templates: tuple[str, ...]) -> list[str]:
@@ -93,7 +116,7 @@ def caption_variants(caption: str, templates: tuple[str, ...], count: int = VARI
 
 
 def _unique(items: list[str], caption: str) -> list[str]:
-    return [v for v in dict.fromkeys(items) if v != caption]
+    return [v for v in dict.fromkeys(items) if v != caption and normalize_prompt(v) not in evaluation_prompts()]
 
 
 def normalize_prompt(text: str) -> str:
