@@ -112,6 +112,9 @@ def test_eval_prompts_runs_on_a_tiny_model_and_writes_its_tables(tiny_run, tmp_p
     shapes = json.loads((tmp_path / "prompts-shapes.json").read_text())
     assert [r["prompts"] for r in shapes["rows"]] == ["paraphrase", "canonical", "paraphrase − canonical"]
     assert shapes["count"] == 2 * len(TASKS) and set(shapes["summary"]["paraphrase"]) == {*TASKS, "overall"}
+    per_prompt = shapes["per_prompt"]  # each paraphrase's pass rate; their mean per task is the summary
+    assert [p["prompt"] for p in per_prompt] == [p.prompt for t in TASKS for p in [q for q in shapes_paraphrases() if q.task == t][:2]]
+    assert np.mean([p["paraphrase_pass"] for p in per_prompt if p["task"] == TASKS[0]]) == shapes["summary"]["paraphrase"][TASKS[0]]
     assert (tmp_path / "prompts-shapes.png").stat().st_size > 1000
 
 

@@ -177,7 +177,11 @@ def shapes_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: in
         summary[kind]["overall"] = float(np.mean(list(summary[kind].values())))
         rows.append({"prompts": kind, **summary[kind]})
     rows.append({"prompts": "paraphrase − canonical", **{k: summary["paraphrase"][k] - summary["canonical"][k] for k in summary["canonical"]}})
-    result = {"summary": summary, "rows": rows, "samples": samples, "seed": seed, "count": len(chosen)}
+    # each paraphrase's pass rate beside its canonical prompt's: which wordings a model misreads
+    rate = {kind: np.asarray(passed, float).reshape(len(chosen), samples).mean(1) for kind, (_, passed) in graded.items()}
+    per_prompt = [{"prompt": p.prompt, "canonical": p.canonical, "task": p.task, "paraphrase_pass": float(rate["paraphrase"][i]),
+                   "canonical_pass": float(rate["canonical"][i])} for i, p in enumerate(chosen)]
+    result = {"summary": summary, "rows": rows, "samples": samples, "seed": seed, "count": len(chosen), "per_prompt": per_prompt}
     if out_dir is not None:
         out = Path(out_dir)
         write_json(out, "prompts-shapes.json", result)
