@@ -52,9 +52,20 @@ if [[ $data == shapes ]]; then
   t2i train clip --data "$runs/shapes-relations/data.jsonl" --config shapes --init-from "$runs/shapes-match-caption-side" \
       --set model.match_depth=3 --set options.match_only=true --set options.hard_negatives=true "${off[@]}" \
       --set train.warmup_steps=50 --steps 1500 --lr 1e-3 --out "$runs/shapes-match" --no-progress
-  clip=$runs/shapes-match
+  # then the text side and the decoder fine-tuned with caption augmentation (the presets' 0.5:
+  # "a picture of …", "2 red circles", an "A and B" list in the other order), which the stages
+  # above predate. The text-only CLIP keeps every image embedding, so the decoder's inputs.
+  # (The shipped decoder's fine-tune ran at commit 402776b, before numerals were among the variants.)
+  t2i train clip --data shapes --init-from "$runs/shapes-match" --set model.match_depth=3 --set options.text_only=true \
+      --steps 1500 --batch-size 256 --lr 3e-4 --out "$runs/shapes-clip-text" --no-progress &
+  t2i train decoder --data shapes --clip "$runs/shapes-clip" --init-from "$decoder" --set options.drop_text=0.1 \
+      --steps "${DECODER_AUG_STEPS:-DECODER_AUG_DEFAULT}" --lr 1e-4 --out "$runs/shapes-decoder-aug" --no-progress
+  wait
+  t2i train prior --data shapes --clip "$runs/shapes-clip-text" --init-from "$runs/shapes-prior" --steps 2500 \
+      --batch-size 64 --lr 1e-4 --out "$runs/shapes-prior-aug" --no-progress
+  clip=$runs/shapes-clip-text prior=$runs/shapes-prior-aug decoder=$runs/shapes-decoder-aug
 fi
 # emoji keeps its training captions for retrieval-augmented text conditioning (--caption-memory)
 memory=(); [[ $data == emoji ]] && memory=(--caption-memory emoji)
-t2i assemble --clip "$clip" --prior "$runs/$data-prior" --decoder "$decoder" \
+t2i assemble --clip "$clip" --prior "${prior:-$runs/$data-prior}" --decoder "$decoder" \
     --upsampler "$runs/$data-upsampler" --config "$data" "${memory[@]}" --overwrite -o "t2i/assets/models/$data"

@@ -4,9 +4,10 @@ Trained on bare CLDR names ("elephant"), our text side answered "elephant" and d
 for "an elephant". Each caption gets a few rephrasings that keep its meaning: an article, a
 framing ("a picture of …", "show me …", "an emoji of …"), a word about the picture's look ("a
 cute …", "a shiny …"), and the same scene said another way ("a circle and a square" → "a
-square and a circle", "two circles" → "2 circles"). Which framings a caption gets is fixed by a hash of it, so the set of strings (and their
-encodings, cached on disk) is the same in every run; which one a training step draws comes
-from the step's seeded generator (t2i.train.captions.CaptionTable).
+square and a circle", "two circles" → "2 circles"). Which framings a caption gets is fixed by
+a hash of it, so the set of strings (and their encodings, cached on disk) is the same in every
+run; which one a training step draws comes from the step's seeded generator
+(t2i.train.captions.CaptionTable).
 
 Case is not varied: the frozen MiniLM is uncased, so "An Elephant" and "an elephant" have the
 same encoding.
