@@ -165,6 +165,25 @@ def test_cache_round_trip(tmp_path, monkeypatch: pytest.MonkeyPatch, encoder: Te
     assert calls == [3, 3]  # max_length is part of the key
 
 
+def test_a_larger_caption_set_encodes_only_what_it_adds(tmp_path, monkeypatch: pytest.MonkeyPatch, encoder: TextEncoder) -> None:
+    calls = _count_encodes(monkeypatch, encoder)
+    first, _ = text_cache.encode_cached(["a cat", "a dog"], cache_dir=tmp_path)
+    text_cache.encode_cached(["a cat"], max_length=16, cache_dir=tmp_path)  # other settings: never reused
+    grown, index = text_cache.encode_cached(["a dog", "a very long caption about a fish in a bowl", "a cat"], cache_dir=tmp_path)
+    assert calls == [2, 1, 1] and index == [1, 2, 0]  # only the new caption was encoded
+    # the reused rows are the cached ones, padded to the new caption's length; the new row is a fresh encoding
+    width = first.mask.shape[1]
+    assert grown.mask.shape[1] > width and torch.equal(grown.tokens[[0, 1], :width], first.tokens)
+    assert torch.equal(grown.mask[[0, 1], :width], first.mask) and not grown.mask[[0, 1], width:].any()
+    assert torch.equal(grown.pooled[[0, 1]], first.pooled)
+    direct = encoder.encode(["a very long caption about a fish in a bowl"])
+    torch.testing.assert_close(grown.tokens[2].float(), direct.tokens[0], atol=5e-3, rtol=0)
+    again, _ = text_cache.encode_cached(["a cat", "a dog", "a very long caption about a fish in a bowl"], cache_dir=tmp_path)
+    assert calls == [2, 1, 1] and torch.equal(again.tokens, grown.tokens)  # and the grown set is a cache file of its own
+    subset, _ = text_cache.encode_cached(["a dog"], cache_dir=tmp_path)  # a subset is read, not encoded
+    assert calls == [2, 1, 1] and torch.equal(subset.pooled[0], first.pooled[1])
+
+
 def test_cached_tokens_are_memory_mapped_not_read(tmp_path, encoder: TextEncoder) -> None:
     # the token states are most of a caption table: read from the cache (safetensors maps the file),
     # they stay on disk and a batch pages in only its rows
