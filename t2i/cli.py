@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         ep.add_argument("--overwrite", action="store_true", help="write into a non-empty folder that t2i did not make, replacing files of the same names")
         if name in ("sweep", "ablation", "prompts", "upsampling", "report"):
             ep.add_argument("--data", choices=("shapes", "emoji"), help="benchmark prompts (default: the model's dataset)")
+        if name == "prompts":
+            ep.add_argument("--dev", action="store_true", help="the development prompts (other emoji, other wordings), for tuning; the evaluation set stays unseen")
         if name == "sweep":
             ep.add_argument("--param", required=True, help="a sampling option of the model (e.g. decoder-guidance, base-guidance, sampler), or steps (its main step counts, under each sampler)")
             ep.add_argument("--values", required=True, nargs="+")

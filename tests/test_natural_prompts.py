@@ -12,7 +12,7 @@ import torch
 from t2i.cli import main
 from t2i.data.dataset import ImageCaptionSet
 from t2i.data.shapes_eval import TASKS, parse_prompt, prompt_is_held_out
-from t2i.eval.prompts import EMOJI_DEV_PROMPTS, emoji_prompts, emoji_target_groups, retrieval_images, shapes_paraphrases, training_strings
+from t2i.eval.prompts import EMOJI_DEV_PROMPTS, SHAPES_DEV_PROMPTS, emoji_prompts, emoji_target_groups, retrieval_images, shapes_paraphrases, training_strings
 from t2i.text.augment import ADJECTIVES, EMOJI_TEMPLATES, SHAPES_TEMPLATES, VARIANTS_PER_CAPTION, all_variants, caption_variants, fill, normalize_prompt, rephrasings
 from t2i.train.captions import CaptionTable
 
@@ -74,15 +74,19 @@ def test_evaluation_prompt_sets_are_well_formed() -> None:
     assert len(dev) >= 250 and all(p.target in groups for p in dev) and len({p.target for p in dev}) == len(dev)
     assert not {groups[p.target] for p in dev} & {groups[p.target] for p in emoji}
     assert not {normalize_prompt(p.prompt) for p in dev} & {normalize_prompt(p.prompt) for p in emoji}
-    shapes = shapes_paraphrases()
-    assert len(shapes) >= 150 and set(Counter(p.task for p in shapes)) == set(TASKS)
-    assert all(parse_prompt(p.canonical).task == p.task and not prompt_is_held_out(p.canonical) for p in shapes)
+    shapes, shapes_dev = shapes_paraphrases(), shapes_paraphrases(SHAPES_DEV_PROMPTS)
+    for paraphrases in (shapes, shapes_dev):
+        assert len(paraphrases) >= 150 and set(Counter(p.task for p in paraphrases)) == set(TASKS)
+        assert all(parse_prompt(p.canonical).task == p.task and not prompt_is_held_out(p.canonical) for p in paraphrases)
+    assert not {normalize_prompt(p.prompt) for p in shapes_dev} & {normalize_prompt(p.prompt) for p in shapes}
 
 
 def test_evaluation_prompts_are_never_trained_on() -> None:
     """Not a training caption, nor any variant the augmentation can make of one (all of them,
     not only the few each caption is given)."""
-    for data, prompts in (("emoji", [p.prompt for p in emoji_prompts() + emoji_prompts(EMOJI_DEV_PROMPTS)]), ("shapes", [p.prompt for p in shapes_paraphrases()])):
+    emoji = [p.prompt for p in emoji_prompts() + emoji_prompts(EMOJI_DEV_PROMPTS)]
+    shapes = [p.prompt for p in shapes_paraphrases() + shapes_paraphrases(SHAPES_DEV_PROMPTS)]
+    for data, prompts in (("emoji", emoji), ("shapes", shapes)):
         seen = training_strings(data)
         assert len(seen) > 100_000
         assert [p for p in prompts if normalize_prompt(p) in seen] == [], data
@@ -116,6 +120,10 @@ def test_eval_prompts_runs_on_a_tiny_model_and_writes_its_tables(tiny_run, tmp_p
     assert [p["prompt"] for p in per_prompt] == [p.prompt for t in TASKS for p in [q for q in shapes_paraphrases() if q.task == t][:2]]
     assert np.mean([p["paraphrase_pass"] for p in per_prompt if p["task"] == TASKS[0]]) == shapes["summary"]["paraphrase"][TASKS[0]]
     assert (tmp_path / "prompts-shapes.png").stat().st_size > 1000
+    assert main(["eval", "prompts", "--data", "shapes", "--dev", *common, "-o", str(tmp_path / "dev")]) == 0  # the tuning prompts
+    dev = json.loads((tmp_path / "dev" / "prompts-shapes.json").read_text())["per_prompt"]
+    assert [p["prompt"] for p in dev] == [p.prompt for t in TASKS for p in [q for q in shapes_paraphrases(SHAPES_DEV_PROMPTS) if q.task == t][:2]]
+    assert (tmp_path / "dev" / "prompts-shapes.md").read_text().startswith(f"Shapes, paraphrased prompts ({SHAPES_DEV_PROMPTS.name})")
 
 
 def test_text_only_clip_training_keeps_every_image_embedding(tiny_run, tmp_path) -> None:

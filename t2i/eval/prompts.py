@@ -9,8 +9,9 @@
 - shapes (t2i/assets/prompts/shapes-paraphrases.jsonl): paraphrases of benchmark prompts ("3
   triangles.", "a square, and to its left a circle"), each graded by the exact scorer against
   its canonical prompt; per task beside the canonical prompts themselves, on the same seeds.
-- emoji-natural-dev.jsonl: development prompts in the same style for other emoji, to tune on
-  without touching the evaluation set.
+- emoji-natural-dev.jsonl and shapes-paraphrases-dev.jsonl: development prompts in the same
+  style (other emoji; other wordings), to tune on without touching the evaluation sets
+  (`t2i eval prompts --dev`). No figure of a result is taken from them.
 
 `training_strings` builds every string that training could show a model (captions and all of
 their augmentation variants); the tests check that no evaluation prompt is among them.
@@ -33,6 +34,7 @@ EMOJI_PROMPTS = PROMPTS_DIR / "emoji-natural.jsonl"
 # for tuning retrieval and the like (scripts/probe_memory_keys.py); other emoji than the evaluation's, never reported as a result
 EMOJI_DEV_PROMPTS = PROMPTS_DIR / "emoji-natural-dev.jsonl"
 SHAPES_PROMPTS = PROMPTS_DIR / "shapes-paraphrases.jsonl"
+SHAPES_DEV_PROMPTS = PROMPTS_DIR / "shapes-paraphrases-dev.jsonl"  # other wordings than the evaluation's, to tune on
 EMOJI_COLUMNS = ["split", "prompts", "images", "fidelity@5"]
 SHEET_SHOWN = 24
 
@@ -119,7 +121,7 @@ def retrieval_images(prompts: list[str]) -> tuple[np.ndarray, list[str]]:
 
 
 def emoji_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: int | None = None, batch_size: int = 32, out_dir=None,
-                            **options) -> dict[str, Any]:
+                            prompts_path: Path = EMOJI_PROMPTS, **options) -> dict[str, Any]:
     """Per split: fidelity@5 on natural prompts, on the exact names of the same emoji, and of the lookup."""
     from t2i.data.dataset import resize_uint8
     from t2i.data.emoji import load_emoji
@@ -129,7 +131,7 @@ def emoji_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: int
     groups = emoji_target_groups()
     summary, rows, sheets = {}, [], {}
     for split in ("train", "heldout"):
-        chosen = [p for p in emoji_prompts() if p.split == split][:limit]
+        chosen = [p for p in emoji_prompts(prompts_path) if p.split == split][:limit]
         if not chosen:
             continue
         targets = np.array([groups[p.target] for p in chosen])
@@ -147,7 +149,7 @@ def emoji_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: int
     if out_dir is not None:
         out = Path(out_dir)
         write_json(out, "prompts-emoji.json", result)
-        header = f"Emoji, natural prompts ({EMOJI_PROMPTS.name}): {samples} samples per prompt, seed {seed}; fidelity@5 against the Noto images.\n\n"
+        header = f"Emoji, natural prompts ({prompts_path.name}): {samples} samples per prompt, seed {seed}; fidelity@5 against the Noto images.\n\n"
         (out / "prompts-emoji.md").write_text(header + markdown_table(rows, EMOJI_COLUMNS))
         for split, (images, chosen, captions) in sheets.items():
             shown = range(min(SHEET_SHOWN, len(chosen)))
@@ -160,12 +162,13 @@ def emoji_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: int
 
 
 def shapes_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: int | None = None, batch_size: int = 32, out_dir=None,
-                             **options) -> dict[str, Any]:
+                             prompts_path: Path = SHAPES_PROMPTS, **options) -> dict[str, Any]:
     """Per task: the exact scorer's pass rate on paraphrases and on their canonical prompts
     (`limit` paraphrases per task, default all), the same seeds for both."""
     from t2i.data.shapes_eval import TASKS, score_image
 
-    chosen = [p for task in TASKS for p in [q for q in shapes_paraphrases() if q.task == task][:limit]]
+    paraphrases = shapes_paraphrases(prompts_path)
+    chosen = [p for task in TASKS for p in [q for q in paraphrases if q.task == task][:limit]]
     graded = {}
     for kind, texts in (("paraphrase", [p.prompt for p in chosen]), ("canonical", [p.canonical for p in chosen])):
         images = generate_images(pipe, texts, samples=samples, seed=seed, batch_size=batch_size, options=options, desc=f"shapes {kind}")
@@ -185,7 +188,7 @@ def shapes_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: in
     if out_dir is not None:
         out = Path(out_dir)
         write_json(out, "prompts-shapes.json", result)
-        header = f"Shapes, paraphrased prompts ({SHAPES_PROMPTS.name}): {len(chosen)} paraphrases × {samples} images, seed {seed}, " \
+        header = f"Shapes, paraphrased prompts ({prompts_path.name}): {len(chosen)} paraphrases × {samples} images, seed {seed}, " \
                  "graded against their canonical prompts; the canonical row is those prompts themselves on the same seeds.\n\n"
         (out / "prompts-shapes.md").write_text(header + markdown_table(rows))
         images, passed = graded["paraphrase"]
@@ -195,8 +198,11 @@ def shapes_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: in
     return result
 
 
-def prompts_benchmark(pipe, *, benchmark: str, **kw) -> dict[str, Any]:
-    return (shapes_prompts_benchmark if benchmark == "shapes" else emoji_prompts_benchmark)(pipe, **kw)
+def prompts_benchmark(pipe, *, benchmark: str, dev: bool = False, **kw) -> dict[str, Any]:
+    """The natural-prompts evaluation of a benchmark; with dev=True on its development prompts instead."""
+    if benchmark == "shapes":
+        return shapes_prompts_benchmark(pipe, prompts_path=SHAPES_DEV_PROMPTS if dev else SHAPES_PROMPTS, **kw)
+    return emoji_prompts_benchmark(pipe, prompts_path=EMOJI_DEV_PROMPTS if dev else EMOJI_PROMPTS, **kw)
 
 
 __all__ = ["EmojiPrompt", "Paraphrase", "emoji_prompts", "shapes_paraphrases", "training_strings", "retrieval_images",
