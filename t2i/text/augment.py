@@ -12,7 +12,8 @@ run; which one a training step draws comes from the step's seeded generator
 Case is not varied: the frozen MiniLM is uncased, so "An Elephant" and "an elephant" have the
 same encoding.
 
-No variant is ever an evaluation prompt (t2i/assets/prompts/*.jsonl), nor a framing of one:
+No variant is ever a prompt of the evaluation or development sets (t2i/assets/prompts/*.jsonl),
+nor a framing of one:
 "2 circles" is asked by the shapes paraphrases, so the numerals are taught on "2 red circles"
 and "a picture of 2 squares and a triangle", and "2 circles" stays a prompt the model never saw.
 """
@@ -90,7 +91,8 @@ def rephrasings(caption: str) -> list[str]:
 
 @functools.cache
 def evaluation_prompts() -> frozenset[str]:
-    """Every prompt of the checked-in evaluation sets, normalised: what augmentation must never make."""
+    """Every prompt of the checked-in evaluation and development sets, normalised: what
+    augmentation must never make."""
     return frozenset(normalize_prompt(json.loads(line)["prompt"]) for path in sorted(EVALUATION_PROMPTS_DIR.glob("*.jsonl"))
                      for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
