@@ -13,9 +13,9 @@ Case is not varied: the frozen MiniLM is uncased, so "An Elephant" and "an eleph
 same encoding.
 
 No variant is ever a prompt of the evaluation or development sets (t2i/assets/prompts/*.jsonl),
-nor a framing of one:
-"2 circles" is asked by the shapes paraphrases, so the numerals are taught on "2 red circles"
-and "a picture of 2 squares and a triangle", and "2 circles" stays a prompt the model never saw.
+nor a framing of one: "2 circles" is asked by the shapes paraphrases, so the numerals are
+taught on "2 red circles" and "a picture of 2 squares and a triangle", and "2 circles" stays a
+prompt the model never saw.
 """
 from __future__ import annotations
 
