@@ -191,9 +191,19 @@ def load_component(path: str | Path, *, role: str | None = None, weights: str = 
     return Component(model=model.eval(), role=cfg["role"], settings=cfg.get("settings", {}), info=cfg.get("info", {}))
 
 
-def load_weights(model: nn.Module, file: Path, *, allow_missing: bool = False) -> list[str]:
-    """Load `file` into `model`, exactly. With allow_missing (warm starts), tensors the file
-    lacks keep the model's own initial values; their names are returned."""
+@dataclass(frozen=True)
+class WeightsFit:
+    """How a weights file fitted a model: what the model had that the file lacked, and the reverse."""
+
+    missing: list[str]
+    unused: list[str]
+
+
+def load_weights(model: nn.Module, file: Path, *, warm_start: bool = False) -> WeightsFit:
+    """Load `file` into `model`, exactly. A warm start (`--init-from`) also takes a model of
+    another shape: tensors the file lacks keep the model's own initial values, and tensors the
+    model has no place for (a decoder's CLIP-embedding input, say) are left out; both are named
+    in the result. Tensors present in both must agree in shape."""
     if not file.exists():
         raise CheckpointError(f"{file.parent}: missing {file.name}")
     try:
@@ -201,16 +211,19 @@ def load_weights(model: nn.Module, file: Path, *, allow_missing: bool = False) -
     except Exception as e:  # safetensors raises several types for truncated or foreign files
         raise CheckpointError(f"{file}: unreadable weights ({e})") from None
     own = model.state_dict()
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    if (missing and not allow_missing) or unexpected:
-        raise CheckpointError(f"{file}: weights do not fit the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    fit = WeightsFit(missing=sorted(set(own) - set(state)), unused=sorted(set(state) - set(own)))
+    if (fit.missing or fit.unused) and not warm_start:
+        raise CheckpointError(f"{file}: weights do not fit the config (missing {fit.missing[:3]}, unexpected {fit.unused[:3]})")
+    if len(fit.missing) == len(own):
+        raise CheckpointError(f"{file}: none of its tensors belong to this model")
+    state = {k: v for k, v in state.items() if k in own}
     for name, tensor in state.items():
         if tensor.shape != own[name].shape:
             raise CheckpointError(f"{file}: {name} has shape {tuple(tensor.shape)}, config expects {tuple(own[name].shape)}")
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():  # a diverged run's weights draw black images
             raise CheckpointError(f"{file}: {name} holds NaN or infinite values")
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=not missing)
-    return missing
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=not fit.missing)
+    return fit
 
 
 def resolve_component(path: str | Path) -> Path:

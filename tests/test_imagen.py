@@ -174,3 +174,20 @@ def test_a_base_trained_on_shallower_text_states_is_prompted_with_them(tiny_run,
     assert not torch.allclose(shallow.tokens, full.tokens, atol=1e-2)
     with pytest.raises(ValueError, match="text_layers must be from 0 \\(all\\) to 6"):
         make_trainer("imagen-base", override_section(preset, "imagen-base", ["options.text_layers=7"]), data=str(tiny_run.data), out_dir=tmp_path / "x")
+
+
+def test_a_base_warm_starts_from_an_unclip_decoder_of_the_same_body(tiny_run, tmp_path) -> None:
+    from t2i.checkpoint import load_component, resolve_component
+
+    decoder = load_component(resolve_component(tiny_run.run("decoder"))).model.state_dict()
+    with pytest.warns(UserWarning) as said:
+        trainer = make_trainer("imagen-base", read_preset("tiny"), data=str(tiny_run.data), out_dir=tmp_path / "base", progress=False,
+                               init_from=tiny_run.run("decoder"))
+    told = " ".join(str(w.message) for w in said)
+    assert "pooled_to_time.weight" in told and "text_pos" in told  # Imagen's own parts start fresh ...
+    assert "have no place in this model and are left out: embed_to_time.bias, embed_to_time.weight" in told  # ... the CLIP-embedding input is dropped
+    base = trainer.stage.component.model.state_dict()
+    shared = set(base) & set(decoder)
+    assert len(shared) > 0.9 * len(base)
+    assert all(torch.equal(base[k], decoder[k]) for k in shared)
+    assert not base["pooled_to_time.weight"].any()  # zero, so the base starts as the decoder does on text alone

@@ -76,7 +76,7 @@ def test_text_positions_make_the_unet_see_word_order(tmp_path):
     # warm-started from that model, the zero-initialised positions leave it unchanged ...
     positioned = UNet(replace(DECODER, text_positions=5)).eval()
     save_file({k: v.contiguous() for k, v in plain.state_dict().items()}, str(tmp_path / "plain.safetensors"))
-    assert load_weights(positioned, tmp_path / "plain.safetensors", allow_missing=True) == ["text_pos"]
+    assert load_weights(positioned, tmp_path / "plain.safetensors", warm_start=True).missing == ["text_pos"]
     assert torch.allclose(positioned(x, t, **inp), plain(x, t, **inp), atol=1e-6)
     # ... and once they are learned, the same words in another order give another output
     with torch.no_grad():
@@ -84,12 +84,18 @@ def test_text_positions_make_the_unet_see_word_order(tmp_path):
     assert effect(positioned, swapped) > 1e-2
     with pytest.raises(ValueError, match="positions for 5"):
         positioned(x, t, **{**inp, "tokens": torch.randn(2, 6, 384), "token_mask": torch.ones(2, 6, dtype=torch.bool)})
-    # an exact load still refuses a file that lacks a tensor, and a warm start one with a foreign tensor
+    # an exact load still refuses a file that lacks a tensor or has one too many; a warm start
+    # leaves the extra one out, but not a tensor of another shape
     with pytest.raises(CheckpointError, match="missing"):
         load_weights(positioned, tmp_path / "plain.safetensors")
     save_file({k: v.contiguous() for k, v in positioned.state_dict().items()}, str(tmp_path / "positioned.safetensors"))
     with pytest.raises(CheckpointError, match="unexpected"):
-        load_weights(UNet(DECODER), tmp_path / "positioned.safetensors", allow_missing=True)
+        load_weights(UNet(DECODER), tmp_path / "positioned.safetensors")
+    back = UNet(DECODER).eval()
+    assert load_weights(back, tmp_path / "positioned.safetensors", warm_start=True).unused == ["text_pos"]
+    assert torch.allclose(back(x, t, **inp), plain(x, t, **inp), atol=1e-6)
+    with pytest.raises(CheckpointError, match="shape"):
+        load_weights(UNet(replace(DECODER, context_dim=32)), tmp_path / "plain.safetensors", warm_start=True)
 
 
 def test_image_positions_tell_attention_where_each_pixel_is():

@@ -105,8 +105,8 @@ class UNet(nn.Module):
             self.embed_to_tokens = nn.Linear(c.embed_dim, c.num_embed_tokens * c.context_dim)
         if c.text_dim:
             self.text_proj = nn.Linear(c.text_dim, c.context_dim)
-            self.pooled_to_time = nn.Linear(c.text_dim, emb_dim) if c.pooled_text else None
-            # zero at init, so a model warm-started from one without it starts out unchanged
+            # these two start at zero, so a model warm-started from one without them starts out unchanged
+            self.pooled_to_time = zero_init(nn.Linear(c.text_dim, emb_dim)) if c.pooled_text else None
             self.text_pos = nn.Parameter(torch.zeros(c.text_positions, c.context_dim)) if c.text_positions else None
         if self.has_context:
             self.context_norm = nn.LayerNorm(c.context_dim)

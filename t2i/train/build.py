@@ -155,10 +155,13 @@ def make_trainer(stage: str, preset: dict[str, Any], *, data: str, out_dir: str 
     component = Component(model=build_model(cls.model_kind, model_cfg), role=stage, settings=settings)
     if init_from is not None:
         # a model that adds parts to the one it starts from (e.g. model.text_positions) keeps
-        # those parts' own initialisation
-        new = load_weights(component.model, resolve_component(init_from) / "model.safetensors", allow_missing=True)
-        if new:
-            warnings.warn(f"--init-from {init_from}: {len(new)} tensor(s) not in it keep their fresh initial values: {', '.join(new)}", stacklevel=2)
+        # those parts' own initialisation; parts it lacks (an unCLIP decoder's CLIP-embedding
+        # input, when an Imagen base starts from that decoder) are left out
+        fit = load_weights(component.model, resolve_component(init_from) / "model.safetensors", warm_start=True)
+        if fit.missing:
+            warnings.warn(f"--init-from {init_from}: {len(fit.missing)} tensor(s) not in it keep their fresh initial values: {', '.join(fit.missing)}", stacklevel=2)
+        if fit.unused:
+            warnings.warn(f"--init-from {init_from}: {len(fit.unused)} of its tensor(s) have no place in this model and are left out: {', '.join(fit.unused)}", stacklevel=2)
     stage_obj = cls.from_data(component, data, options, loaded, templates_for(data))
     run_config = {"stage": stage, "data": data, "clip": str(given["clip"]) if given.get("clip") else None, "init_from": str(init_from) if init_from else None,
                   "section": section, "train": json.loads(json.dumps(train))}
