@@ -37,7 +37,6 @@ else
   # decoder reads may be worded as people write them (natural prompts, docs/results/unclip.md)
   t2i train decoder --data "$data" --clip "$runs/$data-clip" --init-from "$runs/$data-decoder-noise" --set options.embed_noise=0.6 \
       --steps "${DECODER_NATURAL_STEPS:-1500}" --lr 1e-4 --out "$runs/$data-decoder-natural" --no-progress
-  decoder=$runs/$data-decoder-natural
 fi
 wait
 clip=$runs/$data-clip

@@ -4,10 +4,11 @@ Trained on bare CLDR names ("elephant"), our text side answered "elephant" and d
 for "an elephant". Each caption gets a few rephrasings that keep its meaning: an article, a
 framing ("a picture of …", "show me …", "an emoji of …"), a word about the picture's look ("a
 cute …", "a shiny …"), and the same scene said another way ("a circle and a square" → "a
-square and a circle", "two circles" → "2 circles"). Which framings a caption gets is fixed by
-a hash of it, so the set of strings (and their encodings, cached on disk) is the same in every
-run; which one a training step draws comes from the step's seeded generator
-(t2i.train.captions.CaptionTable).
+square and a circle", "two circles" → "2 circles"; for a shapes caption, a handful of wordings
+from a grammar of English in t2i.text.shapes_wording: "a pair of circles in red, please").
+Which framings a caption gets is fixed by a hash of it, so the set of strings (and their
+encodings, cached on disk) is the same in every run; which one a training step draws comes from
+the step's seeded generator (t2i.train.captions.CaptionTable).
 
 Case is not varied: the frozen MiniLM is uncased, so "An Elephant" and "an elephant" have the
 same encoding.
@@ -26,6 +27,7 @@ import re
 from pathlib import Path
 
 from t2i.data.shapes import RELATION_PARAPHRASES
+from t2i.text.shapes_wording import wordings
 
 # {a} is "a" or "an" for what follows it, {c} the caption, {adj} one of ADJECTIVES
 GENERIC_TEMPLATES = ("{a} {c}", "the {c}", "a picture of {a} {c}", "an image of {a} {c}", "a drawing of {a} {c}",
@@ -102,20 +104,22 @@ def all_variants(caption: str, templates: tuple[str, ...]) -> list[str]:
     disjointness test checks)."""
     forms = [caption, *rephrasings(caption)]
     framed = [fill(t, f, adj) for f in forms for t in templates for adj in (ADJECTIVES if "{adj}" in t else ADJECTIVES[:1])]
-    return _unique(framed + forms[1:], caption)
+    return _unique(framed + forms[1:] + wordings(caption), caption)
 
 
 def caption_variants(caption: str, templates: tuple[str, ...], count: int = VARIANTS_PER_CAPTION) -> list[str]:
-    """The rephrasings of a caption plus `count` of its framings: the first template, and the
-    others (and any adjective) chosen by a hash of the caption, stable across runs and Python versions."""
+    """The rephrasings of a caption, `count` of its framings (the first template, and the
+    others and any adjective chosen by a hash of the caption, stable across runs and Python
+    versions), and for a shapes caption its other wordings (t2i.text.shapes_wording), which
+    carry their own framings."""
     if not templates:
-        return _unique(rephrasings(caption), caption)
+        return _unique(rephrasings(caption) + wordings(caption), caption)
     digest = lambda text: hashlib.sha256(f"{caption}\0{text}".encode()).digest()  # noqa: E731
     rest = sorted(templates[1:], key=digest)
     picked = [templates[0], *rest]  # the first framing (the bare article, for names) always
     forms = [caption, *rephrasings(caption)]
     framed = [fill(t, forms[i % len(forms)], ADJECTIVES[digest(t)[0] % len(ADJECTIVES)]) for i, t in enumerate(picked)]
-    return _unique(forms[1:] + framed[:count], caption)
+    return _unique(forms[1:] + framed[:count] + wordings(caption), caption)
 
 
 def _unique(items: list[str], caption: str) -> list[str]:

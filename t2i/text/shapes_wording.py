@@ -1,0 +1,189 @@
+"""Other wordings of a shapes-world caption: the same scene said the ways people say it.
+
+The shapes captions come from a handful of templates ("two red circles", "a circle and a
+square", "a large circle to the left of a blue triangle"). People write "a pair of red
+circles", "circles, two of them", "a circle that is red", "both a circle and a square", "left:
+circle, right: square", "please draw a circle!". A caption is parsed back into its scene (the
+objects' counts, sizes, colours and shapes, and a relation between two of them) and said again
+with each part chosen from a grammar of English wordings: count words and numerals, attributes
+before or after the noun, list joiners, relations turned around ("B to the right of A" is the
+scene "A to the left of B"), framings and closing words. Every wording is true of the scene the
+caption describes, so it stays true of the image.
+
+Which wordings a caption gets is drawn by a generator seeded from the caption's hash: the same
+strings in every run, so their encodings stay cached.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from t2i.data.shapes import COLORS, COUNT_WORDS, RELATION_PARAPHRASES, SHAPES, SIZES
+
+WORDINGS_PER_CAPTION = 6
+
+_COUNT_OF = {"a": 1, **{w: n for n, w in COUNT_WORDS.items()}}
+_PHRASE = re.compile(rf"(a|{'|'.join(COUNT_WORDS.values())}) (?:({'|'.join(SIZES)}) )?(?:({'|'.join(COLORS)}) )?({'|'.join(SHAPES)})(s?)")
+_RELATION_OF = {w: r for r, more in RELATION_PARAPHRASES.items() for w in (r, *more)}
+_OPPOSITE = {"to the left of": "to the right of", "to the right of": "to the left of", "above": "below", "below": "above"}
+
+# ------------------------------------------------------------------ the grammar's choices
+SIZE_WORDS = {"small": ("small", "little"), "large": ("large", "big")}
+NUMBER_WORDS = {1: ("a", "a", "a", "one", "a single", "1"), 2: ("two", "2", "a pair of", "a couple of"),
+                3: ("three", "3", "a trio of", "a group of three", "a set of three"), 4: ("four", "4", "a group of four", "a set of four")}
+RELATION_WORDS = {
+    "to the left of": ("to the left of", "left of", "on the left of", "on the left side of", "on the left-hand side of", "just left of"),
+    "to the right of": ("to the right of", "right of", "on the right of", "on the right side of", "on the right-hand side of", "just right of"),
+    "above": ("above", "over", "on top of", "atop", "higher than", "up above", "placed above"),
+    "below": ("below", "under", "beneath", "underneath", "lower than", "down below", "placed below"),
+}
+# a relation said as two places: ("left", "right") -> "left: A, right: B", "on the left A, on the right B"
+PLACES = {"to the left of": ("left", "right"), "above": ("top", "bottom")}
+PREFIXES = ("draw", "sketch", "paint", "make", "create", "render", "generate", "show", "show me", "give me", "please draw",
+            "please make", "can you draw", "could you paint", "i want", "i'd like", "i would like", "there is", "the image shows",
+            "the picture shows", "the image contains", "a picture with", "an image with", "an image containing", "a canvas with",
+            "just", "only")
+SUFFIXES = ("please", ", please", ", thanks", "only", ", only", "and nothing else", ", nothing else", ", no more", "alone",
+            "in the picture", "in the image", "on a blank canvas", "on an empty background", "on a plain background",
+            "on a white canvas", ", that's all", "and no more", ", and that is all")
+ENDINGS = ("", "", "", ".", "!")
+
+
+@dataclass(frozen=True)
+class Group:
+    """`count` objects of one kind: 'two large red circles' is Group(2, 'large', 'red', 'circle')."""
+
+    count: int
+    size: str | None
+    color: str | None
+    shape: str
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What a caption says: groups of objects, or two single objects in a relation."""
+
+    groups: tuple[Group, ...]
+    relation: str | None = None  # groups[0] is `relation` of groups[1]
+
+
+def _group(text: str) -> Group | None:
+    m = _PHRASE.fullmatch(text)
+    if m is None or (m.group(1) == "a") == (m.group(5) == "s"):  # "a circles", "two circle"
+        return None
+    return Group(_COUNT_OF[m.group(1)], m.group(2), m.group(3), m.group(4))
+
+
+def parse_caption(caption: str) -> Scene | None:
+    """The scene a shapes caption describes, or None for any other text."""
+    for word in sorted(_RELATION_OF, key=len, reverse=True):
+        left, sep, right = caption.partition(f" {word} ")
+        if sep:
+            a, b = _group(left), _group(right)
+            ok = a is not None and b is not None and a.count == b.count == 1
+            return Scene((a, b), _RELATION_OF[word]) if ok else None
+    parts = re.split(r", | and ", caption)
+    groups = [_group(p) for p in parts]
+    if not all(groups) or (len(parts) > 1 and f" and {parts[-1]}" not in caption):
+        return None
+    return Scene(tuple(groups))
+
+
+def wordings(caption: str, count: int = WORDINGS_PER_CAPTION) -> list[str]:
+    """`count` wordings of a shapes caption (fewer if some coincide), or [] for other text."""
+    scene = parse_caption(caption)
+    if scene is None:
+        return []
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(f"wording\0{caption}".encode()).digest()[:8], "little"))
+    out = [_frame(rng, _say(rng, scene)) for _ in range(count)]
+    return [w for w in dict.fromkeys(out) if w != caption]
+
+
+def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
+    return options[int(rng.integers(len(options)))]
+
+
+def _say(rng: np.random.Generator, scene: Scene) -> str:
+    if scene.relation is not None:
+        return _say_relation(rng, scene)
+    if len(scene.groups) == 1:
+        return _say_group(rng, scene.groups[0], alone=True)
+    order = rng.permutation(len(scene.groups)) if rng.random() < 0.5 else range(len(scene.groups))  # a list has no order
+    return _join(rng, [_say_group(rng, scene.groups[i]) for i in order])
+
+
+def _join(rng: np.random.Generator, phrases: list[str]) -> str:
+    head, last = ", ".join(phrases[:-1]), phrases[-1]
+    joiners = ["{h} and {l}", "{h}, {l}", "{h} plus {l}", "{h} as well as {l}", "{h} along with {l}", "{h} with {l}",
+               "{h} & {l}", "{h} + {l}", "{h}, and {l} too", "{h}, and also {l}", "{h} together with {l}"]
+    if len(phrases) == 2:
+        joiners.append("both {h} and {l}")
+    return _pick(rng, tuple(joiners)).format(h=head, l=last)
+
+
+def _say_group(rng: np.random.Generator, g: Group, *, alone: bool = False, definite: bool = False) -> str:
+    size = _pick(rng, SIZE_WORDS[g.size]) if g.size else None
+    noun = g.shape if g.count == 1 else g.shape + "s"
+    number = "the" if definite else _pick(rng, NUMBER_WORDS[g.count])
+    where = rng.random()
+    if g.color is None or where < 0.5:  # the usual order: size, colour, noun
+        words = " ".join(w for w in (number, size, g.color, noun) if w)
+    else:  # the colour after the noun
+        be = "is" if g.count == 1 else "are"
+        tails = (f"that {be} {g.color}", f"in {g.color}", f"colored {g.color}", f"coloured {g.color}", f"of {g.color} color")
+        words = " ".join(w for w in (number, size, noun, _pick(rng, tails)) if w)
+        if alone and rng.random() < 0.3:  # "a circle, red", "two squares, both blue"
+            words = " ".join(w for w in (number, size, noun) if w) + ", " + (g.color if g.count == 1 else f"all {g.color}")
+    if number == "a" and words.startswith("a ") and words[2:3] in "aeiou":
+        words = "an " + words[2:]
+    if alone and g.count > 1 and not definite and rng.random() < 0.2:  # "circles, three of them"
+        words = " ".join(w for w in (size, g.color, noun) if w) + f", {COUNT_WORDS[g.count]} of them"
+    return words
+
+
+def _say_relation(rng: np.random.Generator, scene: Scene) -> str:
+    a, b = scene.groups
+    relation = scene.relation
+    if rng.random() < 0.5:  # the same scene seen from the other object
+        a, b, relation = b, a, _OPPOSITE[relation]
+    style = rng.random()
+    if style < 0.45:  # "a circle to the left of a square", "the circle is left of the square"
+        definite = rng.random() < 0.4
+        pa, pb = _say_group(rng, a, definite=definite), _say_group(rng, b, definite=definite)
+        verb = _pick(rng, (" is", " sits", " lies", " is placed")) if definite else ""
+        return f"{pa}{verb} {_pick(rng, RELATION_WORDS[relation])} {pb}"
+    if style < 0.7:  # "a square, and to its left a circle", "a square with a circle above it"
+        pa, pb = _say_group(rng, a), _say_group(rng, b)
+        side = {"to the left of": "to its left", "to the right of": "to its right", "above": "above it", "below": "below it"}[relation]
+        form = _pick(rng, ("{b}, and {side} {a}", "{b} with {a} {side}", "{b}, with {a} {side}", "{b} and, {side}, {a}"))
+        return form.format(a=pa, b=pb, side=side)
+    # two places: "left: a circle, right: a square", "from top to bottom: a triangle, then a circle"
+    first, second = (a, b) if relation in PLACES else (b, a)
+    near, far = PLACES[relation] if relation in PLACES else PLACES[_OPPOSITE[relation]]
+    pa, pb = _say_group(rng, first), _say_group(rng, second)
+    along = {"left": "left to right", "top": "top to bottom"}[near]
+    at = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom"}
+    form = _pick(rng, ("{near}: {a}, {far}: {b}", "{at_near} {a}, {at_far} {b}", "{a} {at_near} and {b} {at_far}",
+                       "from {along}: {a}, then {b}", "{a} {at_near}, {b} {at_far}"))
+    return form.format(near=near, far=far, a=pa, b=pb, at_near=at[near], at_far=at[far], along=along)
+
+
+def _frame(rng: np.random.Generator, words: str) -> str:
+    """Sometimes a request or a closing word around the scene ("please draw …", "… only")."""
+    u = rng.random()
+    if u < 0.35:
+        text = words
+    elif u < 0.7 and ":" not in words:  # not "draw left: a circle, right: a square"
+        prefix = _pick(rng, PREFIXES)
+        text = f"{prefix} {words}" + ("?" if prefix.startswith(("can", "could")) else "")
+    elif u < 0.9:
+        suffix = _pick(rng, SUFFIXES)
+        text = f"{words}{'' if suffix.startswith(',') else ' '}{suffix}"
+    elif ":" not in words:
+        text = f"{_pick(rng, PREFIXES[:12])} {words}, {_pick(rng, ('please', 'thanks', 'only'))}"
+    else:
+        text = words
+    return text if text.endswith("?") else text + _pick(rng, ENDINGS)

@@ -1,0 +1,74 @@
+"""The shapes captions' other wordings: parsed back into their scene, said again, still true."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from t2i.data.shapes import COLORS, SHAPES, training_captions
+from t2i.text.augment import SHAPES_TEMPLATES, caption_variants, evaluation_prompts, normalize_prompt
+from t2i.text.shapes_wording import WORDINGS_PER_CAPTION, Group, Scene, _say_relation, parse_caption, wordings
+
+
+def test_captions_parse_back_into_their_scene() -> None:
+    assert parse_caption("two large red circles") == Scene((Group(2, "large", "red", "circle"),))
+    assert parse_caption("a circle, two squares and a blue triangle") == Scene(
+        (Group(1, None, None, "circle"), Group(2, None, None, "square"), Group(1, None, "blue", "triangle")))
+    assert parse_caption("a small circle beneath a green triangle") == Scene(
+        (Group(1, "small", None, "circle"), Group(1, None, "green", "triangle")), "below")
+    # anything else is not a scene: emoji names, broken lists, plural relations
+    for text in ("red apple", "a button", "flag of trinidad and tobago", "a circles", "two circle", "a circle, a square",
+                 "two circles above a square", "a circle and two"):
+        assert parse_caption(text) is None, text
+    assert wordings("red apple") == []
+
+
+def test_every_training_caption_gets_its_wordings_the_same_way_each_time() -> None:
+    captions = sorted({c for caps in training_captions(2000, 32, 0) for c in caps})
+    assert all(parse_caption(c) is not None for c in captions)
+    said = {c: wordings(c) for c in captions}
+    assert said == {c: wordings(c) for c in captions}  # seeded by the caption alone
+    assert 5 <= np.mean([len(w) for w in said.values()]) <= WORDINGS_PER_CAPTION
+    assert all(c not in w for c, w in said.items())
+    # they reach training: a caption's variants hold its wordings, less any evaluation prompt
+    # (tests/test_natural_prompts.py checks that none is one)
+    for caption in captions[:50]:
+        kept = {w for w in wordings(caption) if normalize_prompt(w) not in evaluation_prompts()}
+        assert kept <= set(caption_variants(caption, SHAPES_TEMPLATES))
+
+
+def test_a_wording_names_every_colour_and_shape_of_its_scene_and_no_other() -> None:
+    words = lambda text, vocabulary: {w for w in vocabulary if re.search(rf"\b{w}", text)}  # noqa: E731 ("circles" names a circle)
+    for caption in sorted({c for caps in training_captions(1000, 32, 1) for c in caps}):
+        for wording in wordings(caption):
+            assert words(wording, COLORS) == words(caption, COLORS), (caption, wording)
+            assert words(wording, SHAPES) == words(caption, SHAPES), (caption, wording)
+
+
+def test_counts_are_said_as_words_numerals_or_collective_nouns() -> None:
+    said = " | ".join(w for seed in range(40) for w in wordings(f"three {'large ' if seed % 2 else ''}triangles") + wordings("two squares"))
+    for form in ("three", "3 ", "a trio of", "of them", "a pair of", "a couple of", "2 "):
+        assert form in said, form
+    assert "one" not in said.replace("of them", "") and "a triangle" not in said
+
+
+def test_a_relation_turned_around_is_the_same_scene() -> None:
+    """'a circle to the left of a square' may be said from the square ('a square to the right of
+    a circle', 'a square, and to its left a circle') or as places ('left: circle, right: square');
+    in each, the circle must end up on the left."""
+    scene = parse_caption("a circle to the left of a square")
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(300):
+        text = _say_relation(rng, scene)
+        c, s = text.index("circle"), text.index("square")
+        if re.search(r"\b(left|right) of\b", text):  # "X left of Y" / "X on the right side of Y"
+            assert ("left" in text) == (c < s), text
+        elif "to its" in text:  # "Y, and to its left X"
+            assert ("to its left" in text) == (s < c), text
+        elif re.search(r"\bleft\b.*\bright\b", text):  # "left: X, right: Y", "X on the left, Y on the right"
+            assert c < s, text
+        else:
+            continue
+        checked += 1
+    assert checked > 200
