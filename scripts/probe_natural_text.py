@@ -1,6 +1,11 @@
 """Does a pipeline's text side understand prompts as people write them? Seconds, no decoding.
 
     python scripts/probe_natural_text.py t2i/assets/models/emoji [--prior]
+    python scripts/probe_natural_text.py t2i/assets/models/shapes --data shapes
+
+Shapes: for each paraphrase of the evaluation and development sets, is its CLIP text embedding
+nearer to its own canonical prompt's than to any other canonical prompt of the set, and how
+near (cosine)?
 
 For each prompt of `t2i eval prompts` (emoji), and for the exact name of its target emoji: is the
 nearest emoji image, by cosine of the CLIP text embedding to every image's CLIP image embedding,
@@ -15,7 +20,7 @@ import torch
 
 from t2i.data.dataset import resize_uint8
 from t2i.data.emoji import load_emoji
-from t2i.eval.prompts import emoji_prompts, emoji_target_groups, retrieval_images
+from t2i.eval.prompts import SHAPES_DEV_PROMPTS, SHAPES_PROMPTS, emoji_prompts, emoji_target_groups, retrieval_images, shapes_paraphrases
 from t2i.pipelines.loading import load_pipeline
 from t2i.pipelines.sampling import clip_image_embeds
 from t2i.unclip.sampling import run_prior
@@ -33,10 +38,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", help="pipeline name or folder")
     p.add_argument("--prior", action="store_true", help="also the prior's image embeddings (one sample per prompt)")
+    p.add_argument("--data", choices=("emoji", "shapes"), default="emoji")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     pipe = load_pipeline(args.model)
+    if args.data == "shapes":
+        return shapes_table(pipe)
     everything = load_emoji(64, "all")
     images = clip_image_embeddings(pipe, everything.images)
     groups = emoji_target_groups()
@@ -58,6 +66,19 @@ def main() -> None:
             else:
                 row += " |"
             print(row + (f" {lookup:.3f} |" if kind == "natural prompts" else " |"))
+
+
+def shapes_table(pipe) -> None:
+    print("| paraphrases | nearest canonical prompt is its own | cosine to its own |")
+    print("| --- | --- | --- |")
+    for label, path in (("evaluation", SHAPES_PROMPTS), ("development", SHAPES_DEV_PROMPTS)):
+        chosen = shapes_paraphrases(path)
+        canonical = sorted({q.canonical for q in chosen})
+        own = torch.tensor([canonical.index(q.canonical) for q in chosen])
+        unit = lambda texts: torch.nn.functional.normalize(pipe.encode_text(texts)[1], dim=-1)  # noqa: E731
+        said, meant = unit([q.prompt for q in chosen]), unit(canonical)
+        hits = float(((said @ meant.T).argmax(1) == own).float().mean())
+        print(f"| {label} ({len(chosen)}) | {hits:.3f} | {float((said * meant[own]).sum(-1).mean()):.3f} |")
 
 
 if __name__ == "__main__":
