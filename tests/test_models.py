@@ -96,6 +96,9 @@ def test_text_positions_make_the_unet_see_word_order(tmp_path):
     assert torch.allclose(back(x, t, **inp), plain(x, t, **inp), atol=1e-6)
     with pytest.raises(CheckpointError, match="shape"):
         load_weights(UNet(replace(DECODER, context_dim=32)), tmp_path / "plain.safetensors", warm_start=True)
+    save_file({"foreign": torch.zeros(3)}, str(tmp_path / "foreign.safetensors"))  # nothing in common: not a warm start
+    with pytest.raises(CheckpointError, match="none of its tensors"):
+        load_weights(UNet(DECODER), tmp_path / "foreign.safetensors", warm_start=True)
 
 
 def test_image_positions_tell_attention_where_each_pixel_is():
