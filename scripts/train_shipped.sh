@@ -63,7 +63,16 @@ if [[ $data == shapes ]]; then
   wait
   t2i train prior --data shapes --clip "$runs/shapes-clip-text" --init-from "$runs/shapes-prior" --steps 2500 \
       --batch-size 64 --lr 1e-4 --out "$runs/shapes-prior-aug" --no-progress
-  clip=$runs/shapes-clip-text prior=$runs/shapes-prior-aug decoder=$runs/shapes-decoder-aug
+  # session 19: the same three fine-tunes again, from those, once the augmentation had the
+  # grammar of wordings (t2i/text/shapes_wording.py, commit 2bbe25a)
+  t2i train clip --data shapes --init-from "$runs/shapes-clip-text" --set model.match_depth=3 --set options.text_only=true \
+      --steps 1500 --batch-size 256 --lr 3e-4 --out "$runs/shapes-clip-words" --no-progress
+  t2i train decoder --data shapes --clip "$runs/shapes-clip-words" --init-from "$runs/shapes-decoder-aug" --set options.drop_text=0.1 \
+      --steps 1500 --lr 1e-4 --out "$runs/shapes-decoder-words" --no-progress &
+  t2i train prior --data shapes --clip "$runs/shapes-clip-words" --init-from "$runs/shapes-prior-aug" --steps 2500 \
+      --batch-size 64 --lr 1e-4 --out "$runs/shapes-prior-words" --no-progress
+  wait
+  clip=$runs/shapes-clip-words prior=$runs/shapes-prior-words decoder=$runs/shapes-decoder-words
 fi
 # emoji keeps its training captions for retrieval-augmented text conditioning (--caption-memory)
 memory=(); [[ $data == emoji ]] && memory=(--caption-memory emoji)
