@@ -22,13 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from t2i.data.shapes import COLORS, COUNT_WORDS, RELATION_PARAPHRASES, SHAPES, SIZES
+from t2i.text.negatives import RELATIONS as MIRRORED  # "to the left of" -> "to the right of", ...
 
 WORDINGS_PER_CAPTION = 6
 
 _COUNT_OF = {"a": 1, **{w: n for n, w in COUNT_WORDS.items()}}
 _PHRASE = re.compile(rf"(a|{'|'.join(COUNT_WORDS.values())}) (?:({'|'.join(SIZES)}) )?(?:({'|'.join(COLORS)}) )?({'|'.join(SHAPES)})(s?)")
 _RELATION_OF = {w: r for r, more in RELATION_PARAPHRASES.items() for w in (r, *more)}
-_OPPOSITE = {"to the left of": "to the right of", "to the right of": "to the left of", "above": "below", "below": "above"}
 
 # ------------------------------------------------------------------ the grammar's choices
 SIZE_WORDS = {"small": ("small", "little"), "large": ("large", "big")}
@@ -148,7 +148,7 @@ def _say_relation(rng: np.random.Generator, scene: Scene) -> str:
     a, b = scene.groups
     relation = scene.relation
     if rng.random() < 0.5:  # the same scene seen from the other object
-        a, b, relation = b, a, _OPPOSITE[relation]
+        a, b, relation = b, a, MIRRORED[relation]
     style = rng.random()
     if style < 0.45:  # "a circle to the left of a square", "the circle is left of the square"
         definite = rng.random() < 0.4
@@ -161,9 +161,10 @@ def _say_relation(rng: np.random.Generator, scene: Scene) -> str:
         form = _pick(rng, ("{b}, and {side} {a}", "{b} with {a} {side}", "{b}, with {a} {side}", "{b} and, {side}, {a}"))
         return form.format(a=pa, b=pb, side=side)
     # two places: "left: a circle, right: a square", "from top to bottom: a triangle, then a circle"
-    first, second = (a, b) if relation in PLACES else (b, a)
-    near, far = PLACES[relation] if relation in PLACES else PLACES[_OPPOSITE[relation]]
-    pa, pb = _say_group(rng, first), _say_group(rng, second)
+    if relation not in PLACES:  # "right of" and "below" are said from the other object
+        a, b, relation = b, a, MIRRORED[relation]
+    near, far = PLACES[relation]
+    pa, pb = _say_group(rng, a), _say_group(rng, b)
     along = {"left": "left to right", "top": "top to bottom"}[near]
     at = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom"}
     form = _pick(rng, ("{near}: {a}, {far}: {b}", "{at_near} {a}, {at_far} {b}", "{a} {at_near} and {b} {at_far}",
