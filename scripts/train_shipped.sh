@@ -74,7 +74,8 @@ if [[ $data == shapes ]]; then
   wait
   clip=$runs/shapes-clip-words prior=$runs/shapes-prior-words decoder=$runs/shapes-decoder-words
 fi
-# emoji keeps its training captions for retrieval-augmented text conditioning (--caption-memory)
-memory=(); [[ $data == emoji ]] && memory=(--caption-memory emoji)
+# emoji keeps its training captions, and emojilib's search words (t2i/assets/emoji/search_words.json),
+# for retrieval-augmented text conditioning (--caption-memory); keys in 192 dimensions keep it small
+memory=(); [[ $data == emoji ]] && memory=(--caption-memory emoji --memory-dims 192)
 t2i assemble --clip "$clip" --prior "${prior:-$runs/$data-prior}" --decoder "$decoder" \
     --upsampler "$runs/$data-upsampler" --config "$data" "${memory[@]}" --overwrite -o "t2i/assets/models/$data"

@@ -213,6 +213,49 @@ def test_projected_keys_keep_a_captions_own_nearest_and_shrink_the_memory(tmp_pa
         build_caption_memory(captions, dims=9)
 
 
+def test_search_words_are_keys_that_stand_for_their_emojis_name(tmp_path) -> None:
+    from t2i.data.dataset import ImageCaptionSet
+    from t2i.data.search_words import search_aliases
+    from t2i.text.encoder import get_text_encoder
+    from t2i.unclip.caption_memory import build_caption_memory, memory_captions
+
+    data = ImageCaptionSet(np.zeros((4, 8, 8, 3), np.uint8), [["flying disc", "ultimate"], ["honeybee", "bee"], ["honeybee, dark", "bee"], ["toilet"]],
+                           groups=np.array([0, 1, 1, 2]))
+    words = [["frisbee", "game", "bee"], ["insect", "game"], ["insect", "game"], ["loo", "game"]]
+    aliases = search_aliases(data, words)
+    # "bee" is a caption already, "game" names three emoji; each emoji's name with all its words is a key too
+    assert aliases == [("frisbee", "flying disc"), ("flying disc, frisbee, game, bee", "flying disc"), ("insect", "honeybee"),
+                       ("honeybee, insect, game", "honeybee"), ("loo", "toilet"), ("toilet, loo, game", "toilet")]
+    plain, memory = build_caption_memory(memory_captions(data)), build_caption_memory(memory_captions(data), aliases=aliases, dims=4)
+    assert len(plain) == 5 and plain.key_caption is None and len(memory) == 11 and memory.caption_count == 5
+    prompts = get_text_encoder(32).encode(["a frisbee", "a loo", "a honeybee"]).pooled
+    assert plain.nearest_captions(prompts)[0] != "flying disc"
+    assert memory.nearest_captions(prompts) == ["flying disc", "toilet", "honeybee"]  # a caption the models were trained on
+    made = []  # neighbours' embeddings are made from the captions the keys stand for, each once
+    embed = lambda captions: made.append(captions) or torch.eye(5)[[memory.captions.index(c) for c in captions]]  # noqa: E731
+    assert float(memory.neighbours(prompts[:1], embed)[0, memory.captions.index("flying disc")]) > 0.9
+    assert set(made[0]) <= set(memory.captions) and len(made[0]) == len(set(made[0]))
+    memory.save(tmp_path / "memory")
+    loaded = type(memory).load(tmp_path / "memory")
+    assert torch.equal(loaded.key_caption, memory.key_caption) and loaded.nearest_captions(prompts) == memory.nearest_captions(prompts)
+    assert json.loads((tmp_path / "memory" / "config.json").read_text())["keys"] == 11
+    with pytest.raises(ValueError, match="does not name one of its 5 captions"):
+        type(memory)(memory.keys, None, memory.captions, key_caption=memory.key_caption + 1)
+    with pytest.raises(ValueError, match="not one of the memory's captions"):
+        build_caption_memory(["toilet"], aliases=[("loo", "lavatory")])
+
+
+def test_shipped_emoji_search_words_name_base_emoji_and_never_repeat_a_caption() -> None:
+    from t2i.data.emoji import emoji_search_words, load_emoji
+
+    train, words = load_emoji(16, "train"), emoji_search_words("train")
+    assert len(words) == len(train) and sum(map(bool, words)) > 0.9 * len(train)
+    said = dict(zip(train.names, words))
+    assert "frisbee" in said["flying disc"] and "cockerel" in said["rooster"]
+    assert all(not set(w) & set(c) for w, c in zip(words, train.captions))
+    assert all(words[i] == words[j] for i, j in zip(range(len(train) - 1), range(1, len(train))) if train.groups[i] == train.groups[j])
+
+
 def test_caption_memory_is_saved_with_the_pipeline_and_used_by_sampling(tiny_run, tmp_path, capsys) -> None:
     from t2i.pipelines.loading import load_pipeline
 

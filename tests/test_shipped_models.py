@@ -29,18 +29,36 @@ def test_the_preset_gives_the_shipped_sampling_defaults(name) -> None:
     assert preset_defaults(read_preset(name), "unclip", SamplingOptions) == shipped
 
 
-def test_the_emoji_memory_of_the_first_format_still_loads_with_its_own_text_embeddings() -> None:
-    """Memories saved before projected keys name their keys "pooled" and keep CLIP text embeddings;
-    loading must keep using those, not silently recompute them."""
-    import torch
-
+def test_the_emoji_memory_keeps_its_captions_and_search_words_as_keys() -> None:
     from t2i.unclip.caption_memory import CaptionMemory
 
     memory = CaptionMemory.load(shipped_models()["emoji"] / "memory")
-    assert memory.keys.shape == (6449, 384) and memory.projection is None and memory.query_dim == 384
-    assert memory.text_embeds is not None and memory.text_embeds.shape == (6449, 128)
-    near = memory.neighbours(memory.keys[:3])  # no embed_text: the stored embeddings are used
-    assert near.shape == (3, 128) and torch.allclose(near.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert memory.caption_count == 6449 and len(memory) == 10204 and memory.keys.shape[1] == 192 and memory.query_dim == 384
+    assert memory.text_embeds is None  # the pipeline's CLIP embeds the neighbours
+    assert [memory.captions[i] for i in memory.key_caption[:3].tolist()] == memory.captions[:3]  # captions stand for themselves
+
+
+def test_a_memory_of_the_first_format_still_loads_with_its_own_text_embeddings(tmp_path) -> None:
+    """Memories saved before projected keys name their keys "pooled" and keep CLIP text embeddings;
+    loading must keep using those, not silently recompute them."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from t2i.unclip.caption_memory import CaptionMemory, _int8
+
+    keys = torch.nn.functional.normalize(torch.randn(5, 384, generator=torch.Generator().manual_seed(0)), dim=-1)
+    embeds = torch.nn.functional.normalize(torch.randn(5, 128, generator=torch.Generator().manual_seed(1)), dim=-1)
+    save_file({**_int8("pooled", keys), **_int8("text_embeds", embeds)}, str(tmp_path / "memory.safetensors"))
+    (tmp_path / "captions.json").write_text(json.dumps(list("abcde")))
+    (tmp_path / "config.json").write_text(json.dumps({"format_version": 1, "kind": "caption_memory", "k": 8, "temperature": 0.02, "captions": 5}))
+    memory = CaptionMemory.load(tmp_path)
+    assert memory.keys.shape == (5, 384) and memory.projection is None and memory.key_caption is None
+    assert memory.text_embeds is not None and memory.text_embeds.shape == (5, 128)
+    near = memory.neighbours(keys[:3])  # no embed_text: the stored embeddings are used
+    assert torch.allclose(near, embeds[:3], atol=0.02)  # each key's own caption dominates at τ = 0.02
+    assert memory.nearest_captions(keys[:3]) == ["a", "b", "c"]
 
 
 def test_a_folder_named_like_a_shipped_model_does_not_shadow_it(tmp_path, monkeypatch) -> None:

@@ -4,6 +4,8 @@ The assets (t2i/assets/emoji/) are built by scripts/build_emoji.py: one lossless
 sprite sheet of 64x64 RGB tiles plus emoji.json with, per tile, its code points, captions,
 group (skin-tone variants share their base emoji's group), category and held-out flag.
 About 10% of base emoji are held out, by group, so no subject is on both sides.
+search_words.json (scripts/build_emoji_search_words.py) adds the words people search for
+each base emoji by, from emojilib; those are for retrieval and never trained on.
 """
 from __future__ import annotations
 
@@ -68,6 +70,20 @@ def load_emoji(size: int = NATIVE_SIZE, split: str = "train") -> ImageCaptionSet
         groups=np.array([records[i]["group"] for i in index], dtype=np.int64),
         names=[c[0] for c in captions],
     )
+
+
+def emoji_search_words(split: str = "train") -> list[list[str]]:
+    """The search words of each image of `split` (its base emoji's, for skin-tone variants too),
+    in load_emoji's order; empty lists when search_words.json is absent."""
+    if split not in SPLITS:
+        raise InputError(f"unknown emoji split {split!r}: expected one of {', '.join(SPLITS)}")
+    _, records = _decoded()
+    path = ASSETS / "search_words.json"
+    words = json.loads(path.read_text(encoding="utf-8"))["words"] if path.exists() else {}
+    base: dict[int, list[str]] = {}
+    for r in records:  # a group's first record is its base emoji
+        base.setdefault(r["group"], words.get(r["unified"], []))
+    return [list(base[r["group"]]) for r in records if split == "all" or r["held_out"] == (split == "heldout")]
 
 
 def emoji_categories(split: str = "train") -> list[str]:

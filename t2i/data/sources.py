@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from t2i.data.dataset import ImageCaptionSet
-from t2i.data.emoji import SPLITS, load_emoji
+from t2i.data.emoji import SPLITS, emoji_search_words, load_emoji
 from t2i.data.folder import load_folder
 from t2i.data.prepared import is_prepared, load_prepared
 from t2i.errors import InputError
@@ -43,6 +43,12 @@ def load_dataset(name_or_path: str, size: int, split: str = "train", *,
     if is_prepared(name_or_path):
         return load_prepared(name_or_path, size)
     return load_folder(name_or_path, size)
+
+
+def load_search_words(name_or_path: str, split: str = "train") -> list[list[str]] | None:
+    """Words that name each image of load_dataset(name_or_path, split) beside its captions, for
+    retrieval only (never trained on), or None when the data has none: emoji has emojilib's."""
+    return emoji_search_words(split) if name_or_path == "emoji" else None
 
 
 def _load_shapes(size: int, split: str, count: int, seed: int) -> ImageCaptionSet:

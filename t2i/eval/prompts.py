@@ -102,17 +102,22 @@ def emoji_target_groups() -> dict[str, int]:
 
 
 def retrieval_images(prompts: list[str]) -> tuple[np.ndarray, list[str]]:
-    """The lookup baseline: for each prompt, the training caption with the largest cosine of
-    frozen MiniLM sentence embeddings, and the first training image with that caption."""
-    from t2i.data.emoji import load_emoji
+    """The lookup baseline: for each prompt, the key with the largest cosine of frozen MiniLM
+    sentence embeddings among the training captions and the search words the shipped caption
+    memory keeps (t2i.data.search_words.search_aliases), and the first training image of that caption
+    (of the caption a search word stands for)."""
+    from t2i.data.emoji import emoji_search_words, load_emoji
+    from t2i.data.search_words import search_aliases
     from t2i.text.cache import encode_cached
     from t2i.text.encoder import get_text_encoder
 
     train = load_emoji(64, "train")
-    flat = [(c, i) for i, caps in enumerate(train.captions) for c in caps]
-    encoding, rows = encode_cached([c for c, _ in flat])
+    flat = [(c, c, i) for i, caps in enumerate(train.captions) for c in caps]  # (key, caption, image)
+    first_image = {caps[0]: i for i, caps in reversed(list(enumerate(train.captions)))}
+    flat += [(key, name, first_image[name]) for key, name in search_aliases(train, emoji_search_words("train"))]
+    encoding, rows = encode_cached([key for key, _, _ in flat])
     image_of_row = {}
-    for (caption, image), row in zip(flat, rows):
+    for (_, caption, image), row in zip(flat, rows):
         image_of_row.setdefault(row, (caption, image))
     query = get_text_encoder(32).encode(prompts).pooled
     best = (query @ encoding.pooled.float().T).argmax(dim=1).tolist()

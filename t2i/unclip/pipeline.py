@@ -72,10 +72,13 @@ class UnclipPipeline(Pipeline):
                 up.settings.update({k: int(given[k]) for k in UPSAMPLER_SAMPLING if k in given})
         memory = None
         if caption_memory:
-            from t2i.data.sources import load_dataset
+            from t2i.data.search_words import search_aliases
+            from t2i.data.sources import load_dataset, load_search_words
             from t2i.unclip.caption_memory import build_caption_memory, memory_captions
 
-            memory = build_caption_memory(memory_captions(load_dataset(caption_memory, size=16)), dims=memory_dims, max_length=clip.model.config.max_tokens)
+            data = load_dataset(caption_memory, size=16)
+            memory = build_caption_memory(memory_captions(data), aliases=search_aliases(data, load_search_words(caption_memory)),
+                                          dims=memory_dims, max_length=clip.model.config.max_tokens)
         elif defaults.caption_memory:
             raise InputError("the preset's sampling defaults use a caption memory: give the data whose captions it keeps (--caption-memory DATA)")
         return cls(clip=clip, prior=prior, decoder=decoder, upsamplers=upsamplers, defaults=defaults, info=info, memory=memory)
