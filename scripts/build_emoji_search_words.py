@@ -1,5 +1,6 @@
 """Write t2i/assets/emoji/search_words.json: words people use for each emoji, for retrieval only.
 
+    pip install -e ".[build]"          # build_emoji.py's helpers need the emoji package
     npm pack emojilib@4.0.3
     python scripts/build_emoji_search_words.py --emojilib emojilib-4.0.3.tgz
 
@@ -19,12 +20,8 @@ import json
 import tarfile
 from pathlib import Path
 
-ASSETS = Path(__file__).resolve().parent.parent / "t2i" / "assets" / "emoji"
-
-
-def plain(unified: str) -> str:
-    """Code points without the FE0F variation selector, which the two sources use differently."""
-    return "-".join(cp for cp in unified.upper().split("-") if cp != "FE0F")
+from build_emoji import ASSETS
+from build_emoji import _plain as plain  # code points without FE0F, which the sources use differently
 
 
 def read_emojilib(path: Path) -> tuple[dict[str, list[str]], str]:

@@ -75,21 +75,23 @@ def load_emoji(size: int = NATIVE_SIZE, split: str = "train") -> ImageCaptionSet
 def emoji_search_words(split: str = "train") -> list[list[str]]:
     """The search words of each image of `split` (its base emoji's, for skin-tone variants too),
     in load_emoji's order; empty lists when search_words.json is absent."""
-    if split not in SPLITS:
-        raise InputError(f"unknown emoji split {split!r}: expected one of {', '.join(SPLITS)}")
-    _, records = _decoded()
+    chosen = _split_records(split)
     path = ASSETS / "search_words.json"
     words = json.loads(path.read_text(encoding="utf-8"))["words"] if path.exists() else {}
     base: dict[int, list[str]] = {}
-    for r in records:  # a group's first record is its base emoji
+    for r in _decoded()[1]:  # a group's first record is its base emoji
         base.setdefault(r["group"], words.get(r["unified"], []))
-    return [list(base[r["group"]]) for r in records if split == "all" or r["held_out"] == (split == "heldout")]
+    return [list(base[r["group"]]) for r in chosen]
 
 
 def emoji_categories(split: str = "train") -> list[str]:
     """The Unicode category ("Smileys & Emotion", "Flags", ...) of each image of `split`, in
     load_emoji's order."""
+    return [r["category"] for r in _split_records(split)]
+
+
+def _split_records(split: str) -> list[dict]:
+    """The records of `split`'s images, in load_emoji's order."""
     if split not in SPLITS:
         raise InputError(f"unknown emoji split {split!r}: expected one of {', '.join(SPLITS)}")
-    _, records = _decoded()
-    return [r["category"] for r in records if split == "all" or r["held_out"] == (split == "heldout")]
+    return [r for r in _decoded()[1] if split == "all" or r["held_out"] == (split == "heldout")]

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from t2i.data.dataset import ImageCaptionSet
 
+# a word shared by more images ("face", "animal") names none of them; scripts/build_emoji.py
+# keeps CLDR keywords as captions by the same rule (KEYWORD_MAX_EMOJI)
+WORD_MAX_IMAGES = 2
+
 
 def one_image_per_group(data: ImageCaptionSet) -> list[int]:
     """The images a caption memory keeps the captions of: one per group (an emoji's skin-tone variants add
@@ -21,7 +25,7 @@ def one_image_per_group(data: ImageCaptionSet) -> list[int]:
 
 def search_aliases(data: ImageCaptionSet, words: list[list[str]] | None) -> list[tuple[str, str]]:
     """(key, caption) pairs from each image's search words (t2i.data.sources.load_search_words): every
-    word that names at most two of the memory's images, and the image's name followed by all its
+    word that names at most WORD_MAX_IMAGES of the images kept (one per group), and the image's name followed by all its
     words ("flying disc, sports, frisbee, game, golf, sport"), each standing for the name. Words
     that already are captions are left to those."""
     if not words:
@@ -35,7 +39,7 @@ def search_aliases(data: ImageCaptionSet, words: list[list[str]] | None) -> list
     pairs = []
     for i in keep:
         name, own = data.captions[i][0], [w for w in words[i] if w not in known]
-        pairs += [(w, name) for w in own if uses[w] <= 2]
+        pairs += [(w, name) for w in own if uses[w] <= WORD_MAX_IMAGES]
         if words[i]:
             pairs.append((", ".join([name, *words[i]]), name))
     return pairs
