@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from t2i.checkpoint import Component, build_model
+from t2i.errors import InputError
 from t2i.train.options import UNetOptions
 from t2i.train.trainer import TrainConfig, Trainer
 from t2i.train.unet_stage import UNetStage
@@ -38,3 +40,34 @@ def test_an_upsampler_that_reads_the_caption(tiny_run, tmp_path) -> None:
     assert set(batch) == {"x0", "tokens", "token_mask", "low_res", "aug_level"}
     assert batch["low_res"].shape == (4, 3, 8, 8) and int(batch["aug_level"].max()) <= 100
     assert trainer.stage.component.settings["low_res_size"] == 8 and math.isfinite(figures["preview_mse"])
+
+
+def _text_stage(tiny_run, **options) -> UNetStage:
+    torch.manual_seed(0)
+    component = Component(model=build_model("unet", {**TINY_UNET, "text_dim": 384}), role="unet", settings={"diffusion": {"objective": "v"}})
+    return UNetStage.from_data(component, str(tiny_run.data), UNetOptions(drop_text=0.0, **options), {}, ("{a} {c}", "a drawing of {a} {c}"))
+
+
+def test_text_consistency_pulls_rephrased_captions_toward_their_own(tiny_run) -> None:
+    plain = _text_stage(tiny_run, caption_augment=0.5)
+    pulled = _text_stage(tiny_run, caption_augment=0.5, text_consistency=2.0)
+    a, b = (s.batch(0, 8, torch.Generator().manual_seed(3)) for s in (plain, pulled))
+    assert torch.equal(a["tokens"], b["tokens"]) and torch.equal(a["x0"], b["x0"])  # the same draws as without it
+    assert bool(b["reworded"].any()) and not bool(b["reworded"].all())  # half the captions are rephrased
+    model = pulled.component.model
+    with torch.no_grad():  # a fresh UNet's zeroed output layers would predict the same for any caption
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    loss_plain = plain.loss(model, a, torch.Generator().manual_seed(5))
+    loss_pulled = pulled.loss(model, b, torch.Generator().manual_seed(5))
+    # the pull is the mean over the batch of the rephrased rows' squared distance to the caption's prediction
+    assert float(loss_pulled) > float(loss_plain) + 1e-6
+    b["reworded"][:] = False
+    assert torch.allclose(pulled.loss(model, b, torch.Generator().manual_seed(5)), loss_plain)
+    loss_pulled.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_text_consistency_needs_rephrased_captions(tiny_run) -> None:
+    with pytest.raises(InputError, match="caption_augment"):
+        _text_stage(tiny_run, text_consistency=1.0)

@@ -48,14 +48,19 @@ class CaptionTable:
     def draw(self, image_index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(B,) image indices -> (B,) rows of `encoding`, one of each image's captions at random
         (with augmentation, sometimes one of its variants instead)."""
+        return self.draw_with_captions(image_index, generator)[0]
+
+    def draw_with_captions(self, image_index: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """As `draw`, with the rows of the captions drawn before augmentation: (rows, caption rows),
+        equal where no variant replaced the caption. The same draws as `draw`."""
         u = torch.rand(len(image_index), generator=generator)
         pick = (u * self.counts[image_index]).long().clamp(max=self.counts[image_index] - 1)
-        rows = self.rows[self.starts[image_index] + pick]
+        captions = rows = self.rows[self.starts[image_index] + pick]
         if self.augment > 0:  # draws only when augmenting: a run without it keeps its old batches
             swap = torch.rand(len(rows), generator=generator) < self.augment
             variant = _pick_from(self.variants, rows, generator)
             rows = torch.where(swap & (variant >= 0), variant, rows)
-        return rows
+        return rows, captions
 
     def draw_negatives(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(B,) caption rows -> (B,) rows of one hard negative each, at random; -1 where a caption has none."""

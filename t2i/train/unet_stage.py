@@ -4,6 +4,8 @@ from the model's config, each optional:
 - `embed_dim > 0`: a CLIP image embedding (needs a trained CLIP), dropped at `drop_embed` for
   guidance and noised up to `embed_noise`;
 - `text_dim > 0`: the caption's token states (with caption augmentation), dropped at `drop_text`;
+  with `text_consistency` > 0, a rephrased caption's prediction is also pulled toward what the
+  model predicts from the caption itself on the same noisy image (see `loss`);
 - `low_res`: the image itself at `low_res_size`, noised to a random level up to `max_aug_level`
   (noise-conditioning augmentation; the network is told the level when `noise_aug` is set).
 
@@ -23,11 +25,15 @@ import torch.nn.functional as F
 from t2i.checkpoint import Component
 from t2i.data.dataset import ImageCaptionSet, to_model_range
 from t2i.data.sources import load_dataset
+from t2i.errors import InputError
 from t2i.image_grid import save_grid
 from t2i.pipelines.sampling import clip_image_embeds, diffusion_config, diffusion_of, run_decoder, run_upsampler
 from t2i.train.captions import CaptionTable
 from t2i.train.options import UNetOptions, sampling_settings
 from t2i.train.stages import PREVIEW_COUNT, Stage, draw_rows, noised_embeddings
+
+# what a batch holds for text_consistency beside the model's conditions
+CONSISTENCY_KEYS = ("caption_tokens", "caption_mask", "reworded")
 
 
 class UNetStage(Stage):
@@ -47,12 +53,16 @@ class UNetStage(Stage):
 
     def __init__(self, component: Component, data: ImageCaptionSet, *, clip: Component | None = None, drop_embed: float = 0.1, drop_text: float = 0.5,
                  embed_noise: float = 0.0, max_length: int = 32, caption_augment: float = 0.0, templates: tuple[str, ...] = (),
-                 low_res_size: int = 32, max_aug_level: int = 0, sample_aug_level: int = 0, sample_start_level: int = 0, text_layers: int = 0) -> None:
+                 low_res_size: int = 32, max_aug_level: int = 0, sample_aug_level: int = 0, sample_start_level: int = 0, text_layers: int = 0,
+                 text_consistency: float = 0.0) -> None:
         # sample_*: sampling-time options, kept in the component's settings (see settings), not used in training
         cfg = component.model.config
         if cfg.embed_dim and clip is None:
             raise ValueError("a UNet conditioned on CLIP image embeddings trains with a CLIP")
+        if text_consistency and not (cfg.text_dim and caption_augment > 0):
+            raise InputError("text_consistency pulls rephrased captions toward their own: it needs a UNet that reads text and caption_augment > 0")
         self.component, self.drop_embed, self.drop_text, self.embed_noise = component, drop_embed, drop_text, embed_noise
+        self.text_consistency = text_consistency
         self.diffusion = diffusion_of(component)
         self.weighting = diffusion_config(component).weighting
         self.data = data.resized(cfg.image_size)
@@ -72,9 +82,13 @@ class UNetStage(Stage):
             if self.embed_noise:
                 out["embed"] = noised_embeddings(out["embed"], self.embed_noise, generator)
         if self.captions is not None:
-            enc = self.captions.batch(self.captions.draw(idx, generator))
+            rows, captions = self.captions.draw_with_captions(idx, generator)
+            enc = self.captions.batch(rows)
             keep_text = torch.rand(size, generator=generator) >= self.drop_text
             out.update(tokens=enc.tokens, token_mask=enc.mask & keep_text[:, None])
+            if self.text_consistency:
+                plain = self.captions.batch(captions)
+                out.update(caption_tokens=plain.tokens, caption_mask=plain.mask, reworded=(rows != captions) & keep_text)
         if self.low_size:
             low = self._low(out["x0"])
             # noise-conditioning augmentation: the network sees how noisy its input is
@@ -84,8 +98,29 @@ class UNetStage(Stage):
         return out
 
     def loss(self, model, batch, generator):
-        cond = {k: v for k, v in batch.items() if k != "x0"}
-        return self.diffusion.loss(lambda x, t: model(x, t, **cond), batch["x0"], generator=generator, weighting=self.weighting).mean()
+        """The diffusion loss; with text_consistency = λ > 0, plus λ times the squared distance, on
+        the rows whose caption was rephrased, between the prediction from the rephrasing and the
+        model's own prediction from the caption (no gradient), on the same noisy image. The plain
+        loss asks both wordings for the same noisy target; the pull hands the rephrasing a clean
+        target, which teaches what the wording changes (a count, a place) much faster."""
+        cond = {k: v for k, v in batch.items() if k not in ("x0", *CONSISTENCY_KEYS)}
+        if not self.text_consistency:
+            return self.diffusion.loss(lambda x, t: model(x, t, **cond), batch["x0"], generator=generator, weighting=self.weighting).mean()
+        seen = {}
+
+        def rephrased(x, t):
+            seen.update(x=x, t=t, out=model(x, t, **cond))
+            return seen["out"]
+
+        loss = self.diffusion.loss(rephrased, batch["x0"], generator=generator, weighting=self.weighting)
+        rows = batch["reworded"].nonzero().squeeze(1)
+        if len(rows) == 0:
+            return loss.mean()
+        plain = {**{k: v[rows] for k, v in cond.items()}, "tokens": batch["caption_tokens"][rows], "token_mask": batch["caption_mask"][rows]}
+        with torch.no_grad():
+            target = model(seen["x"][rows], seen["t"][rows], **plain)
+        pull = (seen["out"][rows] - target).pow(2).flatten(1).mean(1)
+        return loss.mean() + self.text_consistency * pull.sum() / len(loss)
 
     def preview(self, model, step, out_dir):
         """Samples for the first images' conditions beside the real images (and the low-res input)."""

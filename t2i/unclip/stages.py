@@ -32,6 +32,8 @@ class DecoderOptions(CaptionOptions):
     drop_embed: float = rate(0.1)  # image embedding dropped (for guidance)
     drop_text: float = rate(0.5)  # text tokens dropped
     embed_noise: float = scale(0.0)  # the largest noise added to the image embeddings (see noised_embeddings)
+    # the weight of a rephrased caption's prediction pulled toward its caption's (see UNetStage.loss)
+    text_consistency: float = scale(0.0)
 
 
 @dataclass(frozen=True)
