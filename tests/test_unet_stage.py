@@ -2,6 +2,7 @@
 Imagen's UNets will (text alone; a low-res image with the caption)."""
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -42,32 +43,38 @@ def test_an_upsampler_that_reads_the_caption(tiny_run, tmp_path) -> None:
     assert trainer.stage.component.settings["low_res_size"] == 8 and math.isfinite(figures["preview_mse"])
 
 
-def _text_stage(tiny_run, **options) -> UNetStage:
+def _text_stage(tiny_run, teacher: bool = False, **options) -> UNetStage:
     torch.manual_seed(0)
-    component = Component(model=build_model("unet", {**TINY_UNET, "text_dim": 384}), role="unet", settings={"diffusion": {"objective": "v"}})
-    return UNetStage.from_data(component, str(tiny_run.data), UNetOptions(drop_text=0.0, **options), {}, ("{a} {c}", "a drawing of {a} {c}"))
+    model = build_model("unet", {**TINY_UNET, "text_dim": 384})
+    with torch.no_grad():  # a fresh UNet's zeroed output layers would predict the same for any caption
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    settings = {"diffusion": {"objective": "v"}}
+    needs = {"teacher": Component(model=copy.deepcopy(model), role="unet", settings=settings)} if teacher else {}
+    return UNetStage.from_data(Component(model=model, role="unet", settings=settings), str(tiny_run.data), UNetOptions(drop_text=0.0, **options),
+                               needs, ("{a} {c}", "a drawing of {a} {c}"))
 
 
-def test_text_consistency_pulls_rephrased_captions_toward_their_own(tiny_run) -> None:
+def test_text_consistency_pulls_rephrased_captions_toward_the_starting_models(tiny_run) -> None:
     plain = _text_stage(tiny_run, caption_augment=0.5)
-    pulled = _text_stage(tiny_run, caption_augment=0.5, text_consistency=2.0)
+    pulled = _text_stage(tiny_run, teacher=True, caption_augment=0.5, text_consistency=2.0)
     a, b = (s.batch(0, 8, torch.Generator().manual_seed(3)) for s in (plain, pulled))
     assert torch.equal(a["tokens"], b["tokens"]) and torch.equal(a["x0"], b["x0"])  # the same draws as without it
     assert bool(b["reworded"].any()) and not bool(b["reworded"].all())  # half the captions are rephrased
     model = pulled.component.model
-    with torch.no_grad():  # a fresh UNet's zeroed output layers would predict the same for any caption
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
     loss_plain = plain.loss(model, a, torch.Generator().manual_seed(5))
     loss_pulled = pulled.loss(model, b, torch.Generator().manual_seed(5))
-    # the pull is the mean over the batch of the rephrased rows' squared distance to the caption's prediction
+    # the pull: the rephrased rows' squared distance to the frozen model's prediction from the caption
     assert float(loss_pulled) > float(loss_plain) + 1e-6
     b["reworded"][:] = False
     assert torch.allclose(pulled.loss(model, b, torch.Generator().manual_seed(5)), loss_plain)
     loss_pulled.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert all(p.grad is None and not p.requires_grad for p in pulled.teacher.parameters())
 
 
-def test_text_consistency_needs_rephrased_captions(tiny_run) -> None:
+def test_text_consistency_needs_rephrased_captions_and_a_starting_model(tiny_run) -> None:
     with pytest.raises(InputError, match="caption_augment"):
-        _text_stage(tiny_run, text_consistency=1.0)
+        _text_stage(tiny_run, teacher=True, text_consistency=1.0)
+    with pytest.raises(InputError, match="init-from"):
+        _text_stage(tiny_run, caption_augment=0.5, text_consistency=1.0)

@@ -162,6 +162,11 @@ def make_trainer(stage: str, preset: dict[str, Any], *, data: str, out_dir: str 
             warnings.warn(f"--init-from {init_from}: {len(fit.missing)} tensor(s) not in it keep their fresh initial values: {', '.join(fit.missing)}", stacklevel=2)
         if fit.unused:
             warnings.warn(f"--init-from {init_from}: {len(fit.unused)} of its tensor(s) have no place in this model and are left out: {', '.join(fit.unused)}", stacklevel=2)
+    if getattr(options, "text_consistency", 0):  # the frozen model a fine-tune pulls toward (a resumed run: the one it started from)
+        start = init_from or (read_json(Path(out_dir) / "run.json").get("init_from") if (Path(out_dir) / "run.json").exists() else None)
+        if not start:
+            raise ConfigError(f"{stage}.options.text_consistency pulls toward the model a fine-tune starts from: give --init-from")
+        loaded["teacher"] = load_component(resolve_component(start), role=stage)
     stage_obj = cls.from_data(component, data, options, loaded, templates_for(data))
     run_config = {"stage": stage, "data": data, "clip": str(given["clip"]) if given.get("clip") else None, "init_from": str(init_from) if init_from else None,
                   "section": section, "train": json.loads(json.dumps(train))}

@@ -4,8 +4,8 @@ from the model's config, each optional:
 - `embed_dim > 0`: a CLIP image embedding (needs a trained CLIP), dropped at `drop_embed` for
   guidance and noised up to `embed_noise`;
 - `text_dim > 0`: the caption's token states (with caption augmentation), dropped at `drop_text`;
-  with `text_consistency` > 0, a rephrased caption's prediction is also pulled toward what the
-  model predicts from the caption itself on the same noisy image (see `loss`);
+  with `text_consistency` > 0 (a fine-tune), a rephrased caption's prediction is also pulled
+  toward what the model the fine-tune started from predicts from the caption itself (see `loss`);
 - `low_res`: the image itself at `low_res_size`, noised to a random level up to `max_aug_level`
   (noise-conditioning augmentation; the network is told the level when `noise_aug` is set).
 
@@ -49,9 +49,9 @@ class UNetStage(Stage):
     def from_data(cls, component: Component, data: str, options, needs: dict[str, Component], templates: tuple[str, ...]) -> UNetStage:
         clip = needs.get("clip")
         size = max(component.model.config.image_size, clip.model.config.image_size if clip is not None else 0)
-        return cls(component, load_dataset(data, size=size), clip=clip, templates=templates, **dataclasses.asdict(options))
+        return cls(component, load_dataset(data, size=size), clip=clip, teacher=needs.get("teacher"), templates=templates, **dataclasses.asdict(options))
 
-    def __init__(self, component: Component, data: ImageCaptionSet, *, clip: Component | None = None, drop_embed: float = 0.1, drop_text: float = 0.5,
+    def __init__(self, component: Component, data: ImageCaptionSet, *, clip: Component | None = None, teacher: Component | None = None, drop_embed: float = 0.1, drop_text: float = 0.5,
                  embed_noise: float = 0.0, max_length: int = 32, caption_augment: float = 0.0, templates: tuple[str, ...] = (),
                  low_res_size: int = 32, max_aug_level: int = 0, sample_aug_level: int = 0, sample_start_level: int = 0, text_layers: int = 0,
                  text_consistency: float = 0.0) -> None:
@@ -61,8 +61,12 @@ class UNetStage(Stage):
             raise ValueError("a UNet conditioned on CLIP image embeddings trains with a CLIP")
         if text_consistency and not (cfg.text_dim and caption_augment > 0):
             raise InputError("text_consistency pulls rephrased captions toward their own: it needs a UNet that reads text and caption_augment > 0")
+        if text_consistency and teacher is None:
+            raise InputError("text_consistency pulls toward the predictions of the model a fine-tune starts from: give it (--init-from)")
         self.component, self.drop_embed, self.drop_text, self.embed_noise = component, drop_embed, drop_text, embed_noise
         self.text_consistency = text_consistency
+        # frozen: pulling toward the live model's own predictions lets both drift to ignoring the words
+        self.teacher = teacher.model.eval().requires_grad_(False) if text_consistency else None
         self.diffusion = diffusion_of(component)
         self.weighting = diffusion_config(component).weighting
         self.data = data.resized(cfg.image_size)
@@ -100,9 +104,9 @@ class UNetStage(Stage):
     def loss(self, model, batch, generator):
         """The diffusion loss; with text_consistency = λ > 0, plus λ times the squared distance, on
         the rows whose caption was rephrased, between the prediction from the rephrasing and the
-        model's own prediction from the caption (no gradient), on the same noisy image. The plain
+        frozen starting model's prediction from the caption, on the same noisy image. The plain
         loss asks both wordings for the same noisy target; the pull hands the rephrasing a clean
-        target, which teaches what the wording changes (a count, a place) much faster."""
+        target: what the caption makes the model draw."""
         cond = {k: v for k, v in batch.items() if k not in ("x0", *CONSISTENCY_KEYS)}
         if not self.text_consistency:
             return self.diffusion.loss(lambda x, t: model(x, t, **cond), batch["x0"], generator=generator, weighting=self.weighting).mean()
@@ -118,7 +122,7 @@ class UNetStage(Stage):
             return loss.mean()
         plain = {**{k: v[rows] for k, v in cond.items()}, "tokens": batch["caption_tokens"][rows], "token_mask": batch["caption_mask"][rows]}
         with torch.no_grad():
-            target = model(seen["x"][rows], seen["t"][rows], **plain)
+            target = self.teacher(seen["x"][rows], seen["t"][rows], **plain)
         pull = (seen["out"][rows] - target).pow(2).flatten(1).mean(1)
         return loss.mean() + self.text_consistency * pull.sum() / len(loss)
 
