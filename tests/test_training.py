@@ -12,9 +12,10 @@ from tiny import state_dicts_equal, write_emoji_folder
 import t2i.train.trainer as trainer_module
 from t2i.checkpoint import CheckpointError, load_component
 from t2i.cli import main
+from t2i.config import ConfigError
 from t2i.eval.emoji import fidelity_at_k
 from t2i.models.retrieval import retrieval_scores
-from t2i.train.build import make_trainer, read_preset, resolve_component
+from t2i.train.build import make_trainer, override_section, read_preset, resolve_component
 
 
 def _trainer(stage: str, run, out: Path, **overrides):
@@ -354,3 +355,26 @@ def test_resume_passes_over_a_damaged_checkpoint_to_the_newest_intact_one(tiny_r
     third = _trainer("upsampler", tiny_run, tmp_path / "split", steps=4)
     with pytest.warns(UserWarning), pytest.raises(CheckpointError, match="every checkpoint is damaged"):
         third.resume()
+
+
+def test_a_text_consistency_fine_tune_resumes_exactly_toward_the_model_it_started_from(tiny_run, tmp_path) -> None:
+    preset = override_section(read_preset("tiny"), "decoder", ["options.text_consistency=1.0", "options.caption_augment=0.5"])
+
+    def trainer(out: Path, init_from=None):
+        torch.manual_seed(1234)
+        return make_trainer("decoder", preset, data=str(tiny_run.data), out_dir=out, needs={"clip": tiny_run.run("clip")}, init_from=init_from,
+                            train_overrides={"steps": 4, "save_every": 100, "sample_every": 100}, progress=False)
+
+    start = tiny_run.run("decoder")
+    whole = trainer(tmp_path / "whole", start)
+    whole.train()
+    first = trainer(tmp_path / "split", start)
+    first.train(max_steps=2)
+    del first
+    second = trainer(tmp_path / "split")  # --resume: no --init-from; the pull's target is the run's recorded start
+    assert state_dicts_equal(second.stage.teacher, whole.stage.teacher)
+    assert second.resume() is True
+    second.train()
+    assert state_dicts_equal(_raw(second), _raw(whole)) and not state_dicts_equal(_raw(second), second.stage.teacher)
+    with pytest.raises(ConfigError, match="--init-from"):
+        trainer(tmp_path / "fresh")
