@@ -121,8 +121,9 @@ class UNetStage(Stage):
         if len(rows) == 0:
             return loss.mean()
         plain = {**{k: v[rows] for k, v in cond.items()}, "tokens": batch["caption_tokens"][rows], "token_mask": batch["caption_mask"][rows]}
+        teacher = self.teacher.to(seen["x"].device)  # the loop places the batch and the trained model, not this frozen one
         with torch.no_grad():
-            target = self.teacher(seen["x"][rows], seen["t"][rows], **plain)
+            target = teacher(seen["x"][rows], seen["t"][rows], **plain)
         pull = (seen["out"][rows] - target).pow(2).flatten(1).mean(1)
         return loss.mean() + self.text_consistency * pull.sum() / len(loss)
 
