@@ -25,6 +25,16 @@ def load_memory(path: str) -> CaptionMemory:
     return CaptionMemory.load(folder if (folder / "memory.safetensors").exists() else folder / "memory")
 
 
+def caption_owners() -> dict[str, set[int]]:
+    """Each emoji caption -> the emoji (groups) it names: a retrieved caption is right when it names the target."""
+    data = load_emoji(16, "all")
+    owners: dict[str, set[int]] = {}
+    for caps, group in zip(data.captions, data.groups.tolist()):
+        for c in caps:
+            owners.setdefault(c, set()).add(group)
+    return owners
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("memories", nargs="+", help="pipeline names or folders, or memory folders")
@@ -32,12 +42,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    data = load_emoji(16, "all")
-    owners: dict[str, set[int]] = {}
-    for caps, group in zip(data.captions, data.groups.tolist()):
-        for c in caps:
-            owners.setdefault(c, set()).add(group)
-    target_group = emoji_target_groups()
+    owners, target_group = caption_owners(), emoji_target_groups()
     sets = {"development": EMOJI_DEV_PROMPTS, "evaluation": EMOJI_PROMPTS}
     chosen = {name: [q for q in emoji_prompts(path) if q.split == args.split] for name, path in sets.items()}
     pooled = {name: get_text_encoder(32).encode([q.prompt for q in qs]).pooled for name, qs in chosen.items()}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from probe_memory_hits import caption_owners  # scripts/ is on the path when run as a script
 
 from t2i.data.emoji import load_emoji
 from t2i.data.search_words import search_aliases
@@ -64,12 +65,7 @@ def main() -> None:
     keys = captions + aliases  # the memory's key order (build_caption_memory)
     if captions != memory.captions or len(keys) != len(memory):
         raise SystemExit(f"{args.memory} is not the memory of today's emoji captions and search words")
-    data = load_emoji(16, "all")
-    owners: dict[str, set[int]] = {}
-    for caps, group in zip(data.captions, data.groups.tolist()):
-        for c in caps:
-            owners.setdefault(c, set()).add(group)
-    target_group = emoji_target_groups()
+    owners, target_group = caption_owners(), emoji_target_groups()
     encoder = get_text_encoder(32)
     ids = encoder._token_ids(keys)
     df = Counter(t for row in ids for t in set(row[1:-1]))
