@@ -9,13 +9,26 @@ from t2i.data.shapes_eval import score_image
 from t2i.pipelines.loading import shipped_models
 from t2i.pipelines.sampling import clip_image_embeds
 
-MAX_BYTES = 25_000_000  # each shipped pipeline: at most 25 MB
+MAX_BYTES = {"emoji": 25_000_000, "shapes": 25_000_000, "imagen-shapes": 15_000_000}  # pipelines after the first two: 15 MB
 
 
-@pytest.mark.parametrize("name", ["emoji", "shapes"])
+@pytest.mark.parametrize("name", sorted(MAX_BYTES))
 def test_shipped_pipeline_fits_the_size_budget(name) -> None:
     folder = shipped_models()[name]
-    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) <= MAX_BYTES
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) <= MAX_BYTES[name]
+
+
+def test_every_shipped_pipeline_has_a_budget() -> None:
+    assert set(shipped_models()) == set(MAX_BYTES)
+
+
+def test_the_imagen_preset_gives_the_shipped_sampling_defaults() -> None:
+    from t2i.imagen.options import ImagenSamplingOptions
+    from t2i.pipelines.base import preset_defaults, read_pipeline_json
+    from t2i.train.build import read_preset
+
+    _, shipped = read_pipeline_json(shipped_models()["imagen-shapes"], "imagen", ImagenSamplingOptions)
+    assert preset_defaults(read_preset("imagen-shapes"), "imagen", ImagenSamplingOptions) == shipped
 
 
 @pytest.mark.parametrize("name", ["emoji", "shapes"])
@@ -83,3 +96,12 @@ def test_shipped_emoji_model_images_match_their_own_captions() -> None:
     _, text = pipe.encode_text(captions)
     own = (embeds @ text.T).argmax(dim=1).tolist()
     assert sum(i == j for i, j in enumerate(own)) >= 3, own  # measured: each image is closest to its own caption
+
+
+def test_shipped_imagen_shapes_model_draws_single_objects_that_pass_the_scorer() -> None:
+    prompts = ["a red circle", "a blue square", "a green triangle", "a circle"]
+    pipe = t2i.load_pipeline("imagen-shapes")
+    images = pipe(prompts, seed=0)
+    assert all(im.size == (64, 64) for im in images)
+    passed = [score_image(np.asarray(im), p).passed for im, p in zip(images, prompts)]
+    assert sum(passed) >= 3, passed
