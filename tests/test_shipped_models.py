@@ -1,6 +1,8 @@
 """The shipped pipelines: they load, stay within the size budget, and still do their job on a few
 easy prompts at the default settings (fixed seed). This guards what a user gets from the install;
 the quality figures themselves come from `scripts/evaluate_shipped.sh`."""
+import json
+
 import numpy as np
 import pytest
 
@@ -22,24 +24,17 @@ def test_every_shipped_pipeline_has_a_budget() -> None:
     assert set(shipped_models()) == set(MAX_BYTES)
 
 
-def test_the_imagen_preset_gives_the_shipped_sampling_defaults() -> None:
-    from t2i.imagen.options import ImagenSamplingOptions
-    from t2i.pipelines.base import preset_defaults, read_pipeline_json
-    from t2i.train.build import read_preset
-
-    _, shipped = read_pipeline_json(shipped_models()["imagen-shapes"], "imagen", ImagenSamplingOptions)
-    assert preset_defaults(read_preset("imagen-shapes"), "imagen", ImagenSamplingOptions) == shipped
-
-
-@pytest.mark.parametrize("name", ["emoji", "shapes"])
+@pytest.mark.parametrize("name", sorted(MAX_BYTES))
 def test_the_preset_gives_the_shipped_sampling_defaults(name) -> None:
-    """scripts/train_shipped.sh assembles with --config NAME: re-assembling must not bring back old defaults."""
+    """scripts/train_shipped.sh and train_imagen.sh assemble with --config NAME: re-assembling must not bring back old defaults."""
+    from t2i import registry
     from t2i.pipelines.base import preset_defaults, read_pipeline_json
     from t2i.train.build import read_preset
-    from t2i.unclip.options import SamplingOptions
 
-    _, shipped = read_pipeline_json(shipped_models()[name], "unclip", SamplingOptions)
-    assert preset_defaults(read_preset(name), "unclip", SamplingOptions) == shipped
+    kind = json.loads((shipped_models()[name] / "pipeline.json").read_text())["pipeline"]
+    options_class = registry.system(kind).load_options_class()
+    _, shipped = read_pipeline_json(shipped_models()[name], kind, options_class)
+    assert preset_defaults(read_preset(name), kind, options_class) == shipped
 
 
 def test_the_emoji_memory_keeps_its_captions_and_search_words_as_keys() -> None:
