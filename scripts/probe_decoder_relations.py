@@ -1,10 +1,11 @@
-"""Does a shapes decoder read the relation in its caption ("a circle to the left of a square")?
+"""Does a shapes decoder (or Imagen base) read the relation in its caption ("a circle to the left of a square")?
 
     python scripts/probe_decoder_relations.py shapes [--decoder RUN_OR_COMPONENT]
+    python scripts/probe_decoder_relations.py imagen-shapes [--decoder RUN_OR_COMPONENT]
 
 For two-object scenes of two different shapes, captioned with the benchmark's position template,
-the decoder predicts x0 from the same noised image and the scene's true CLIP image embedding
-twice: with the true caption and with the relation swapped ("to the right of"). A decoder that
+the decoder predicts x0 from the same noised image (and, for unCLIP's, the scene's true CLIP
+image embedding) twice: with the true caption and with the relation swapped ("to the right of"). A decoder that
 reads the relation moves its prediction between the two; one that does not gives the same
 picture. The same is measured for the best possible predictor at pure noise, the mean image of
 all scenes with that caption: how much knowing the relation lowers the best x0 error there,
@@ -61,17 +62,24 @@ def oracle(images: np.ndarray, captions: list[str], swapped: list[str]) -> tuple
     return mse_pair, mse_rel, float(np.mean(gaps))
 
 
+def encoding(pipe, prompts: list[str]):
+    """The token states of prompts (unCLIP's encode_text also returns CLIP's text embedding)."""
+    out = pipe.encode_text(prompts)
+    return out[0] if isinstance(out, tuple) else out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", help="a shapes pipeline: shipped name or folder")
-    p.add_argument("--decoder", help="probe this decoder (run or component folder) instead of the pipeline's")
+    p.add_argument("model", help="a shapes pipeline (unCLIP or Imagen): shipped name or folder")
+    p.add_argument("--decoder", help="probe this decoder or Imagen base (run or component folder) instead of the pipeline's")
     p.add_argument("--scenes", type=int, default=256, help="scenes the decoder is probed on")
     p.add_argument("--oracle-scenes", type=int, default=12000, help="scenes the best predictor is estimated from")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     pipe = t2i.load_pipeline(args.model)
-    decoder = load_component(args.decoder, role="decoder") if args.decoder else pipe.decoder
+    role = "decoder" if hasattr(pipe, "decoder") else "imagen-base"  # Imagen's base reads the caption alone
+    decoder = load_component(args.decoder, role=role) if args.decoder else getattr(pipe, "decoder", None) or pipe.base
     size = decoder.model.config.image_size
 
     scenes, captions, swapped = relation_scenes(args.oracle_scenes, size, seed=1)
@@ -82,19 +90,18 @@ def main() -> None:
     scenes, captions, swapped = relation_scenes(args.scenes, size, seed=0)
     x0 = to_model_range(render(scenes, size))
     with torch.no_grad():
-        embed = clip_image_embeds(pipe.clip, render(scenes, pipe.clip.model.config.image_size))
-        true_enc, _ = pipe.encode_text(captions)
-        swap_enc, _ = pipe.encode_text(swapped)
+        keep = torch.ones(len(x0), dtype=torch.bool)
+        image = {"embed": clip_image_embeds(pipe.clip, render(scenes, pipe.clip.model.config.image_size)), "embed_keep": keep} if role == "decoder" else {}
+        true_enc, swap_enc = (encoding(pipe, c) for c in (captions, swapped))
     diffusion = diffusion_of(decoder)
     denoise = diffusion.denoiser(decoder.model)
-    keep = torch.ones(len(x0), dtype=torch.bool)
     print("t     x0-MSE true caption  swapped  no caption   |x0(true) - x0(swapped)|  |x0(true) - x0(no caption)|")
     for t_value in (999, 950, 900, 800, 700):
         noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(t_value))
         t = torch.full((len(x0),), t_value)
         x_t = diffusion.q_sample(x0, t, noise)
         with torch.no_grad():
-            pred = {name: denoise(x_t, t, embed=embed, embed_keep=keep, tokens=enc.tokens, token_mask=mask)
+            pred = {name: denoise(x_t, t, **image, tokens=enc.tokens, token_mask=mask)
                     for name, enc, mask in (("true", true_enc, true_enc.mask), ("swapped", swap_enc, swap_enc.mask),
                                             ("none", true_enc, torch.zeros_like(true_enc.mask)))}
         mse = {k: float(((v - x0) ** 2).mean()) for k, v in pred.items()}

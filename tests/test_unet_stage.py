@@ -12,7 +12,7 @@ from t2i.checkpoint import Component, build_model
 from t2i.errors import InputError
 from t2i.train.options import UNetOptions
 from t2i.train.trainer import TrainConfig, Trainer
-from t2i.train.unet_stage import UNetStage
+from t2i.train.unet_stage import CONTRAST_TEMPERATURE, UNetStage
 
 TINY_UNET = {"image_size": 16, "base_channels": 16, "channel_mults": [1, 2], "num_res_blocks": 1, "attention_levels": [1], "head_dim": 16, "context_dim": 32}
 
@@ -78,3 +78,70 @@ def test_text_consistency_needs_rephrased_captions_and_a_starting_model(tiny_run
         _text_stage(tiny_run, teacher=True, text_consistency=1.0)
     with pytest.raises(InputError, match="init-from"):
         _text_stage(tiny_run, caption_augment=0.5, text_consistency=1.0)
+
+
+def _relation_folder(folder) -> str:
+    """Four two-object scenes whose captions each have hard negatives (a relation flip, a colour swap)."""
+    from PIL import Image
+
+    from t2i.data.shapes import ShapeObject, render_scene
+
+    folder.mkdir()
+    scenes = [("red", "circle", "blue", "square"), ("green", "triangle", "red", "circle"), ("blue", "square", "green", "triangle"), ("yellow", "circle", "red", "triangle")]
+    for n, (c1, s1, c2, s2) in enumerate(scenes):
+        left, right = ShapeObject(s1, c1, "large", 10.0, 16.0), ShapeObject(s2, c2, "large", 22.0, 16.0)
+        Image.fromarray(render_scene([left, right], 32)).save(folder / f"s{n}.png")
+        (folder / f"s{n}.txt").write_text(f"a {c1} {s1} to the left of a {c2} {s2}\n", encoding="utf-8")
+    return str(folder)
+
+
+def _contrast_stage(data: str, **options) -> UNetStage:
+    torch.manual_seed(0)
+    model = build_model("unet", {**TINY_UNET, "text_dim": 384})
+    with torch.no_grad():  # as in _text_stage: predictions that depend on the caption
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    component = Component(model=model, role="unet", settings={"diffusion": {"objective": "v"}})
+    return UNetStage.from_data(component, data, UNetOptions(drop_text=0.0, **options), {}, ())
+
+
+def test_caption_contrast_is_a_soft_hinge_on_how_much_better_the_caption_denoises(tmp_path) -> None:
+    data = _relation_folder(tmp_path / "relations")
+    plain, contrast = _contrast_stage(data), _contrast_stage(data, caption_contrast=2.0)
+    a, b = (s.batch(0, 8, torch.Generator().manual_seed(3)) for s in (plain, contrast))
+    assert torch.equal(a["tokens"], b["tokens"]) and torch.equal(a["x0"], b["x0"])  # the same draws as without it
+    assert bool(b["negated"].all())  # every caption here has a flipped relation or swapped colours
+    assert not torch.equal(b["negative_tokens"][:, :4], b["tokens"][:, :4]) or b["negative_tokens"].shape != b["tokens"].shape
+    model = contrast.component.model
+    errors = plain.diffusion.loss(lambda x, t: model(x, t, tokens=a["tokens"], token_mask=a["token_mask"]), a["x0"], generator=torch.Generator().manual_seed(5))
+    # a "negative" that is the caption itself denoises exactly as well: the term is τ·e·ln 2 per row
+    b["negative_tokens"], b["negative_mask"] = b["tokens"], b["token_mask"]
+    same = contrast.loss(model, b, torch.Generator().manual_seed(5))
+    expected = errors.mean() + 2.0 * CONTRAST_TEMPERATURE * math.log(2) * errors.sum() / len(errors)
+    assert torch.allclose(same, expected, rtol=1e-5)
+    b["negated"][:] = False
+    assert torch.allclose(contrast.loss(model, b, torch.Generator().manual_seed(5)), errors.mean(), rtol=1e-6)
+
+
+def test_a_step_down_the_caption_contrast_makes_the_negatives_denoise_worse(tmp_path) -> None:
+    stage = _contrast_stage(_relation_folder(tmp_path / "relations"), caption_contrast=1.0)
+    model, batch = stage.component.model, stage.batch(0, 8, torch.Generator().manual_seed(3))
+
+    def errors(tokens: str, mask: str) -> torch.Tensor:  # on the noisy images the loss draws from seed 5
+        return stage.diffusion.loss(lambda x, t: model(x, t, tokens=batch[tokens], token_mask=batch[mask]), batch["x0"], generator=torch.Generator().manual_seed(5))
+
+    def gap() -> float:  # how much worse the negatives denoise than the captions
+        with torch.no_grad():
+            return float((errors("negative_tokens", "negative_mask") - errors("tokens", "token_mask")).sum())
+
+    before = gap()
+    term = stage.loss(model, batch, torch.Generator().manual_seed(5)) - errors("tokens", "token_mask").mean()
+    term.backward()  # the contrast term alone
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p.sub_(0.05 * p.grad)
+    assert gap() > before + 1e-7, (before, gap())
+    with pytest.raises(InputError, match="reads text"):
+        UNetStage(Component(model=build_model("unet", TINY_UNET), role="unet", settings={}), stage.data, caption_contrast=1.0)

@@ -19,6 +19,7 @@ class BaseOptions(CaptionOptions):
     drop_text: float = rate(0.1)  # caption dropped, for classifier-free guidance (the paper's 10%)
     text_layers: int = count(0)  # MiniLM's token states after this many of its 6 layers (0: all); the paper's text-depth study
     text_consistency: float = scale(0.0)  # a rephrased caption's prediction pulled toward its caption's (UNetStage.loss)
+    caption_contrast: float = scale(0.0)  # a hard-negative caption must denoise worse than the true one (UNetStage.loss)
 
     def __post_init__(self) -> None:
         super().__post_init__()

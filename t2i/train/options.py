@@ -68,6 +68,7 @@ class UNetOptions(CaptionOptions):
     drop_text: float = rate(0.5)
     embed_noise: float = scale(0.0)
     text_consistency: float = scale(0.0)
+    caption_contrast: float = scale(0.0)
     low_res_size: int = count(32)
     max_aug_level: int = count(0)
     sample_aug_level: int = count(0)

@@ -5,7 +5,9 @@ from the model's config, each optional:
   guidance and noised up to `embed_noise`;
 - `text_dim > 0`: the caption's token states (with caption augmentation), dropped at `drop_text`;
   with `text_consistency` > 0 (a fine-tune), a rephrased caption's prediction is also pulled
-  toward what the model the fine-tune started from predicts from the caption itself (see `loss`);
+  toward what the model the fine-tune started from predicts from the caption itself, and with
+  `caption_contrast` > 0 a hard negative of the caption (relation flipped, colours swapped, count
+  changed) must denoise the same noisy image worse than the caption does (see `loss`);
 - `low_res`: the image itself at `low_res_size`, noised to a random level up to `max_aug_level`
   (noise-conditioning augmentation; the network is told the level when `noise_aug` is set).
 
@@ -32,8 +34,11 @@ from t2i.train.captions import CaptionTable
 from t2i.train.options import UNetOptions, sampling_settings
 from t2i.train.stages import PREVIEW_COUNT, Stage, draw_rows, noised_embeddings
 
-# what a batch holds for text_consistency beside the model's conditions
-CONSISTENCY_KEYS = ("caption_tokens", "caption_mask", "reworded")
+# what a batch holds for text_consistency and caption_contrast beside the model's conditions
+EXTRA_KEYS = ("caption_tokens", "caption_mask", "reworded", "negative_tokens", "negative_mask", "negated")
+# caption_contrast's temperature, in units of the pair's mean error: a negative that denoises 5%
+# worse than the caption is half-way to costing nothing more
+CONTRAST_TEMPERATURE = 0.05
 
 
 class UNetStage(Stage):
@@ -54,17 +59,19 @@ class UNetStage(Stage):
     def __init__(self, component: Component, data: ImageCaptionSet, *, clip: Component | None = None, teacher: Component | None = None, drop_embed: float = 0.1, drop_text: float = 0.5,
                  embed_noise: float = 0.0, max_length: int = 32, caption_augment: float = 0.0, templates: tuple[str, ...] = (),
                  low_res_size: int = 32, max_aug_level: int = 0, sample_aug_level: int = 0, sample_start_level: int = 0, text_layers: int = 0,
-                 text_consistency: float = 0.0) -> None:
+                 text_consistency: float = 0.0, caption_contrast: float = 0.0) -> None:
         # sample_*: sampling-time options, kept in the component's settings (see settings), not used in training
         cfg = component.model.config
         if cfg.embed_dim and clip is None:
             raise ValueError("a UNet conditioned on CLIP image embeddings trains with a CLIP")
         if text_consistency and not (cfg.text_dim and caption_augment > 0):
             raise InputError("text_consistency pulls rephrased captions toward their own: it needs a UNet that reads text and caption_augment > 0")
+        if caption_contrast and not cfg.text_dim:
+            raise InputError("caption_contrast compares a caption with its hard negatives: it needs a UNet that reads text")
         if text_consistency and teacher is None:
             raise InputError("text_consistency pulls toward the predictions of the model a fine-tune starts from: give it (--init-from)")
         self.component, self.drop_embed, self.drop_text, self.embed_noise = component, drop_embed, drop_text, embed_noise
-        self.text_consistency = text_consistency
+        self.text_consistency, self.caption_contrast = text_consistency, caption_contrast
         # frozen: pulling toward the live model's own predictions lets both drift to ignoring the words
         self.teacher = teacher.model.eval().requires_grad_(False) if text_consistency else None
         self.diffusion = diffusion_of(component)
@@ -72,7 +79,7 @@ class UNetStage(Stage):
         self.data = data.resized(cfg.image_size)
         self.embeds = clip_image_embeds(clip, data.resized(clip.model.config.image_size).images) if cfg.embed_dim else None
         self.captions = CaptionTable(data, max_length=max_length, progress=True, augment=caption_augment, templates=templates,
-                                     text_layers=text_layers) if cfg.text_dim else None
+                                     text_layers=text_layers, negatives=caption_contrast > 0) if cfg.text_dim else None
         self.low_size, self.max_aug = (int(component.settings.get("low_res_size", low_res_size)), int(component.settings.get("max_aug_level", max_aug_level))) if cfg.low_res else (0, 0)
 
     def _low(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,6 +100,11 @@ class UNetStage(Stage):
             if self.text_consistency:
                 plain = self.captions.batch(captions)
                 out.update(caption_tokens=plain.tokens, caption_mask=plain.mask, reworded=(rows != captions) & keep_text)
+            if self.caption_contrast:  # negatives exist for the captions themselves, not their rephrasings
+                negative = self.captions.draw_negatives(rows, generator)
+                negated = (negative >= 0) & keep_text
+                negatives = self.captions.batch(negative.clamp(min=0))
+                out.update(negative_tokens=negatives.tokens, negative_mask=negatives.mask, negated=negated)
         if self.low_size:
             low = self._low(out["x0"])
             # noise-conditioning augmentation: the network sees how noisy its input is
@@ -102,30 +114,60 @@ class UNetStage(Stage):
         return out
 
     def loss(self, model, batch, generator):
-        """The diffusion loss; with text_consistency = λ > 0, plus λ times the squared distance, on
-        the rows whose caption was rephrased, between the prediction from the rephrasing and the
-        frozen starting model's prediction from the caption, on the same noisy image. The plain
-        loss asks both wordings for the same noisy target; the pull hands the rephrasing a clean
-        target: what the caption makes the model draw."""
-        cond = {k: v for k, v in batch.items() if k not in ("x0", *CONSISTENCY_KEYS)}
-        if not self.text_consistency:
+        """The diffusion loss, plus two optional terms on the same noisy images:
+
+        - text_consistency = λ: λ times the squared distance, on the rows whose caption was
+          rephrased, between the prediction from the rephrasing and the frozen starting model's
+          prediction from the caption. The plain loss asks both wordings for the same noisy
+          target; the pull hands the rephrasing a clean target: what the caption makes the model draw.
+        - caption_contrast = λ: on the rows whose caption has a hard negative, λ·m·τ·softplus(
+          (e₊ − e₋)/(τ·m)), with e₊, e₋ the errors of the predictions from the caption and from
+          the negative, m their mean (held constant) and τ = CONTRAST_TEMPERATURE: a soft hinge on
+          how much better the true caption denoises. The plain loss barely pays for reading a
+          relation (knowing it lowers the best x0 error by 2%, docs/results/unclip.md); this
+          term pays whenever the negative denoises as well as the caption, and stops paying once
+          it is clearly worse.
+        """
+        cond = {k: v for k, v in batch.items() if k not in ("x0", *EXTRA_KEYS)}
+        if not (self.text_consistency or self.caption_contrast):
             return self.diffusion.loss(lambda x, t: model(x, t, **cond), batch["x0"], generator=generator, weighting=self.weighting).mean()
         seen = {}
 
-        def rephrased(x, t):
+        def observed(x, t):
             seen.update(x=x, t=t, out=model(x, t, **cond))
             return seen["out"]
 
-        loss = self.diffusion.loss(rephrased, batch["x0"], generator=generator, weighting=self.weighting)
+        loss = self.diffusion.loss(observed, batch["x0"], generator=generator, weighting=self.weighting)
+        total = loss.mean()
+        if self.text_consistency:
+            total = total + self.text_consistency * self._consistency(batch, cond, seen).sum() / len(loss)
+        if self.caption_contrast:
+            total = total + self.caption_contrast * self._contrast(model, batch, cond, seen).sum() / len(loss)
+        return total
+
+    def _consistency(self, batch, cond, seen) -> torch.Tensor:
+        """Per rephrased row: the squared distance to the frozen start's prediction from the caption."""
         rows = batch["reworded"].nonzero().squeeze(1)
         if len(rows) == 0:
-            return loss.mean()
+            return seen["out"].new_zeros(0)
         plain = {**{k: v[rows] for k, v in cond.items()}, "tokens": batch["caption_tokens"][rows], "token_mask": batch["caption_mask"][rows]}
         teacher = self.teacher.to(seen["x"].device)  # the loop places the batch and the trained model, not this frozen one
         with torch.no_grad():
             target = teacher(seen["x"][rows], seen["t"][rows], **plain)
-        pull = (seen["out"][rows] - target).pow(2).flatten(1).mean(1)
-        return loss.mean() + self.text_consistency * pull.sum() / len(loss)
+        return (seen["out"][rows] - target).pow(2).flatten(1).mean(1)
+
+    def _contrast(self, model, batch, cond, seen) -> torch.Tensor:
+        """Per row with a hard negative: the soft hinge of `loss` on the two captions' errors."""
+        rows = batch["negated"].nonzero().squeeze(1)
+        if len(rows) == 0:
+            return seen["out"].new_zeros(0)
+        x0, x, t = batch["x0"][rows], seen["x"][rows], seen["t"][rows]
+        target = self.diffusion.training_target(x0, self.diffusion.eps_from_x0(x0, x, t), t)
+        negative = {**{k: v[rows] for k, v in cond.items()}, "tokens": batch["negative_tokens"][rows], "token_mask": batch["negative_mask"][rows]}
+        error_true = (seen["out"][rows] - target).pow(2).flatten(1).mean(1)
+        error_negative = (model(x, t, **negative) - target).pow(2).flatten(1).mean(1)
+        scale = (CONTRAST_TEMPERATURE * (error_true + error_negative).detach() / 2).clamp(min=1e-12)
+        return scale * F.softplus((error_true - error_negative) / scale)
 
     def preview(self, model, step, out_dir):
         """Samples for the first images' conditions beside the real images (and the low-res input)."""

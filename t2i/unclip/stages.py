@@ -34,6 +34,8 @@ class DecoderOptions(CaptionOptions):
     embed_noise: float = scale(0.0)  # the largest noise added to the image embeddings (see noised_embeddings)
     # the weight of a rephrased caption's prediction pulled toward its caption's (see UNetStage.loss)
     text_consistency: float = scale(0.0)
+    # the weight of a hard-negative caption denoising worse than the true one (see UNetStage.loss)
+    caption_contrast: float = scale(0.0)
 
 
 @dataclass(frozen=True)
