@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import t2i
-from t2i.checkpoint import load_component
+from t2i.checkpoint import load_component, resolve_component
 from t2i.data.dataset import to_model_range
 from t2i.data.shapes import RELATIONS, random_scene, relation_holds, render_scene
 from t2i.pipelines.sampling import clip_image_embeds, diffusion_of
@@ -79,7 +79,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     pipe = t2i.load_pipeline(args.model)
     role = "decoder" if hasattr(pipe, "decoder") else "imagen-base"  # Imagen's base reads the caption alone
-    decoder = load_component(args.decoder, role=role) if args.decoder else getattr(pipe, "decoder", None) or pipe.base
+    decoder = load_component(resolve_component(args.decoder), role=role) if args.decoder else getattr(pipe, "decoder", None) or pipe.base
     size = decoder.model.config.image_size
 
     scenes, captions, swapped = relation_scenes(args.oracle_scenes, size, seed=1)
