@@ -103,7 +103,7 @@ class UNetStage(Stage):
             if self.caption_contrast:  # negatives exist for the captions themselves, not their rephrasings
                 negative = self.captions.draw_negatives(rows, generator)
                 negated = (negative >= 0) & keep_text
-                negatives = self.captions.batch(negative.clamp(min=0))
+                negatives = self.captions.batch(negative.clamp(min=0))  # rows without one are masked out by `negated`
                 out.update(negative_tokens=negatives.tokens, negative_mask=negatives.mask, negated=negated)
         if self.low_size:
             low = self._low(out["x0"])
