@@ -150,7 +150,7 @@ class UNetStage(Stage):
         rows = batch["reworded"].nonzero().squeeze(1)
         if len(rows) == 0:
             return seen["out"].new_zeros(0)
-        plain = {**{k: v[rows] for k, v in cond.items()}, "tokens": batch["caption_tokens"][rows], "token_mask": batch["caption_mask"][rows]}
+        plain = _rows_with_text(cond, rows, batch["caption_tokens"], batch["caption_mask"])
         teacher = self.teacher.to(seen["x"].device)  # the loop places the batch and the trained model, not this frozen one
         with torch.no_grad():
             target = teacher(seen["x"][rows], seen["t"][rows], **plain)
@@ -163,7 +163,7 @@ class UNetStage(Stage):
             return seen["out"].new_zeros(0)
         x0, x, t = batch["x0"][rows], seen["x"][rows], seen["t"][rows]
         target = self.diffusion.training_target(x0, self.diffusion.eps_from_x0(x0, x, t), t)
-        negative = {**{k: v[rows] for k, v in cond.items()}, "tokens": batch["negative_tokens"][rows], "token_mask": batch["negative_mask"][rows]}
+        negative = _rows_with_text(cond, rows, batch["negative_tokens"], batch["negative_mask"])
         error_true = (seen["out"][rows] - target).pow(2).flatten(1).mean(1)
         error_negative = (model(x, t, **negative) - target).pow(2).flatten(1).mean(1)
         scale = (CONTRAST_TEMPERATURE * (error_true + error_negative).detach() / 2).clamp(min=1e-12)
@@ -188,3 +188,8 @@ class UNetStage(Stage):
             rows = [real, x]
         save_grid(torch.cat(rows), out_dir / f"step-{step:08d}.png", rows=len(rows))
         return {"preview_mse": float(F.mse_loss(x, real))}
+
+
+def _rows_with_text(cond: dict, rows: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> dict:
+    """The model's conditions of `rows`, with their text replaced by other token states."""
+    return {**{k: v[rows] for k, v in cond.items()}, "tokens": tokens[rows], "token_mask": mask[rows]}
