@@ -107,3 +107,28 @@ def test_a_worker_that_does_not_answer_in_time_is_stopped(tmp_path):
             w.call("rss")
     finally:
         w.close()
+
+
+def test_the_imagen_system_is_the_imagen_base_at_the_harness_size():
+    import systems
+
+    torch.set_num_threads(1)
+    system = systems.build("t2i-imagen", "tiny")
+    assert system.params == 338_492 and system.config["diffusion"]["objective"] == "v"  # the imagen-shapes preset's
+    g = torch.Generator().manual_seed(0)
+    batch = {"x": torch.rand(4, 3, 32, 32, generator=g) * 2 - 1, "tokens": torch.randn(4, 6, 384, generator=g),
+             "mask": torch.ones(4, 6, dtype=torch.bool), "pooled": torch.randn(4, 384, generator=g)}
+    before = [p.detach().clone() for p in system.trainable()]
+    opt = system.optimizer(lr=1e-3)
+    for _ in range(4):  # the text path's output layers start at zero: a few steps open it
+        opt.zero_grad()
+        loss = system.loss(batch)
+        loss.backward()
+        opt.step()
+    assert 0 < float(loss) < 2 and any(not torch.equal(a, b) for a, b in zip(before, system.trainable()))
+    system.set_training(False)
+    x = system.sample(batch, 3, 3.0, seed=1)
+    assert x.shape == (4, 3, 32, 32) and float(x.abs().max()) <= 1.0
+    assert torch.equal(x, system.sample(batch, 3, 3.0, seed=1))  # seeded
+    other = {**batch, "tokens": -batch["tokens"]}
+    assert not torch.allclose(x, system.sample(other, 3, 3.0, seed=1))  # reads the tokens

@@ -12,6 +12,11 @@ What each system receives, and how it trains and samples, is its library's own w
   preset's diffusion, weighting, guidance dropout, sampler and thresholding (v objective,
   min-SNR-5, DDIM, through t2i.pipelines.sampling.run_decoder), read from the preset. Tokens by cross-attention; pooled MiniLM in
   the slot of the CLIP image embedding (time embedding + 4 context tokens).
+- t2i-imagen: our Imagen base, the imagen-shapes preset's UNet at the size below (tokens by
+  cross-attention with learned text positions, their masked mean added to the time embedding),
+  diffusion, caption dropout, sampler and thresholding, sampled through
+  t2i.pipelines.sampling.sample_unet as `t2i generate --model imagen-shapes` does. It reads the
+  tokens alone, as imagen-pytorch does: the pair to compare for Imagen.
 - imagen-pytorch: `Imagen` around its `Unet`; its continuous-time cosine schedule, eps
   objective, min-SNR-5, its own guidance dropout (10 %) and ancestral sampler with dynamic
   thresholding; the pooled vector is its own attention pooling of the tokens.
@@ -40,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-DECODERS = ("t2i", "imagen-pytorch", "dalle2-pytorch", "diffusers")
+DECODERS = ("t2i", "t2i-imagen", "imagen-pytorch", "dalle2-pytorch", "diffusers")
 PRIORS = ("t2i-prior", "dalle2-pytorch-prior")
 PEER_OF = {"imagen-pytorch": "imagen-pytorch", "dalle2-pytorch": "dalle2-pytorch", "diffusers": "diffusers",
            "dalle2-pytorch-prior": "dalle2-pytorch"}
@@ -52,6 +57,7 @@ MAX_TOKENS = 32
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
         "t2i": {"base_channels": 56, "channel_mults": [1, 2, 2], "attention_levels": [1, 2], "head_dim": 28, "context_dim": 192},
+        "t2i-imagen": {"base_channels": 56, "channel_mults": [1, 2, 2], "attention_levels": [1, 2], "head_dim": 28, "context_dim": 192},
         "imagen-pytorch": {"dim": 56, "attn_heads": 4, "attn_dim_head": 32},
         "dalle2-pytorch": {"dim": 48, "attn_heads": 4, "attn_dim_head": 32},
         "diffusers": {"channels": 48, "heads": [2, 3, 3]},
@@ -59,6 +65,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "tiny": {
         "t2i": {"base_channels": 16, "channel_mults": [1, 2], "attention_levels": [1], "head_dim": 16, "context_dim": 32},
+        "t2i-imagen": {"base_channels": 16, "channel_mults": [1, 2], "attention_levels": [1], "head_dim": 16, "context_dim": 32},
         "imagen-pytorch": {"dim": 16, "attn_heads": 2, "attn_dim_head": 16},
         "dalle2-pytorch": {"dim": 16, "attn_heads": 2, "attn_dim_head": 16},
         "diffusers": {"channels": 16, "heads": [2, 2, 2]},
@@ -108,7 +115,7 @@ def build(name: str, size: str = "full", seed: int = 0) -> System:
     """Build system `name` (one of DECODERS + PRIORS) at `size` ("full" or "tiny")."""
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r} (known: {', '.join(SIZES)})")
-    builders = {"t2i": _t2i, "imagen-pytorch": _imagen, "dalle2-pytorch": _dalle2, "diffusers": _diffusers,
+    builders = {"t2i": _t2i, "t2i-imagen": _t2i_imagen, "imagen-pytorch": _imagen, "dalle2-pytorch": _dalle2, "diffusers": _diffusers,
                 "t2i-prior": _t2i_prior, "dalle2-pytorch-prior": _dalle2_prior}
     if name not in builders:
         raise ValueError(f"unknown system {name!r} (known: {', '.join(builders)})")
@@ -165,6 +172,39 @@ def _t2i(cfg: dict) -> System:
     return System("t2i", "decoder", model, model, loss, sample, config,
                   f"UNet (2x2 space-to-depth, channels-last), {diffusion_cfg['schedule']} schedule, {diffusion_cfg['objective']} objective, "
                   f"{weighting} weighting, {sampler.upper()} with {threshold} thresholding (the shapes preset's); CFG in one call of batch 2B")
+
+
+def _t2i_imagen(cfg: dict) -> System:
+    from t2i.checkpoint import Component, build_model
+    from t2i.diffusion.gaussian import GaussianDiffusion
+    from t2i.pipelines.sampling import sample_unet, text_conditions
+    from t2i.train.build import read_preset
+
+    preset = read_preset("imagen-shapes")
+    base, pipe = preset["imagen-base"], preset["pipeline"]
+    model_cfg = {**base["model"], **cfg}
+    model = build_model("unet", model_cfg)
+    diffusion_cfg = {k: base["diffusion"][k] for k in ("schedule", "num_steps", "objective")}
+    weighting = base["diffusion"].get("weighting", "none")
+    drop_text = base.get("options", {}).get("drop_text", DROP_ALL)
+    sampler, threshold = pipe.get("sampler", "ddim"), pipe.get("base_threshold", "static")
+    diffusion = GaussianDiffusion(**diffusion_cfg)
+    component = Component(model=model, role="imagen-base", settings={"diffusion": diffusion_cfg})
+
+    def loss(batch):
+        mask = batch["mask"] & _keep(len(batch["x"]), drop_text)[:, None]
+        return diffusion.loss(lambda x, t: model(x, t, tokens=batch["tokens"], token_mask=mask), batch["x"], weighting=weighting).mean()
+
+    def sample(cond, steps, guidance, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        text, null = text_conditions(cond["tokens"], cond["mask"])
+        return sample_unet(component, text, null=null, guidance=guidance, steps=steps, sampler=sampler, threshold=threshold, generator=g)
+
+    config = {"model": model_cfg, "diffusion": {**diffusion_cfg, "weighting": weighting}, "drop_text": drop_text, "sampler": sampler, "threshold": threshold}
+    return System("t2i-imagen", "decoder", model, model, loss, sample, config,
+                  f"Imagen base UNet (2x2 space-to-depth, channels-last; tokens by cross-attention, pooled tokens added to the time embedding), "
+                  f"{diffusion_cfg['schedule']} schedule, {diffusion_cfg['objective']} objective, {weighting} weighting, {sampler.upper()} with "
+                  f"{threshold} thresholding (the imagen-shapes preset's); CFG in one call of batch 2B")
 
 
 def _t2i_prior(cfg: dict) -> System:
