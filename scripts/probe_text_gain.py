@@ -16,6 +16,7 @@ averages 512 scenes × 5 noise levels.
 import argparse
 
 import torch
+from probe_decoder_relations import encoding  # scripts/ is on the path when a script runs
 
 import t2i
 from t2i.data.dataset import to_model_range
@@ -38,8 +39,7 @@ def text_gain(pipe, scenes: int, batch: int = 128) -> dict[int, tuple[float, flo
     for lo in range(0, scenes, batch):
         x0 = to_model_range(data.images[lo:lo + batch])
         with torch.no_grad():
-            encoded = pipe.encode_text(captions[lo:lo + batch])
-            tokens = encoded[0] if isinstance(encoded, tuple) else encoded
+            tokens = encoding(pipe, captions[lo:lo + batch])
             image = {}
             if hasattr(pipe, "decoder"):  # unCLIP's decoder also reads the true CLIP image embedding
                 image = {"embed": clip_image_embeds(pipe.clip, data.images[lo:lo + batch]), "embed_keep": torch.ones(len(x0), dtype=torch.bool)}
