@@ -140,20 +140,25 @@ def _shapes_preset() -> dict:
     return read_preset("shapes")
 
 
+def _preset_diffusion(section: dict) -> tuple[dict, str, object]:
+    """A preset section's diffusion settings, its loss weighting, and the diffusion they make."""
+    from t2i.diffusion.gaussian import GaussianDiffusion
+
+    settings = {k: section["diffusion"][k] for k in ("schedule", "num_steps", "objective")}
+    return settings, section["diffusion"].get("weighting", "none"), GaussianDiffusion(**settings)
+
+
 def _t2i(cfg: dict) -> System:
     from t2i.checkpoint import Component, build_model
-    from t2i.diffusion.gaussian import GaussianDiffusion
     from t2i.pipelines.sampling import run_decoder
 
     preset = _shapes_preset()
     dec, pipe = preset["decoder"], preset["pipeline"]
     model_cfg = {"image_size": 32, "patch_size": 2, "num_res_blocks": 2, "text_dim": TEXT_DIM, "embed_dim": TEXT_DIM, **cfg}
     model = build_model("unet", model_cfg)
-    diffusion_cfg = {k: dec["diffusion"][k] for k in ("schedule", "num_steps", "objective")}
-    weighting = dec["diffusion"].get("weighting", "none")
+    diffusion_cfg, weighting, diffusion = _preset_diffusion(dec)
     drop_embed, drop_text = dec.get("options", {}).get("drop_embed", DROP_EMBED), dec.get("options", {}).get("drop_text", DROP_TEXT)
     sampler, threshold = pipe.get("sampler", "ddim"), pipe.get("threshold", "dynamic")
-    diffusion = GaussianDiffusion(**diffusion_cfg)
     component = Component(model=model, role="decoder", settings={"diffusion": diffusion_cfg})
 
     def loss(batch):
@@ -176,7 +181,6 @@ def _t2i(cfg: dict) -> System:
 
 def _t2i_imagen(cfg: dict) -> System:
     from t2i.checkpoint import Component, build_model
-    from t2i.diffusion.gaussian import GaussianDiffusion
     from t2i.pipelines.sampling import sample_unet, text_conditions
     from t2i.train.build import read_preset
 
@@ -184,11 +188,9 @@ def _t2i_imagen(cfg: dict) -> System:
     base, pipe = preset["imagen-base"], preset["pipeline"]
     model_cfg = {**base["model"], **cfg}
     model = build_model("unet", model_cfg)
-    diffusion_cfg = {k: base["diffusion"][k] for k in ("schedule", "num_steps", "objective")}
-    weighting = base["diffusion"].get("weighting", "none")
+    diffusion_cfg, weighting, diffusion = _preset_diffusion(base)
     drop_text = base.get("options", {}).get("drop_text", DROP_ALL)
     sampler, threshold = pipe.get("sampler", "ddim"), pipe.get("base_threshold", "static")
-    diffusion = GaussianDiffusion(**diffusion_cfg)
     component = Component(model=model, role="imagen-base", settings={"diffusion": diffusion_cfg})
 
     def loss(batch):
@@ -209,16 +211,14 @@ def _t2i_imagen(cfg: dict) -> System:
 
 def _t2i_prior(cfg: dict) -> System:
     from t2i.checkpoint import Component, build_model
-    from t2i.diffusion.gaussian import GaussianDiffusion
     from t2i.unclip.sampling import run_prior
 
     preset = _shapes_preset()["prior"]
     e = cfg["embed_dim"]
     model_cfg = {"embed_dim": e, "text_dim": TEXT_DIM, "width": cfg["width"], "depth": cfg["depth"], "num_heads": cfg["heads"], "max_tokens": MAX_TOKENS}
     model = build_model("prior", model_cfg)
-    diffusion_cfg = {k: preset["diffusion"][k] for k in ("schedule", "num_steps", "objective")}
+    diffusion_cfg, _, diffusion = _preset_diffusion(preset)
     drop_text = preset.get("options", {}).get("drop_text", 0.1)
-    diffusion = GaussianDiffusion(**diffusion_cfg)
     scale = math.sqrt(e)
     component = Component(model=model, role="prior", settings={"diffusion": diffusion_cfg, "embed_scale": scale})
 
