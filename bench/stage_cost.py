@@ -41,29 +41,22 @@ def parse_stage(text: str) -> tuple[str, str, dict[str, str]]:
 
 
 class StageStep:
-    """One stage's trainer, stepped as Trainer.train steps it (without logging or saving)."""
+    """One stage's trainer, stepped by Trainer.step_once: the step `t2i train` takes, without logging or saving."""
 
     def __init__(self, text: str, data: str, out_dir: Path) -> None:
         self.name = text.split(":")[0]
         stage, preset, needs = parse_stage(text)
         self.trainer = make_trainer(stage, read_preset(preset), data=data, out_dir=out_dir, needs=needs, progress=False)
         self.batch_size = self.trainer.config.batch_size
-        self.step_index = 0
 
     def loss(self) -> torch.Tensor:
-        cfg, i = self.trainer.config, self.step_index
+        """The loss of the next step's first micro-batch, as step_once draws it."""
+        cfg, i = self.trainer.config, self.trainer.step
         batch = self.trainer.stage.batch(i, cfg.batch_size, step_generator(cfg.seed, i, 0))
         return self.trainer.stage.loss(self.trainer.model, batch, step_generator(cfg.seed, i, 1))
 
     def step(self) -> None:
-        t = self.trainer
-        self.loss().backward()
-        if t.config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(t.model.parameters(), t.config.grad_clip)
-        t.optimizer.step()
-        t.optimizer.zero_grad(set_to_none=True)
-        self.step_index += 1
-        t.ema.update(t.model, self.step_index)
+        self.trainer.step_once()
 
     def flops(self) -> int:
         """FLOPs of one step's forward and backward (the optimizer's elementwise work is small)."""

@@ -101,6 +101,44 @@ def test_text_positions_make_the_unet_see_word_order(tmp_path):
         load_weights(UNet(DECODER), tmp_path / "foreign.safetensors", warm_start=True)
 
 
+def test_text_layers_let_each_word_read_the_others(tmp_path):
+    from dataclasses import replace
+
+    from safetensors.torch import save_file
+
+    from t2i.checkpoint import load_weights
+
+    inp = _decoder_inputs()
+    x, t = inp.pop("x"), inp.pop("t")
+    relation = {**inp, "tokens": inp["tokens"].clone()}
+    relation["tokens"][:, 2] = torch.randn(2, 384, generator=torch.Generator().manual_seed(3))  # another third word
+
+    @torch.no_grad()
+    def first_word(model, given):  # what the attention layers are given for the first word
+        return model._conditioning(t, given["embed"], given["embed_keep"], given["tokens"], given["token_mask"], None)[1][:, 4]  # after the 4 embedding tokens
+
+    # without text layers each word reaches attention on its own: the third does not change the first
+    plain = _randomize(UNet(replace(DECODER, text_positions=5)))
+    assert torch.allclose(first_word(plain, inp), first_word(plain, relation), atol=1e-6)
+    # warm-started from that model, the zero-initialised blocks are the identity ...
+    layered = UNet(replace(DECODER, text_positions=5, text_layers=2)).eval()
+    save_file({k: v.contiguous() for k, v in plain.state_dict().items()}, str(tmp_path / "plain.safetensors"))
+    assert all(name.startswith("text_blocks.") for name in load_weights(layered, tmp_path / "plain.safetensors", warm_start=True).missing)
+    assert torch.allclose(layered(x, t, **inp), plain(x, t, **inp), atol=1e-6)
+    # ... and once trained, the first word carries what the third says ("the circle left of ...")
+    _randomize(layered)
+    assert (first_word(layered, inp) - first_word(layered, relation)).abs().max() > 1e-4  # 1.2e-3; without the layers, 0
+    # padding still does not matter, and a dropped caption gives finite outputs whatever its tokens
+    out = layered(x, t, **inp)
+    padded = inp["tokens"].clone()
+    padded[0, 3:] = 100.0
+    assert torch.allclose(layered(x, t, **{**inp, "tokens": padded}), out, atol=1e-5)
+    none = {**inp, "token_mask": torch.zeros_like(inp["token_mask"])}
+    dropped = layered(x, t, **none)
+    assert torch.isfinite(dropped).all()
+    assert torch.allclose(layered(x, t, **{**none, "tokens": torch.randn(2, 5, 384)}), dropped, atol=1e-5)
+
+
 def test_image_positions_tell_attention_where_each_pixel_is():
     from t2i.nn.resnet import SpatialAttention
 
@@ -138,6 +176,10 @@ def test_unet_config_is_validated():
         UNetConfig(noise_aug=True)
     with pytest.raises(ValueError, match="text_positions needs text_dim"):
         UNetConfig(text_positions=8)
+    with pytest.raises(ValueError, match="text_layers needs text_dim"):
+        UNetConfig(text_layers=1)
+    with pytest.raises(ValueError, match="divisible by head_dim"):
+        UNetConfig(text_dim=384, context_dim=20, head_dim=8, text_layers=1)
 
 
 def test_prior_is_causal_and_masks_padding():

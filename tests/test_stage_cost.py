@@ -29,7 +29,7 @@ def test_a_step_trains_and_its_flops_are_counted(tiny_run, tmp_path):
     assert flops > 0 and step.flops() == flops  # the same batch, the same count; counting does not train
     assert all(torch.equal(a, b) for a, b in zip(before, step.trainer.model.parameters()))
     step.step()
-    assert step.step_index == 1 and any(not torch.equal(a, b) for a, b in zip(before, step.trainer.model.parameters()))
+    assert step.trainer.step == 1 and any(not torch.equal(a, b) for a, b in zip(before, step.trainer.model.parameters()))
 
 
 def test_the_table_gives_ratios_to_the_first_stage(tiny_run, tmp_path, monkeypatch):

@@ -4,8 +4,9 @@ Conditioning is chosen by the config, never by a subclass:
 - `embed_dim`: a vector (a CLIP image embedding) added to the time embedding and turned into
   `num_embed_tokens` extra tokens that the attention layers attend to (DALL-E 2's decoder);
 - `text_dim`: per-token text states attended to by every attention layer (GLIDE, Imagen), with
-  `pooled_text` adding their masked mean to the time embedding (Imagen) and `text_positions`
-  adding a learned embedding of each token's index (see below);
+  `pooled_text` adding their masked mean to the time embedding (Imagen), `text_positions`
+  adding a learned embedding of each token's index and `text_layers` trainable transformer
+  blocks over the tokens (see below);
 - `low_res`: an upsampler's low-resolution image, resized and concatenated to the input, with
   `noise_aug` embedding its noise-augmentation level next to the timestep.
 """
@@ -19,6 +20,7 @@ from torch import nn
 
 from t2i.config import check_sizes
 from t2i.errors import InputError
+from t2i.nn.attention import TransformerBlock
 from t2i.nn.embeddings import ScalarEmbedding
 from t2i.nn.resnet import Downsample, ResBlock, SpatialAttention, Upsample, group_norm, zero_init
 
@@ -46,6 +48,11 @@ class UNetConfig:
     # a learned embedding of each pixel's position at every attention layer: where a query is,
     # so that it can take what belongs there from the words ("a circle to the left of ...")
     image_positions: bool = False
+    # > 0: trainable transformer blocks over the projected text tokens before any attention reads
+    # them (GLIDE and latent diffusion train their text side; Imagen's stays frozen). One
+    # cross-attention layer cannot make "the object before 'left of'" a key: a block here can
+    # write into each object word which side of its relation it stands on.
+    text_layers: int = 0
     context_dim: int = 256  # width of the attention context tokens
     low_res: bool = False
     noise_aug: bool = False
@@ -60,7 +67,7 @@ class UNetConfig:
     def __post_init__(self) -> None:
         check_sizes(self, at_least_1=("image_size", "in_channels", "out_channels", "base_channels", "channel_mults", "num_res_blocks", "head_dim",
                                       "num_embed_tokens", "context_dim", "patch_size"),
-                    at_least_0=("embed_dim", "text_dim", "text_positions", "attention_levels", "level_res_blocks"))
+                    at_least_0=("embed_dim", "text_dim", "text_positions", "text_layers", "attention_levels", "level_res_blocks"))
         if not self.channel_mults:
             raise InputError("channel_mults needs at least one level")
         levels = len(self.channel_mults)
@@ -75,11 +82,22 @@ class UNetConfig:
             raise InputError("pooled_text needs text_dim")
         if self.text_positions and not self.text_dim:
             raise InputError("text_positions needs text_dim")
+        if self.text_layers and not self.text_dim:
+            raise InputError("text_layers needs text_dim")
+        if self.text_layers and self.context_dim % self.head_dim:
+            raise InputError(f"text_layers needs context_dim ({self.context_dim}) divisible by head_dim ({self.head_dim})")
         if self.level_res_blocks and (len(self.level_res_blocks) != levels or min(self.level_res_blocks) < 1):
             raise InputError(f"level_res_blocks needs one count >= 1 per level ({levels}), got {self.level_res_blocks}")
 
     def res_blocks(self, level: int) -> int:
         return self.level_res_blocks[level] if self.level_res_blocks else self.num_res_blocks
+
+
+def _residual_at_zero(block: TransformerBlock) -> TransformerBlock:
+    """A block whose branches start at zero: the identity, so a warm start from a model without it starts out unchanged."""
+    zero_init(block.attn.out)
+    zero_init(block.mlp[-1])
+    return block
 
 
 class UNet(nn.Module):
@@ -108,6 +126,8 @@ class UNet(nn.Module):
             # these two start at zero, so a model warm-started from one without them starts out unchanged
             self.pooled_to_time = zero_init(nn.Linear(c.text_dim, emb_dim)) if c.pooled_text else None
             self.text_pos = nn.Parameter(torch.zeros(c.text_positions, c.context_dim)) if c.text_positions else None
+            self.text_blocks = nn.ModuleList(_residual_at_zero(TransformerBlock(dim=c.context_dim, num_heads=c.context_dim // c.head_dim))
+                                             for _ in range(c.text_layers))
         if self.has_context:
             self.context_norm = nn.LayerNorm(c.context_dim)
         context_dim = c.context_dim if self.has_context else 0
@@ -184,6 +204,12 @@ class UNet(nn.Module):
                 if tokens.shape[1] > c.text_positions:
                     raise ValueError(f"{tokens.shape[1]} text tokens, but this UNet has positions for {c.text_positions}")
                 text = text + self.text_pos[: tokens.shape[1]].to(text.dtype)
+            if len(self.text_blocks):
+                # a caption's words attend to its words only; a dropped caption (no word at all)
+                # attends to everything, since the mask below hides its tokens from the UNet anyway
+                keys = token_mask | ~token_mask.any(1, keepdim=True)
+                for block in self.text_blocks:
+                    text = block(text, mask=keys[:, None, None, :])
             parts.append(text)
             masks.append(token_mask)
             if self.pooled_to_time is not None:

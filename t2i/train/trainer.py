@@ -241,6 +241,43 @@ class Trainer:
                     shutil.rmtree(litter, ignore_errors=True)
 
     # ---- the loop ----------------------------------------------------------------------------
+    def step_once(self) -> tuple[list[float], bool]:
+        """One optimizer step over all its micro-batches, without logging or saving.
+
+        Returns each micro-batch's loss and whether the weights were updated: a step whose loss is
+        not finite on some process is skipped everywhere (it would spread NaN into every weight),
+        and the next step draws another batch.
+        """
+        cfg, stage = self.config, self.stage
+        world = self.accelerator.num_processes
+        for g in self.optimizer.param_groups:
+            g["lr"] = learning_rate(cfg, self.step)
+        torch.manual_seed(cfg.seed * 7919 + self.step)  # dropout and any other global draws
+        step_losses = []
+        for micro in range(cfg.grad_accum):
+            # each process (GPU) draws its own batch; with one process this is stream 2·micro
+            stream = 2 * (micro + cfg.grad_accum * self.accelerator.process_index)
+            batch = stage.batch(self.step, cfg.batch_size, step_generator(cfg.seed, self.step, stream))
+            batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
+            # several processes: gradients are averaged across them once per step, on the last
+            # micro-batch; the earlier ones only accumulate locally
+            last = micro == cfg.grad_accum - 1
+            with contextlib.nullcontext() if last or world == 1 else self.accelerator.no_sync(self.model):
+                with self.accelerator.autocast():
+                    loss = stage.loss(self.model, batch, step_generator(cfg.seed, self.step, stream + 1)) / cfg.grad_accum
+                self.accelerator.backward(loss)
+            step_losses.append(loss.item() * cfg.grad_accum)
+        self.step += 1
+        if not self._all_finite(step_losses):
+            self.optimizer.zero_grad(set_to_none=True)
+            return step_losses, False
+        if cfg.grad_clip > 0:
+            self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.ema.update(self.accelerator.unwrap_model(self.model), self.step)
+        return step_losses, True
+
     def train(self, *, max_steps: int | None = None) -> dict[str, float]:
         """Train until config.steps (or `max_steps` more steps); returns the last logged figures."""
         cfg, stage, main = self.config, self.stage, self.accelerator.is_main_process
@@ -253,42 +290,17 @@ class Trainer:
         log_path = self.out_dir / "log.jsonl"
         figures: dict[str, float] = {}
         losses, seen, t0 = [], 0, time.perf_counter()
-        step_losses, nonfinite = [], 0
+        nonfinite = 0
         while self.step < stop:
-            for g in self.optimizer.param_groups:
-                g["lr"] = learning_rate(cfg, self.step)
-            torch.manual_seed(cfg.seed * 7919 + self.step)  # dropout and any other global draws
-            for micro in range(cfg.grad_accum):
-                # each process (GPU) draws its own batch; with one process this is stream 2·micro
-                stream = 2 * (micro + cfg.grad_accum * self.accelerator.process_index)
-                batch = stage.batch(self.step, cfg.batch_size, step_generator(cfg.seed, self.step, stream))
-                batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
-                # several processes: gradients are averaged across them once per step, on the last
-                # micro-batch; the earlier ones only accumulate locally
-                last = micro == cfg.grad_accum - 1
-                with contextlib.nullcontext() if last or world == 1 else self.accelerator.no_sync(self.model):
-                    with self.accelerator.autocast():
-                        loss = stage.loss(self.model, batch, step_generator(cfg.seed, self.step, stream + 1)) / cfg.grad_accum
-                    self.accelerator.backward(loss)
-                step_losses.append(loss.item() * cfg.grad_accum)
-            if not self._all_finite(step_losses):  # skip the update (on every process): it would spread NaN into every weight
-                self.optimizer.zero_grad(set_to_none=True)
+            step_losses, applied = self.step_once()
+            if not applied:
                 nonfinite += 1
                 if nonfinite > cfg.max_nonfinite:
-                    raise TrainingDiverged(f"step {self.step + 1}: the loss is {step_losses[-1]} ({nonfinite} step(s) so far; train.max_nonfinite is {cfg.max_nonfinite}); "
+                    raise TrainingDiverged(f"step {self.step}: the loss is {step_losses[-1]} ({nonfinite} step(s) so far; train.max_nonfinite is {cfg.max_nonfinite}); "
                                            f"try a lower --lr. {self._last_good()}")
-                step_losses = []
-                self.step += 1  # skipped: the next step draws another batch
                 bar.update(1)
                 continue
             losses += step_losses
-            step_losses = []
-            if cfg.grad_clip > 0:
-                self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.step += 1
-            self.ema.update(self.accelerator.unwrap_model(self.model), self.step)
             seen += cfg.batch_size * cfg.grad_accum * world
             if self.step % cfg.log_every == 0 or self.step == stop:
                 elapsed = time.perf_counter() - t0
