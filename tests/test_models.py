@@ -101,7 +101,7 @@ def test_text_positions_make_the_unet_see_word_order(tmp_path):
         load_weights(UNet(DECODER), tmp_path / "foreign.safetensors", warm_start=True)
 
 
-def test_text_layers_let_each_word_read_the_others(tmp_path):
+def test_text_blocks_let_each_word_read_the_others(tmp_path):
     from dataclasses import replace
 
     from safetensors.torch import save_file
@@ -121,7 +121,7 @@ def test_text_layers_let_each_word_read_the_others(tmp_path):
     plain = _randomize(UNet(replace(DECODER, text_positions=5)))
     assert torch.allclose(first_word(plain, inp), first_word(plain, relation), atol=1e-6)
     # warm-started from that model, the zero-initialised blocks are the identity ...
-    layered = UNet(replace(DECODER, text_positions=5, text_layers=2)).eval()
+    layered = UNet(replace(DECODER, text_positions=5, text_blocks=2)).eval()
     save_file({k: v.contiguous() for k, v in plain.state_dict().items()}, str(tmp_path / "plain.safetensors"))
     assert all(name.startswith("text_blocks.") for name in load_weights(layered, tmp_path / "plain.safetensors", warm_start=True).missing)
     assert torch.allclose(layered(x, t, **inp), plain(x, t, **inp), atol=1e-6)
@@ -176,10 +176,10 @@ def test_unet_config_is_validated():
         UNetConfig(noise_aug=True)
     with pytest.raises(ValueError, match="text_positions needs text_dim"):
         UNetConfig(text_positions=8)
-    with pytest.raises(ValueError, match="text_layers needs text_dim"):
-        UNetConfig(text_layers=1)
+    with pytest.raises(ValueError, match="text_blocks needs text_dim"):
+        UNetConfig(text_blocks=1)
     with pytest.raises(ValueError, match="divisible by head_dim"):
-        UNetConfig(text_dim=384, context_dim=20, head_dim=8, text_layers=1)
+        UNetConfig(text_dim=384, context_dim=20, head_dim=8, text_blocks=1)
 
 
 def test_prior_is_causal_and_masks_padding():

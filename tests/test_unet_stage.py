@@ -145,3 +145,22 @@ def test_a_step_down_the_caption_contrast_makes_the_negatives_denoise_worse(tmp_
     assert gap() > before + 1e-7, (before, gap())
     with pytest.raises(InputError, match="reads text"):
         UNetStage(Component(model=build_model("unet", TINY_UNET), role="unet", settings={}), stage.data, caption_contrast=1.0)
+
+
+def test_min_step_trains_only_the_noisiest_steps(tmp_path) -> None:
+    data = _relation_folder(tmp_path / "relations")
+    for min_step, lowest in ((0, 0), (900, 900)):
+        stage = _contrast_stage(data, min_step=min_step)
+        batch, drawn = stage.batch(0, 8, torch.Generator().manual_seed(3)), []
+
+        def model(x, t, **cond):
+            drawn.append(t)
+            return stage.component.model(x, t, **cond)
+
+        assert torch.isfinite(stage.loss(model, batch, torch.Generator().manual_seed(5)))
+        t = drawn[0]
+        assert int(t.min()) >= lowest and len(set(t.tolist())) > 1
+        if not min_step:
+            assert int(t.min()) < 900  # the plain stage does reach the quieter steps
+    with pytest.raises(InputError, match="min_step must be from 0 to 999"):
+        _contrast_stage(data, min_step=1000)

@@ -5,7 +5,7 @@ Conditioning is chosen by the config, never by a subclass:
   `num_embed_tokens` extra tokens that the attention layers attend to (DALL-E 2's decoder);
 - `text_dim`: per-token text states attended to by every attention layer (GLIDE, Imagen), with
   `pooled_text` adding their masked mean to the time embedding (Imagen), `text_positions`
-  adding a learned embedding of each token's index and `text_layers` trainable transformer
+  adding a learned embedding of each token's index and `text_blocks` trainable transformer
   blocks over the tokens (see below);
 - `low_res`: an upsampler's low-resolution image, resized and concatenated to the input, with
   `noise_aug` embedding its noise-augmentation level next to the timestep.
@@ -52,7 +52,7 @@ class UNetConfig:
     # them (GLIDE and latent diffusion train their text side; Imagen's stays frozen). One
     # cross-attention layer cannot make "the object before 'left of'" a key: a block here can
     # write into each object word which side of its relation it stands on.
-    text_layers: int = 0
+    text_blocks: int = 0
     context_dim: int = 256  # width of the attention context tokens
     low_res: bool = False
     noise_aug: bool = False
@@ -67,7 +67,7 @@ class UNetConfig:
     def __post_init__(self) -> None:
         check_sizes(self, at_least_1=("image_size", "in_channels", "out_channels", "base_channels", "channel_mults", "num_res_blocks", "head_dim",
                                       "num_embed_tokens", "context_dim", "patch_size"),
-                    at_least_0=("embed_dim", "text_dim", "text_positions", "text_layers", "attention_levels", "level_res_blocks"))
+                    at_least_0=("embed_dim", "text_dim", "text_positions", "text_blocks", "attention_levels", "level_res_blocks"))
         if not self.channel_mults:
             raise InputError("channel_mults needs at least one level")
         levels = len(self.channel_mults)
@@ -82,10 +82,10 @@ class UNetConfig:
             raise InputError("pooled_text needs text_dim")
         if self.text_positions and not self.text_dim:
             raise InputError("text_positions needs text_dim")
-        if self.text_layers and not self.text_dim:
-            raise InputError("text_layers needs text_dim")
-        if self.text_layers and self.context_dim % self.head_dim:
-            raise InputError(f"text_layers needs context_dim ({self.context_dim}) divisible by head_dim ({self.head_dim})")
+        if self.text_blocks and not self.text_dim:
+            raise InputError("text_blocks needs text_dim")
+        if self.text_blocks and self.context_dim % self.head_dim:
+            raise InputError(f"text_blocks needs context_dim ({self.context_dim}) divisible by head_dim ({self.head_dim})")
         if self.level_res_blocks and (len(self.level_res_blocks) != levels or min(self.level_res_blocks) < 1):
             raise InputError(f"level_res_blocks needs one count >= 1 per level ({levels}), got {self.level_res_blocks}")
 
@@ -127,7 +127,7 @@ class UNet(nn.Module):
             self.pooled_to_time = zero_init(nn.Linear(c.text_dim, emb_dim)) if c.pooled_text else None
             self.text_pos = nn.Parameter(torch.zeros(c.text_positions, c.context_dim)) if c.text_positions else None
             self.text_blocks = nn.ModuleList(_residual_at_zero(TransformerBlock(dim=c.context_dim, num_heads=c.context_dim // c.head_dim))
-                                             for _ in range(c.text_layers))
+                                             for _ in range(c.text_blocks))
         if self.has_context:
             self.context_norm = nn.LayerNorm(c.context_dim)
         context_dim = c.context_dim if self.has_context else 0

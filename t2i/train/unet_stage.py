@@ -59,7 +59,7 @@ class UNetStage(Stage):
     def __init__(self, component: Component, data: ImageCaptionSet, *, clip: Component | None = None, teacher: Component | None = None, drop_embed: float = 0.1, drop_text: float = 0.5,
                  embed_noise: float = 0.0, max_length: int = 32, caption_augment: float = 0.0, templates: tuple[str, ...] = (),
                  low_res_size: int = 32, max_aug_level: int = 0, sample_aug_level: int = 0, sample_start_level: int = 0, text_layers: int = 0,
-                 text_consistency: float = 0.0, caption_contrast: float = 0.0) -> None:
+                 text_consistency: float = 0.0, caption_contrast: float = 0.0, min_step: int = 0) -> None:
         # sample_*: sampling-time options, kept in the component's settings (see settings), not used in training
         cfg = component.model.config
         if cfg.embed_dim and clip is None:
@@ -76,6 +76,11 @@ class UNetStage(Stage):
         self.teacher = teacher.model.eval().requires_grad_(False) if text_consistency else None
         self.diffusion = diffusion_of(component)
         self.weighting = diffusion_config(component).weighting
+        # min_step > 0 trains on steps min_step..T-1 only: an expert for the noisiest steps, where
+        # the layout is chosen and the caption is most of what the model has to go on (eDiff-I)
+        if not 0 <= min_step < self.diffusion.num_steps:
+            raise InputError(f"min_step must be from 0 to {self.diffusion.num_steps - 1}, got {min_step}")
+        self.min_step = min_step
         self.data = data.resized(cfg.image_size)
         self.embeds = clip_image_embeds(clip, data.resized(clip.model.config.image_size).images) if cfg.embed_dim else None
         self.captions = CaptionTable(data, max_length=max_length, progress=True, augment=caption_augment, templates=templates,
@@ -129,15 +134,18 @@ class UNetStage(Stage):
           it is clearly worse.
         """
         cond = {k: v for k, v in batch.items() if k not in ("x0", *EXTRA_KEYS)}
+        t = None
+        if self.min_step:  # drawn where the generator lives (randint refuses a mismatch), then moved
+            t = torch.randint(self.min_step, self.diffusion.num_steps, (len(batch["x0"]),), generator=generator, device=generator.device).to(batch["x0"].device)
         if not (self.text_consistency or self.caption_contrast):
-            return self.diffusion.loss(lambda x, t: model(x, t, **cond), batch["x0"], generator=generator, weighting=self.weighting).mean()
+            return self.diffusion.loss(lambda x, t: model(x, t, **cond), batch["x0"], generator=generator, t=t, weighting=self.weighting).mean()
         seen = {}
 
         def observed(x, t):
             seen.update(x=x, t=t, out=model(x, t, **cond))
             return seen["out"]
 
-        loss = self.diffusion.loss(observed, batch["x0"], generator=generator, weighting=self.weighting)
+        loss = self.diffusion.loss(observed, batch["x0"], generator=generator, t=t, weighting=self.weighting)
         total = loss.mean()
         if self.text_consistency:
             total = total + self.text_consistency * self._consistency(batch, cond, seen).sum() / len(loss)
