@@ -164,3 +164,19 @@ def test_min_step_trains_only_the_noisiest_steps(tmp_path) -> None:
             assert int(t.min()) < 900  # the plain stage does reach the quieter steps
     with pytest.raises(InputError, match="min_step must be from 0 to 999"):
         _contrast_stage(data, min_step=1000)
+
+
+def test_a_high_noise_expert_previews_its_layout_and_refuses_to_sample_a_chain(tiny_run, tmp_path) -> None:
+    from t2i.pipelines.sampling import sample_unet, text_conditions
+    from t2i.train.build import make_trainer, override_section, read_preset
+
+    preset = override_section(read_preset("tiny"), "imagen-base", ["options.min_step=900", "train.steps=2", "train.sample_every=2"])
+    trainer = make_trainer("imagen-base", preset, data=str(tiny_run.data), out_dir=tmp_path / "expert", progress=False)
+    figures = trainer.train()
+    assert trainer.step == 2 and math.isfinite(figures["preview_mse"])  # the preview is its x0 from pure noise, not a chain
+    component = trainer.stage.component
+    assert component.settings["min_step"] == 900
+    enc = trainer.stage.captions.batch(trainer.stage.captions.first_rows(torch.arange(2).numpy()))
+    cond, _ = text_conditions(enc.tokens, enc.mask)
+    with pytest.raises(InputError, match="steps 900 and up only"):
+        sample_unet(component, cond, steps=2)

@@ -44,6 +44,9 @@ def sample_chain(component, denoise_with_cond, conds, scales, shape, *, steps, s
     """Sample `shape` from pure noise over `steps` respaced steps, or, with start = (x, timesteps),
     from that partly noised x over those timesteps. conds runs from the null condition to the
     full one, with one guidance scale per step (see chained_guidance)."""
+    if component.settings.get("min_step"):
+        raise InputError(f"this {component.role} was trained on diffusion steps {component.settings['min_step']} and up only (options.min_step): "
+                         "it cannot sample a whole chain")
     diffusion = diffusion_of(component)
     denoise = chained_guidance(diffusion.denoiser(denoise_with_cond), conds, scales)
     denoise = thresholded(denoise, threshold)

@@ -151,6 +151,8 @@ def make_trainer(stage: str, preset: dict[str, Any], *, data: str, out_dir: str 
     if cls.diffusion:
         settings["diffusion"] = config_to_dict(config_from_dict(DiffusionConfig, section.get("diffusion", {}), where=f"{stage}.diffusion"))
     settings.update(cls.settings(options, model_cfg))
+    if getattr(options, "min_step", 0):  # a high-noise expert: samplers refuse to run it alone (sample_chain)
+        settings["min_step"] = options.min_step
     torch.manual_seed(train_config.seed)  # the same seed, the same starting weights
     component = Component(model=build_model(cls.model_kind, model_cfg), role=stage, settings=settings)
     if init_from is not None:

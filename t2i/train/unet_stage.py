@@ -187,7 +187,17 @@ class UNetStage(Stage):
         if self.captions is not None:
             enc = self.captions.batch(self.captions.first_rows(idx))
             kw = {"tokens": enc.tokens, "token_mask": enc.mask}
-        if self.low_size:
+        if self.min_step:  # an expert cannot sample a chain: its x0 from pure noise shows the layout it picks
+            cond = dict(kw)
+            if self.embeds is not None:
+                cond.update(embed=self.embeds[idx], embed_keep=torch.ones(len(idx), dtype=torch.bool))
+            if self.low_size:
+                cond.update(low_res=self._low(real), aug_level=torch.zeros(len(idx), dtype=torch.long))
+            t = torch.full((len(idx),), self.diffusion.num_steps - 1)
+            with torch.no_grad():
+                x = self.diffusion.denoiser(model)(torch.randn(real.shape, generator=generator), t, **cond).clamp(-1, 1)
+            rows = [real, x]
+        elif self.low_size:
             low = self._low(real)
             x = run_upsampler(comp, low, **kw, steps=20, generator=generator)  # low-res UNets: the upsampler's sampling
             rows = [F.interpolate(low, size=real.shape[-2:], mode="nearest"), x, real]
