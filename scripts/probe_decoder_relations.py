@@ -54,16 +54,15 @@ def caption_means(images: np.ndarray, captions: list[str]) -> dict[str, np.ndarr
     return {c: x[idx].mean(0) for c, idx in by_caption.items()}
 
 
-def oracle(images: np.ndarray, captions: list[str], swapped: list[str]) -> tuple[float, float, float]:
+def oracle(images: np.ndarray, captions: list[str], swapped: list[str], means: dict[str, np.ndarray]) -> tuple[float, float, float]:
     """At pure noise the best x0 is the mean image of the condition. Returns the best x0-MSE when
     the two shapes and the relation's axis (side by side or stacked) are known, when the relation
     itself is known too, and the mean |difference| between the best predictions for a caption
-    and for its swap."""
+    and for its swap. `means` are caption_means(images, captions)."""
     x = to_model_range(images).numpy()
     by_caption = defaultdict(list)
     for i, c in enumerate(captions):
         by_caption[c].append(i)
-    means = caption_means(images, captions)
     both = {c: x[by_caption[c] + by_caption.get(s, [])].mean(0) for c, s in zip(captions, swapped)}
     mse_rel = float(np.mean([((x[i] - means[c]) ** 2).mean() for i, c in enumerate(captions)]))
     mse_pair = float(np.mean([((x[i] - both[c]) ** 2).mean() for i, c in enumerate(captions)]))
@@ -72,12 +71,13 @@ def oracle(images: np.ndarray, captions: list[str], swapped: list[str]) -> tuple
 
 
 @torch.no_grad()
-def layout_from_noise(pipe, denoise, means: dict[str, np.ndarray], mirror: dict[str, str], draws: int = 8) -> tuple[float, float, float]:
+def layout_from_noise(pipe, denoise, means: dict[str, np.ndarray], mirror: dict[str, str], draws: int = 8) -> tuple[float, float, float, float]:
     """Whether the base's prediction from pure noise carries a caption's layout: its mean over
     `draws` noise draws, for every caption, against that caption's mean image, against its mirror
     image's and against the mean of all scenes. Returns the mean squared distances to the own
-    mean and to the mean of all scenes, and the fraction of captions whose prediction is nearer
-    the own mean than the mirror's (a half when the relation is not read)."""
+    mean and to the mean of all scenes, the fraction of captions whose prediction is nearer the
+    own mean than the mirror's (a half when the relation is not read), and the caption means'
+    own distance to the mean of all scenes (where a base that ignores the layout sits)."""
     captions = sorted(means)
     enc = encoding(pipe, captions)
     t = torch.full((len(captions),), 999)
@@ -88,7 +88,8 @@ def layout_from_noise(pipe, denoise, means: dict[str, np.ndarray], mirror: dict[
     to_own = np.mean([((p - means[c]) ** 2).mean() for p, c in zip(pred, captions)])
     to_all = np.mean([((p - everything) ** 2).mean() for p in pred])
     nearer = [((p - means[c]) ** 2).mean() < ((p - means[mirror[c]]) ** 2).mean() for p, c in zip(pred, captions) if mirror[c] in means]
-    return float(to_own), float(to_all), float(np.mean(nearer))
+    spread = np.mean([((m - everything) ** 2).mean() for m in means.values()])
+    return float(to_own), float(to_all), float(np.mean(nearer)), float(spread)
 
 
 def encoding(pipe, prompts: list[str]):
@@ -113,8 +114,8 @@ def main() -> None:
 
     scenes, captions, swapped = relation_scenes(args.oracle_scenes, size, seed=1)
     oracle_images = render(scenes, size)
-    mse_pair, mse_rel, gap = oracle(oracle_images, captions, swapped)
     means, mirror = caption_means(oracle_images, captions), dict(zip(captions, swapped))
+    mse_pair, mse_rel, gap = oracle(oracle_images, captions, swapped, means)
     print(f"best possible at pure noise: x0-MSE {mse_pair:.4f} knowing the shapes and the axis, {mse_rel:.4f} knowing the relation too; "
           f"the two best predictions differ by {gap:.4f} per pixel")
 
@@ -139,9 +140,7 @@ def main() -> None:
         print(f"{t_value:<5} {mse['true']:.4f}               {mse['swapped']:.4f}   {mse['none']:.4f}       "
               f"{float((pred['true'] - pred['swapped']).abs().mean()):.4f}                    {float((pred['true'] - pred['none']).abs().mean()):.4f}")
     if role == "imagen-base":  # unCLIP's decoder also reads the scene's image embedding, which gives the layout away
-        to_own, to_all, nearer = layout_from_noise(pipe, denoise, means, mirror)
-        everything = np.mean(list(means.values()), axis=0)
-        spread = np.mean([((m - everything) ** 2).mean() for m in means.values()])
+        to_own, to_all, nearer, spread = layout_from_noise(pipe, denoise, means, mirror)
         print(f"from pure noise, the mean prediction for each caption is {to_own:.4f} from its caption's mean image and {to_all:.4f} from the mean of all "
               f"scenes (the caption means are {spread:.4f} from it); nearer its own mean than its mirror's for {nearer:.0%} of captions")
 

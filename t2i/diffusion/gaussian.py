@@ -201,13 +201,13 @@ class GaussianDiffusion:
 
     # ---------------------------------------------------------------- training
     def sample_t(self, batch: int, *, generator: torch.Generator | None = None,
-                 device: torch.device | str | None = None) -> Tensor:
-        """Timesteps drawn uniformly from 0..T-1, LongTensor (batch,)."""
+                 device: torch.device | str | None = None, low: int = 0) -> Tensor:
+        """Timesteps drawn uniformly from low..T-1 (all of them by default), LongTensor (batch,)."""
         if not isinstance(batch, int) or batch < 1:
             raise ValueError(f"batch must be a positive int, got {batch!r}")
         # Draw where the generator lives, then move: randint rejects a mismatch.
         gen_device = generator.device if generator is not None else device
-        t = torch.randint(0, self.num_steps, (batch,), generator=generator, device=gen_device)
+        t = torch.randint(low, self.num_steps, (batch,), generator=generator, device=gen_device)
         return t.to(device) if device is not None else t
 
     def loss(self, model_fn: ModelFn, x0: Tensor, *, generator: torch.Generator | None = None,

@@ -134,9 +134,8 @@ class UNetStage(Stage):
           it is clearly worse.
         """
         cond = {k: v for k, v in batch.items() if k not in ("x0", *EXTRA_KEYS)}
-        t = None
-        if self.min_step:  # drawn where the generator lives (randint refuses a mismatch), then moved
-            t = torch.randint(self.min_step, self.diffusion.num_steps, (len(batch["x0"]),), generator=generator, device=generator.device).to(batch["x0"].device)
+        x0 = batch["x0"]
+        t = self.diffusion.sample_t(len(x0), generator=generator, device=x0.device, low=self.min_step) if self.min_step else None
         if not (self.text_consistency or self.caption_contrast):
             return self.diffusion.loss(lambda x, t: model(x, t, **cond), batch["x0"], generator=generator, t=t, weighting=self.weighting).mean()
         seen = {}
