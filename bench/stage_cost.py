@@ -27,7 +27,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from t2i.train.build import make_trainer, read_preset
-from t2i.train.trainer import step_generator
 
 
 def parse_stage(text: str) -> tuple[str, str, dict[str, str]]:
@@ -49,20 +48,14 @@ class StageStep:
         self.trainer = make_trainer(stage, read_preset(preset), data=data, out_dir=out_dir, needs=needs, progress=False)
         self.batch_size = self.trainer.config.batch_size
 
-    def loss(self) -> torch.Tensor:
-        """The loss of the next step's first micro-batch, as step_once draws it."""
-        cfg, i = self.trainer.config, self.trainer.step
-        batch = self.trainer.stage.batch(i, cfg.batch_size, step_generator(cfg.seed, i, 0))
-        return self.trainer.stage.loss(self.trainer.model, batch, step_generator(cfg.seed, i, 1))
-
     def step(self) -> None:
         self.trainer.step_once()
 
     def flops(self) -> int:
-        """FLOPs of one step's forward and backward (the optimizer's elementwise work is small)."""
+        """FLOPs of one optimizer step: every micro-batch's forward and backward (the counter
+        sees matmuls and convolutions; the optimizer's elementwise work is small and not counted)."""
         with FlopCounterMode(display=False) as counter:
-            self.loss().backward()
-        self.trainer.optimizer.zero_grad(set_to_none=True)
+            self.step()
         return counter.get_total_flops()
 
 
