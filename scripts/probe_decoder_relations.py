@@ -71,13 +71,15 @@ def oracle(images: np.ndarray, captions: list[str], swapped: list[str], means: d
 
 
 @torch.no_grad()
-def layout_from_noise(pipe, denoise, means: dict[str, np.ndarray], mirror: dict[str, str], draws: int = 8) -> tuple[float, float, float, float]:
+def layout_from_noise(pipe, denoise, means: dict[str, np.ndarray], mirror: dict[str, str], draws: int = 8) -> tuple[float, float, tuple[float, float, float], float]:
     """Whether the base's prediction from pure noise carries a caption's layout: its mean over
     `draws` noise draws, for every caption, against that caption's mean image, against its mirror
     image's and against the mean of all scenes. Returns the mean squared distances to the own
     mean and to the mean of all scenes, the fraction of captions whose prediction is nearer the
     own mean than the mirror's (a half when the relation is not read), and the caption means'
-    own distance to the mean of all scenes (where a base that ignores the layout sits)."""
+    own distance to the mean of all scenes (where a base that ignores the layout sits). The
+    fraction is given for all captions, for those whose first object is left or on top ("to the
+    left of", "above") and for the others."""
     captions = sorted(means)
     enc = encoding(pipe, captions)
     t = torch.full((len(captions),), 999)
@@ -87,9 +89,14 @@ def layout_from_noise(pipe, denoise, means: dict[str, np.ndarray], mirror: dict[
     everything = np.mean(list(means.values()), axis=0)
     to_own = np.mean([((p - means[c]) ** 2).mean() for p, c in zip(pred, captions)])
     to_all = np.mean([((p - everything) ** 2).mean() for p in pred])
-    nearer = [((p - means[c]) ** 2).mean() < ((p - means[mirror[c]]) ** 2).mean() for p, c in zip(pred, captions) if mirror[c] in means]
+    nearer = {c: ((p - means[c]) ** 2).mean() < ((p - means[mirror[c]]) ** 2).mean() for p, c in zip(pred, captions) if mirror[c] in means}
+    # a base that reads the words' order but not the relation word puts the first-named object
+    # on the left (or on top) whatever the relation: right for one group, wrong for the other
+    first_left = [v for c, v in nearer.items() if " to the left of " in c or " above " in c]
+    first_right = [v for c, v in nearer.items() if " to the right of " in c or " below " in c]
     spread = np.mean([((m - everything) ** 2).mean() for m in means.values()])
-    return float(to_own), float(to_all), float(np.mean(nearer)), float(spread)
+    shares = tuple(float(np.mean(v)) for v in (list(nearer.values()), first_left, first_right))
+    return float(to_own), float(to_all), shares, float(spread)
 
 
 def encoding(pipe, prompts: list[str]):
@@ -142,7 +149,8 @@ def main() -> None:
     if role == "imagen-base":  # unCLIP's decoder also reads the scene's image embedding, which gives the layout away
         to_own, to_all, nearer, spread = layout_from_noise(pipe, denoise, means, mirror)
         print(f"from pure noise, the mean prediction for each caption is {to_own:.4f} from its caption's mean image and {to_all:.4f} from the mean of all "
-              f"scenes (the caption means are {spread:.4f} from it); nearer its own mean than its mirror's for {nearer:.0%} of captions")
+              f"scenes (the caption means are {spread:.4f} from it); nearer its own mean than its mirror's for {nearer[0]:.0%} of captions "
+              f"({nearer[1]:.0%} of those whose first object is left or on top, {nearer[2]:.0%} of the others)")
 
 
 if __name__ == "__main__":
