@@ -15,10 +15,11 @@ three targets: the word's order (first or second), the relation group, and the s
 
     python scripts/probe_relation_tokens.py [--layers 0 2 4]   # about 20 minutes on one thread
 
-Classifiers: logistic regression on the state; an MLP (one hidden layer of 256); and the text
-side of an Imagen UNet as built (`model.text_positions` and `model.text_blocks`: a projection to
-192 dimensions, a learned embedding of each token's index and two transformer blocks), followed
-by a linear read-out, trained directly on the side.
+Classifiers: logistic regression on the state; an MLP (one hidden layer of 256); and layers
+shaped like the Imagen base's text path (`model.text_positions`, `model.text_blocks`: a projection
+to 192 dimensions, a learned embedding of each token's index, the project's TransformerBlock with
+heads of 24 dimensions), then a linear read-out of the object word, trained
+directly on the side. Unlike the UNet's, these blocks do not start as the identity.
 """
 from __future__ import annotations
 
