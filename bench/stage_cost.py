@@ -78,9 +78,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         steps = [StageStep(s, args.data, Path(tmp) / str(i)) for i, s in enumerate(args.stages)]
-        flops = [s.flops() for s in steps]
-        for s in steps:
-            s.step()  # warm-up
+        flops = [s.flops() for s in steps]  # each stage's first step, which also warms it up
         seconds: list[list[float]] = [[] for _ in steps]
         for _ in range(args.rounds):
             for s, out in zip(steps, seconds):

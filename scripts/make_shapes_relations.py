@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from t2i.data.shapes import RELATION_PARAPHRASES, random_scene, relation_caption, render_scene
+from t2i.data.shapes import FIRST_LEFT_OR_TOP, RELATION_PARAPHRASES, random_scene, relation_caption, render_scene
 from t2i.data.sources import load_dataset
 
-FIRST_LEFT_OR_TOP = tuple(f" {w} " for r in ("to the left of", "above") for w in (r, *RELATION_PARAPHRASES[r]))
+FIRST_LEFT_OR_TOP_WORDS = tuple(f" {w} " for r in FIRST_LEFT_OR_TOP for w in (r, *RELATION_PARAPHRASES[r]))
 
 
 def first_left_or_top(caption: str) -> bool:
     """Whether a relation caption puts its first-named object on the left or on top."""
-    return any(w in caption for w in FIRST_LEFT_OR_TOP)
+    return any(w in caption for w in FIRST_LEFT_OR_TOP_WORDS)
 
 
 def main() -> None:

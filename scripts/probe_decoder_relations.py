@@ -21,7 +21,7 @@ import torch
 import t2i
 from t2i.checkpoint import load_component, resolve_component
 from t2i.data.dataset import to_model_range
-from t2i.data.shapes import RELATIONS, random_scene, relation_holds, render_scene
+from t2i.data.shapes import FIRST_LEFT_OR_TOP, RELATIONS, random_scene, relation_holds, render_scene
 from t2i.pipelines.sampling import clip_image_embeds, diffusion_of
 from t2i.text.negatives import RELATIONS as MIRROR  # each relation phrase and its mirror image
 
@@ -92,8 +92,9 @@ def layout_from_noise(pipe, denoise, means: dict[str, np.ndarray], mirror: dict[
     nearer = {c: ((p - means[c]) ** 2).mean() < ((p - means[mirror[c]]) ** 2).mean() for p, c in zip(pred, captions) if mirror[c] in means}
     # a base that reads the words' order but not the relation word puts the first-named object
     # on the left (or on top) whatever the relation: right for one group, wrong for the other
-    first_left = [v for c, v in nearer.items() if " to the left of " in c or " above " in c]
-    first_right = [v for c, v in nearer.items() if " to the right of " in c or " below " in c]
+    leads = {c: any(f" {r} " in c for r in FIRST_LEFT_OR_TOP) for c in nearer}
+    first_left = [v for c, v in nearer.items() if leads[c]]
+    first_right = [v for c, v in nearer.items() if not leads[c]]
     spread = np.mean([((m - everything) ** 2).mean() for m in means.values()])
     shares = tuple(float(np.mean(v)) for v in (list(nearer.values()), first_left, first_right))
     return float(to_own), float(to_all), shares, float(spread)

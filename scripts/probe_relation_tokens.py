@@ -29,11 +29,9 @@ import random
 import torch
 from torch import nn
 
-from t2i.data.shapes import COLORS, RELATION_PARAPHRASES, RELATIONS, SHAPES, SIZES
+from t2i.data.shapes import COLORS, FIRST_LEFT_OR_TOP, RELATION_PARAPHRASES, RELATIONS, SHAPES, SIZES
 from t2i.nn.attention import TransformerBlock
 from t2i.text.encoder import TextEncoder
-
-FIRST_SIDE = {"to the left of": 1, "above": 1, "to the right of": 0, "below": 0}
 
 
 def phrase(shape: str, color: str | None, size: str | None) -> str:
@@ -49,7 +47,7 @@ def relation_captions(rng: random.Random, colors: list[str], n: int) -> list[tup
         word = rng.choice((relation,) + RELATION_PARAPHRASES[relation])
         pa = phrase(a, rng.choice([None, *colors]), rng.choice([None, *SIZES]))
         pb = phrase(b, rng.choice([None, *colors]), rng.choice([None, *SIZES]))
-        out.append((f"{pa} {word} {pb}", a, b, FIRST_SIDE[relation]))
+        out.append((f"{pa} {word} {pb}", a, b, int(relation in FIRST_LEFT_OR_TOP)))
     return out
 
 
@@ -93,8 +91,8 @@ def accuracy(model: nn.Module, inputs, y: torch.Tensor) -> float:
 
 
 class TextSide(nn.Module):
-    """The UNet's text path (projection, token positions, transformer blocks) and a read-out of
-    the object word's output."""
+    """Layers shaped like the UNet's text path (projection, token positions, transformer blocks)
+    and a read-out of the object word's output."""
 
     def __init__(self, blocks: int, dim: int = 192, max_len: int = 32) -> None:
         super().__init__()

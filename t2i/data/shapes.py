@@ -35,6 +35,8 @@ SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 SIZES: dict[str, float] = {"small": 0.25, "large": 0.40}  # diameter / side / height, fraction of S
 HELD_OUT: tuple[tuple[str, str], ...] = (("purple", "triangle"), ("yellow", "square"), ("cyan", "circle"))
 RELATIONS: tuple[str, ...] = ("to the left of", "to the right of", "above", "below")
+# the relations whose first-named object is the left or upper one; the other two are their mirrors
+FIRST_LEFT_OR_TOP: tuple[str, ...] = ("to the left of", "above")
 COUNT_WORDS: dict[int, str] = {2: "two", 3: "three", 4: "four"}
 MAX_OBJECTS = 4
 MARGIN = 0.05  # min distance of an object to the canvas edge, fraction of S

@@ -137,14 +137,14 @@ class UNetStage(Stage):
         x0 = batch["x0"]
         t = self.diffusion.sample_t(len(x0), generator=generator, device=x0.device, low=self.min_step) if self.min_step else None
         if not (self.text_consistency or self.caption_contrast):
-            return self.diffusion.loss(lambda x, t: model(x, t, **cond), batch["x0"], generator=generator, t=t, weighting=self.weighting).mean()
+            return self.diffusion.loss(lambda x, t: model(x, t, **cond), x0, generator=generator, t=t, weighting=self.weighting).mean()
         seen = {}
 
         def observed(x, t):
             seen.update(x=x, t=t, out=model(x, t, **cond))
             return seen["out"]
 
-        loss = self.diffusion.loss(observed, batch["x0"], generator=generator, t=t, weighting=self.weighting)
+        loss = self.diffusion.loss(observed, x0, generator=generator, t=t, weighting=self.weighting)
         total = loss.mean()
         if self.text_consistency:
             total = total + self.text_consistency * self._consistency(batch, cond, seen).sum() / len(loss)
