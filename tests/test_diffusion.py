@@ -392,3 +392,27 @@ def test_thresholded_wraps_a_denoiser():
     assert torch.allclose(thresholded(raw, "dynamic")(x, t), torch.tensor([[0.6 / s, -1.0]]))
     with pytest.raises(ValueError, match="threshold kind"):
         thresholded(raw, "soft")
+
+
+def test_expert_denoisers_take_the_steps_of_their_range():
+    from t2i.diffusion.experts import expert_denoiser
+
+    calls = []
+
+    def constant(value):
+        def denoise(x, t):
+            calls.append(value)
+            return torch.full_like(x, value)
+        return denoise
+
+    denoise = expert_denoiser([(900, constant(2.0)), (0, constant(1.0)), (500, constant(3.0))])
+    x = torch.zeros(3, 2)
+    for step, want in ((0, 1.0), (499, 1.0), (500, 3.0), (899, 3.0), (900, 2.0), (999, 2.0)):
+        calls.clear()
+        assert torch.equal(denoise(x, torch.full((3,), step)), torch.full_like(x, want)) and calls == [want]  # one call when the rows agree
+    mixed = denoise(x, torch.tensor([950, 10, 600]))
+    assert mixed[:, 0].tolist() == [2.0, 1.0, 3.0]
+    with pytest.raises(ValueError, match="must cover step 0"):
+        expert_denoiser([(900, constant(2.0))])
+    with pytest.raises(ValueError, match="same step"):
+        expert_denoiser([(0, constant(1.0)), (900, constant(2.0)), (900, constant(3.0))])

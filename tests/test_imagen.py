@@ -191,3 +191,28 @@ def test_a_base_warm_starts_from_an_unclip_decoder_of_the_same_body(tiny_run, tm
     assert len(shared) > 0.9 * len(base)
     assert all(torch.equal(base[k], decoder[k]) for k in shared)
     assert not base["pooled_to_time.weight"].any()  # zero, so the base starts as the decoder does on text alone
+
+
+def test_a_high_noise_expert_samples_the_noisiest_steps_of_an_assembled_imagen(tiny_imagen, tmp_path, capsys) -> None:
+    expert_run = tmp_path / "expert"
+    assert main(["train", "imagen-base", "--data", str(tiny_imagen.data), "--config", "tiny", "--init-from", str(tiny_imagen.runs["imagen-base"]),
+                 "--steps", "2", "--set", "options.min_step=900", "--out", str(expert_run), "--no-progress"]) == 0
+    pipeline = tmp_path / "with-expert"
+    assert main(["assemble", "--imagen-base", str(tiny_imagen.runs["imagen-base"]), "--imagen-base", str(expert_run), "--imagen-sr",
+                 str(tiny_imagen.runs["imagen-sr"]), "--config", "tiny", "--fp32", "-o", str(pipeline)]) == 0
+    assert json.loads((pipeline / "pipeline.json").read_text())["base_experts"] == ["base-from-900"]
+    pipe, plain = t2i.load_pipeline(pipeline), t2i.load_pipeline(tiny_imagen.pipeline)
+    seen = {"base": [], "expert": []}
+    for name, model in (("base", pipe.base.model), ("expert", pipe.base_experts[0].model)):
+        model.register_forward_hook(lambda module, args, out, name=name: seen[name].append(int(args[1][0])))
+    options = {**FAST, "base_steps": 4, "spacing": "trailing"}  # steps 999, 749, 499, 249
+    with_expert = pixels(pipe("a red apple", seed=2, **options))[0]
+    assert seen == {"base": [749, 499, 249], "expert": [999]}
+    # turned off, the pipeline is the one without the expert, image for image
+    assert np.array_equal(pixels(pipe("a red apple", seed=2, **options, base_experts="off"))[0], pixels(plain("a red apple", seed=2, **options))[0])
+    assert not np.array_equal(with_expert, pixels(plain("a red apple", seed=2, **options))[0])
+    capsys.readouterr()
+    # an expert alone is not a base: one line, exit 2
+    assert main(["assemble", "--imagen-base", str(expert_run), "-o", str(tmp_path / "expert-alone")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs one imagen-base trained on every diffusion step" in err and not (tmp_path / "expert-alone").exists()

@@ -16,6 +16,8 @@ class ImagenSamplingOptions(SamplingOptionsBase):
     base_steps: int = option(25)
     base_guidance: float = option(3.0)
     base_threshold: str = option("static", "the base UNet's x0 clipping (dynamic: Imagen's, at the 99.5th percentile)", THRESHOLDS)
+    base_experts: str = option("on", "on: the base's high-noise experts, where the model has them, sample the noisiest steps (eDiff-I); off: the base alone",
+                               ("on", "off"))
     sr_steps: int = option(20)
     sr_guidance: float = option(1.0)
     sr_threshold: str = option("static", "the super-resolution UNets' x0 clipping", THRESHOLDS)

@@ -4,7 +4,10 @@ to the time embedding).
 
 A pipeline folder holds a component folder per UNet and `pipeline.json`:
 
-    {"format_version": 1, "pipeline": "imagen", "base": "base", "super_res": ["sr-64"], "defaults": {...}}
+    {"format_version": 1, "pipeline": "imagen", "base": "base", "base_experts": ["base-from-900"], "super_res": ["sr-64"], "defaults": {...}}
+
+The base may have high-noise experts (eDiff-I): base UNets trained on the noisiest diffusion
+steps alone (`t2i train imagen-base --set options.min_step=900`), which sample those steps.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from t2i.errors import InputError
 from t2i.imagen.options import ImagenSamplingOptions
 from t2i.pipelines.base import Pipeline, part_folder, preset_defaults, prompt_list, read_pipeline_json, to_pil, write_pipeline_json
 from t2i.pipelines.loading import is_pipeline_folder
-from t2i.pipelines.sampling import diffusion_of, run_upsampler, sample_unet, text_conditions
+from t2i.pipelines.sampling import check_experts, diffusion_of, run_upsampler, sample_unet, text_conditions
 
 DEFAULT_MAX_LENGTH = 32
 
@@ -29,8 +32,10 @@ class ImagenPipeline(Pipeline):
     kind, options_class, upsampling_attribute = "imagen", ImagenSamplingOptions, "super_res"
 
     def __init__(self, *, base: Component, super_res: list[Component] | None = None, defaults: ImagenSamplingOptions | None = None,
-                 info: dict | None = None) -> None:
+                 info: dict | None = None, base_experts: list[Component] | None = None) -> None:
         self.base, self.super_res = base, list(super_res or [])
+        self.base_experts = sorted(base_experts or [], key=lambda e: int(e.settings.get("min_step", 0)))
+        check_experts(base, self.base_experts)
         self.defaults = defaults or ImagenSamplingOptions()
         self.info = info or {}
         text_dim = base.model.config.text_dim
@@ -47,22 +52,27 @@ class ImagenPipeline(Pipeline):
             size = cfg.image_size
         self.text_max_length = int(base.settings.get("max_length", DEFAULT_MAX_LENGTH))
         self.text_layers = int(base.settings.get("text_layers", 0))
-        if any(int(sr.settings.get("text_layers", 0)) != self.text_layers for sr in self.super_res):
-            raise CheckpointError("the UNets of an Imagen cascade read token states from different MiniLM depths")
+        if any(int(c.settings.get(key, default)) != int(base.settings.get(key, default)) for c in [*self.base_experts, *self.super_res]
+               for key, default in (("text_layers", 0), ("max_length", DEFAULT_MAX_LENGTH))):
+            raise CheckpointError("the UNets of an Imagen cascade read token states from different MiniLM depths or caption lengths")
 
     @classmethod
     def assemble(cls, stages: dict[str, list[str | Path]], *, preset: dict[str, Any] | None = None, caption_memory: str | None = None,
                  memory_dims: int = 0, info: dict[str, Any] | None = None) -> ImagenPipeline:
-        """A pipeline from trained stages: {"imagen-base": [RUN], "imagen-sr": [RUN, ...]} (run or
-        component folders, super-resolution lowest resolution first). A preset's "imagen-pipeline"
-        (or "pipeline") section gives the default sampling options."""
-        if len(stages.get("imagen-base", [])) != 1:
-            raise InputError("an imagen pipeline needs one imagen-base")
+        """A pipeline from trained stages: {"imagen-base": [RUN, ...], "imagen-sr": [RUN, ...]} (run or
+        component folders, super-resolution lowest resolution first). One imagen-base is trained
+        on every diffusion step; any others are its high-noise experts (trained with
+        options.min_step). A preset's "imagen-pipeline" (or "pipeline") section gives the
+        default sampling options."""
         if caption_memory:
             raise InputError("an imagen pipeline has no caption memory (it reads the prompt's own token states)")
-        base = load_component(resolve_component(stages["imagen-base"][0]), role="imagen-base")
+        bases = [load_component(resolve_component(p), role="imagen-base") for p in stages.get("imagen-base", [])]
+        whole = [b for b in bases if not b.settings.get("min_step")]
+        if len(whole) != 1:
+            raise InputError(f"an imagen pipeline needs one imagen-base trained on every diffusion step (beside any high-noise experts); got {len(whole)}")
         super_res = [load_component(resolve_component(p), role="imagen-sr") for p in stages.get("imagen-sr", [])]
-        return cls(base=base, super_res=super_res, defaults=preset_defaults(preset, cls.kind, cls.options_class), info=info)
+        return cls(base=whole[0], base_experts=[b for b in bases if b.settings.get("min_step")], super_res=super_res,
+                   defaults=preset_defaults(preset, cls.kind, cls.options_class), info=info)
 
     # ---- persistence -------------------------------------------------------------------------
     @classmethod
@@ -70,6 +80,7 @@ class ImagenPipeline(Pipeline):
         path = Path(path)
         spec, defaults = read_pipeline_json(path, cls.kind, cls.options_class)
         return cls(base=load_component(part_folder(path, spec.get("base", "base")), role="imagen-base"),
+                   base_experts=[load_component(part_folder(path, p), role="imagen-base") for p in spec.get("base_experts", [])],
                    super_res=[load_component(part_folder(path, p), role="imagen-sr") for p in spec.get("super_res", [])],
                    defaults=defaults, info=spec.get("info", {}))
 
@@ -77,12 +88,14 @@ class ImagenPipeline(Pipeline):
         """Write the whole pipeline atomically (fp16 weights by default); an existing `path` is
         replaced only with overwrite=True, and only if it is a pipeline folder."""
         path = Path(path)
-        names = [f"sr-{sr.model.config.image_size}" for sr in self.super_res]
+        parts = self.components()
         with atomic_folder(path, overwrite=overwrite, owned=is_pipeline_folder) as tmp:
-            for name, comp in [("base", self.base), *zip(names, self.super_res)]:
+            for name, comp in parts.items():
                 (tmp / name).mkdir()
                 write_component_files(tmp / name, comp, dtype=dtype)
-            write_pipeline_json(tmp, self.kind, self.defaults, self.info, base="base", super_res=names)
+            experts = [name for name in parts if name.startswith("base-from-")]
+            write_pipeline_json(tmp, self.kind, self.defaults, self.info, base="base", **({"base_experts": experts} if experts else {}),
+                                super_res=[name for name in parts if name.startswith("sr-")])
         return path
 
     @property
@@ -90,7 +103,8 @@ class ImagenPipeline(Pipeline):
         return (self.super_res[-1] if self.super_res else self.base).model.config.image_size
 
     def components(self) -> dict[str, Component]:
-        return {"base": self.base, **{f"sr-{sr.model.config.image_size}": sr for sr in self.super_res}}
+        return {"base": self.base, **{f"base-from-{e.settings['min_step']}": e for e in self.base_experts},
+                **{f"sr-{sr.model.config.image_size}": sr for sr in self.super_res}}
 
     # ---- sampling ------------------------------------------------------------------------------
     def encode_text(self, prompts: list[str]):
@@ -113,7 +127,8 @@ class ImagenPipeline(Pipeline):
         generator = RowGenerators.for_call(seed, len(prompts), num_images, first_index, row_seeds)
         cond, null = text_conditions(tokens, mask)
         x = sample_unet(self.base, cond, null=null, guidance=opts.base_guidance, steps=opts.base_steps, sampler=opts.sampler, spacing=opts.spacing,
-                        threshold=opts.base_threshold, generator=generator, progress=progress)
+                        threshold=opts.base_threshold, generator=generator, progress=progress,
+                        experts=self.base_experts if opts.base_experts == "on" else ())
         for sr in self.super_res:
             level = round(opts.sr_aug_level * (diffusion_of(sr).num_steps - 1))
             x = run_upsampler(sr, x, tokens, mask, steps=opts.sr_steps, guidance=opts.sr_guidance, aug_level=level, sampler=opts.sampler_of("sr"), spacing=opts.spacing,

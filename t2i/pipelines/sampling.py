@@ -13,10 +13,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from t2i.checkpoint import Component
+from t2i.checkpoint import CheckpointError, Component
 from t2i.config import config_from_dict
 from t2i.data.dataset import to_model_range
 from t2i.diffusion.config import DiffusionConfig
+from t2i.diffusion.experts import expert_denoiser
 from t2i.diffusion.gaussian import GaussianDiffusion
 from t2i.diffusion.guidance import chained_guidance, thresholded
 from t2i.diffusion.noise import randn
@@ -40,15 +41,21 @@ def diffusion_of(component: Component) -> GaussianDiffusion:
     return diffusion_config(component).build()
 
 
-def sample_chain(component, denoise_with_cond, conds, scales, shape, *, steps, sampler, threshold, generator, progress=None, start=None, spacing="uniform"):
+def sample_chain(component, denoise_with_cond, conds, scales, shape, *, steps, sampler, threshold, generator, progress=None, start=None, spacing="uniform",
+                 experts=()):
     """Sample `shape` from pure noise over `steps` respaced steps, or, with start = (x, timesteps),
     from that partly noised x over those timesteps. conds runs from the null condition to the
-    full one, with one guidance scale per step (see chained_guidance)."""
+    full one, with one guidance scale per step (see chained_guidance). `experts` are components
+    trained on diffusion steps from their `min_step` up (high-noise experts): each takes the
+    steps of its range, the component those below the first expert's."""
     if component.settings.get("min_step"):
         raise InputError(f"this {component.role} was trained on diffusion steps {component.settings['min_step']} and up only (options.min_step): "
-                         "it cannot sample a whole chain")
+                         "it cannot sample a whole chain alone (give it as an expert beside a model trained on every step)")
     diffusion = diffusion_of(component)
     denoise = chained_guidance(diffusion.denoiser(denoise_with_cond), conds, scales)
+    if experts:
+        check_experts(component, experts)
+        denoise = expert_denoiser([(0, denoise)] + [(int(e.settings["min_step"]), chained_guidance(diffusion.denoiser(e.model), conds, scales)) for e in experts])
     denoise = thresholded(denoise, threshold)
     if start is not None:
         x, timesteps = start
@@ -59,11 +66,28 @@ def sample_chain(component, denoise_with_cond, conds, scales, shape, *, steps, s
                   generator=generator, progress=progress)
 
 
+def check_experts(component: Component, experts) -> None:
+    """High-noise experts fit beside `component`: each trained from its own min_step up, on the
+    same diffusion (schedule, objective) and the same inputs and outputs."""
+    starts = [int(e.settings.get("min_step", 0)) for e in experts]
+    if not all(starts) or len(set(starts)) != len(starts):
+        raise CheckpointError(f"each expert must be trained from its own step up (options.min_step); these start at {starts}")
+    if any(diffusion_config(e) != diffusion_config(component) for e in experts):
+        raise CheckpointError(f"an expert of this {component.role} was trained on another diffusion (schedule, steps or objective)")
+    keys = ("image_size", "in_channels", "out_channels", "text_dim", "low_res", "embed_dim")
+    mine = {k: getattr(component.model.config, k, None) for k in keys}
+    for e in experts:
+        theirs = {k: getattr(e.model.config, k, None) for k in keys}
+        if theirs != mine:
+            raise CheckpointError(f"an expert of this {component.role} reads or makes something else: {theirs} against {mine}")
+
+
 @torch.no_grad()
 def sample_unet(unet: Component, cond: dict, *, null: dict | None = None, guidance: float = 1.0, steps: int = 25, sampler: str = "ddim",
-                spacing: str = "uniform", threshold: str = "static", generator=None, progress=None) -> torch.Tensor:
+                spacing: str = "uniform", threshold: str = "static", generator=None, progress=None, experts=()) -> torch.Tensor:
     """Images (B, C, S, S) in [-1, 1] from pure noise under `cond` (the UNet's keyword inputs,
-    B rows each), guided by `guidance` away from `null` (1 = no guidance, no null needed)."""
+    B rows each), guided by `guidance` away from `null` (1 = no guidance, no null needed);
+    `experts` take the noisiest steps (see sample_chain)."""
     cfg = unet.model.config
     b = len(next(v for v in cond.values() if v is not None))
     if null is None and guidance != 1.0:
@@ -71,7 +95,7 @@ def sample_unet(unet: Component, cond: dict, *, null: dict | None = None, guidan
     conds = [cond if null is None else null, cond]  # at guidance 1 only cond is evaluated
     shape = (b, cfg.out_channels, cfg.image_size, cfg.image_size)
     return sample_chain(unet, unet.model, conds, [guidance], shape, steps=steps, sampler=sampler, spacing=spacing, threshold=threshold, generator=generator,
-                progress=progress).clamp(-1, 1)
+                progress=progress, experts=experts).clamp(-1, 1)
 
 
 def text_conditions(tokens: torch.Tensor, token_mask: torch.Tensor) -> tuple[dict, dict]:
