@@ -11,7 +11,7 @@ from PIL import Image
 from tiny import pixels
 
 import t2i
-from t2i.checkpoint import Component
+from t2i.checkpoint import CheckpointError, Component
 from t2i.cli import main
 from t2i.imagen.pipeline import ImagenPipeline
 from t2i.imagen.stages import ImagenBaseStage
@@ -211,6 +211,8 @@ def test_a_high_noise_expert_samples_the_noisiest_steps_of_an_assembled_imagen(t
     # turned off, the pipeline is the one without the expert, image for image
     assert np.array_equal(pixels(pipe("a red apple", seed=2, **options, base_experts="off"))[0], pixels(plain("a red apple", seed=2, **options))[0])
     assert not np.array_equal(with_expert, pixels(plain("a red apple", seed=2, **options))[0])
+    with pytest.raises(CheckpointError, match="each expert must be trained from its own step up"):
+        ImagenPipeline(base=plain.base, base_experts=[plain.base])  # a UNet of every step is no expert
     capsys.readouterr()
     # an expert alone is not a base: one line, exit 2
     assert main(["assemble", "--imagen-base", str(expert_run), "-o", str(tmp_path / "expert-alone")]) == 2
