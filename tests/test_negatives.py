@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from t2i.data.dataset import ImageCaptionSet
+from t2i.errors import InputError
 from t2i.models.clip import CLIP, CLIPConfig
-from t2i.text.negatives import hard_negatives
+from t2i.text.negatives import hard_negatives, negative_kinds
 from t2i.train.captions import CaptionTable
 
 
@@ -25,6 +26,18 @@ def test_hard_negatives_change_the_meaning_not_the_words():
     assert hard_negatives("grinning face with big eyes") == []
     # "to the left of" is one relation, not "left of" inside it
     assert "to the right of" in hard_negatives("a circle to the left of a square")[0]
+
+
+def test_negative_kinds_pick_the_perturbations():
+    caption = "a large red circle to the left of a small blue square"
+    assert hard_negatives(caption, ("relation",)) == ["a large red circle to the right of a small blue square"]
+    assert hard_negatives(caption, ("colour", "size")) == hard_negatives(caption)[1:]
+    assert hard_negatives("two squares", ("relation", "colour")) == []
+    assert negative_kinds("all") == ("relation", "colour", "size", "count")
+    assert negative_kinds("count, relation") == ("relation", "count")  # in one order, whatever the spelling
+    for bad in ("relations", "", "relation,,count"):
+        with pytest.raises(InputError, match="relation, colour, size, count"):
+            negative_kinds(bad)
 
 
 def test_caption_table_encodes_negatives_beside_the_captions():

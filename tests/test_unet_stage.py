@@ -123,6 +123,19 @@ def test_caption_contrast_is_a_soft_hinge_on_how_much_better_the_caption_denoise
     assert torch.allclose(contrast.loss(model, b, torch.Generator().manual_seed(5)), errors.mean(), rtol=1e-6)
 
 
+def test_contrast_negatives_limits_the_hard_negatives_to_some_perturbations(tmp_path) -> None:
+    data = _relation_folder(tmp_path / "relations")
+    relation = _contrast_stage(data, caption_contrast=1.0, contrast_negatives="relation")
+    table = relation.captions
+    captions = [table.texts[r] for r in table.rows.tolist()]
+    negatives = [table.texts[r] for r in table.negatives[table.rows].flatten().tolist() if r >= 0]
+    assert negatives == [c.replace("to the left of", "to the right of") for c in captions]  # one each, no colour swaps
+    everything = _contrast_stage(data, caption_contrast=1.0).captions
+    assert (everything.negatives[everything.rows] >= 0).sum(1).tolist() == [2, 2, 2, 2]
+    with pytest.raises(InputError, match="comma-separated"):
+        _contrast_stage(data, caption_contrast=1.0, contrast_negatives="flips")
+
+
 def test_a_step_down_the_caption_contrast_makes_the_negatives_denoise_worse(tmp_path) -> None:
     stage = _contrast_stage(_relation_folder(tmp_path / "relations"), caption_contrast=1.0)
     model, batch = stage.component.model, stage.batch(0, 8, torch.Generator().manual_seed(3))

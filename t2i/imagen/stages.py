@@ -20,6 +20,7 @@ class BaseOptions(CaptionOptions):
     text_layers: int = count(0)  # MiniLM's token states after this many of its 6 layers (0: all); the paper's text-depth study
     text_consistency: float = scale(0.0)  # a rephrased caption's prediction pulled toward its caption's (UNetStage.loss)
     caption_contrast: float = scale(0.0)  # a hard-negative caption must denoise worse than the true one (UNetStage.loss)
+    contrast_negatives: str = "all"  # which hard negatives it uses: all, or some of relation,colour,size,count
     min_step: int = count(0)  # train on diffusion steps from this one up (0: all): a high-noise expert (UNetStage)
 
     def __post_init__(self) -> None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 
+from t2i.errors import InputError
+
 COLOURS = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "magenta", "brown", "black", "white", "gray", "grey")
 SIZES = ("small", "large", "big", "tiny", "huge")
 NUMBERS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
@@ -76,7 +78,27 @@ def _count_change(caption: str) -> str | None:
     return None
 
 
-def hard_negatives(caption: str) -> list[str]:
-    """Captions that use (nearly) the same words as `caption` but describe another image; may be empty."""
-    found = [_relation_flip(caption), _attribute_swap(caption, COLOURS), _attribute_swap(caption, SIZES), _count_change(caption)]
+# what a hard negative changes, each kind with its maker
+MAKERS = {
+    "relation": _relation_flip,
+    "colour": lambda caption: _attribute_swap(caption, COLOURS),
+    "size": lambda caption: _attribute_swap(caption, SIZES),
+    "count": _count_change,
+}
+KINDS = tuple(MAKERS)
+
+
+def negative_kinds(text: str) -> tuple[str, ...]:
+    """"all" or a comma-separated subset of KINDS ("relation,count") -> the kinds, in KINDS' order."""
+    asked = KINDS if text.strip() == "all" else tuple(k.strip() for k in text.split(","))
+    unknown = [k for k in asked if k not in MAKERS]
+    if unknown or not asked:
+        raise InputError(f"hard negatives must be 'all' or a comma-separated list of {', '.join(KINDS)}, got {text!r}")
+    return tuple(k for k in KINDS if k in asked)
+
+
+def hard_negatives(caption: str, kinds: tuple[str, ...] = KINDS) -> list[str]:
+    """Captions that use (nearly) the same words as `caption` but describe another image, made
+    by the perturbations `kinds` names; may be empty."""
+    found = [MAKERS[kind](caption) for kind in kinds]
     return list(dict.fromkeys(n for n in found if n is not None and n != caption))

@@ -9,27 +9,28 @@ from t2i.errors import InputError
 from t2i.text.augment import caption_variants
 from t2i.text.cache import encode_cached
 from t2i.text.encoder import TextEncoding
-from t2i.text.negatives import hard_negatives
+from t2i.text.negatives import KINDS, hard_negatives
 
 
 class CaptionTable:
     """Every caption of every image, encoded (cached on disk); `draw` picks one per image.
 
     With negatives=True the hard negatives of every caption (t2i.text.negatives) are encoded
-    too, in the same table, and `negatives[row]` lists their rows (-1 pads).
+    too, in the same table, and `negatives[row]` lists their rows (-1 pads); `negative_kinds`
+    limits them to some perturbations (relation flips alone, say).
 
     With augment = p > 0, each drawn caption is replaced, with chance p, by one of its variants
     (t2i.text.augment: an article, a framing such as "a picture of …", a rephrasing), encoded
     in the same table; `templates` are the framings that suit the dataset."""
 
     def __init__(self, data: ImageCaptionSet, *, max_length: int = 32, progress: bool = False, negatives: bool = False,
-                 augment: float = 0.0, templates: tuple[str, ...] = (), text_layers: int = 0) -> None:
+                 negative_kinds: tuple[str, ...] = KINDS, augment: float = 0.0, templates: tuple[str, ...] = (), text_layers: int = 0) -> None:
         if not 0.0 <= augment <= 1.0:
             raise InputError(f"caption augmentation must be a chance from 0 to 1, got {augment}")
         self.augment = augment
         flat = [c for caps in data.captions for c in caps]
         unique = sorted(set(flat))
-        negs = [hard_negatives(c) for c in unique] if negatives else []
+        negs = [hard_negatives(c, negative_kinds) for c in unique] if negatives else []
         variants = [caption_variants(c, templates) for c in unique] if augment > 0 else []
         extra = [n for ns in negs for n in ns] + [v for vs in variants for v in vs]
         self.encoding, rows = encode_cached(flat + extra, max_length=max_length, layers=text_layers, progress=progress)

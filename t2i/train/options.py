@@ -69,6 +69,7 @@ class UNetOptions(CaptionOptions):
     embed_noise: float = scale(0.0)
     text_consistency: float = scale(0.0)
     caption_contrast: float = scale(0.0)
+    contrast_negatives: str = "all"
     min_step: int = count(0)
     low_res_size: int = count(32)
     max_aug_level: int = count(0)

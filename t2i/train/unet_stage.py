@@ -7,7 +7,8 @@ from the model's config, each optional:
   with `text_consistency` > 0 (a fine-tune), a rephrased caption's prediction is also pulled
   toward what the model the fine-tune started from predicts from the caption itself, and with
   `caption_contrast` > 0 a hard negative of the caption (relation flipped, colours swapped, count
-  changed) must denoise the same noisy image worse than the caption does (see `loss`);
+  changed; `contrast_negatives` picks which) must denoise the same noisy image worse than the
+  caption does (see `loss`);
 - `low_res`: the image itself at `low_res_size`, noised to a random level up to `max_aug_level`
   (noise-conditioning augmentation; the network is told the level when `noise_aug` is set).
 
@@ -30,6 +31,7 @@ from t2i.data.sources import load_dataset
 from t2i.errors import InputError
 from t2i.image_grid import save_grid
 from t2i.pipelines.sampling import clip_image_embeds, diffusion_config, diffusion_of, run_decoder, run_upsampler
+from t2i.text.negatives import negative_kinds
 from t2i.train.captions import CaptionTable
 from t2i.train.options import UNetOptions, sampling_settings
 from t2i.train.stages import PREVIEW_COUNT, Stage, draw_rows, noised_embeddings
@@ -59,7 +61,7 @@ class UNetStage(Stage):
     def __init__(self, component: Component, data: ImageCaptionSet, *, clip: Component | None = None, teacher: Component | None = None, drop_embed: float = 0.1, drop_text: float = 0.5,
                  embed_noise: float = 0.0, max_length: int = 32, caption_augment: float = 0.0, templates: tuple[str, ...] = (),
                  low_res_size: int = 32, max_aug_level: int = 0, sample_aug_level: int = 0, sample_start_level: int = 0, text_layers: int = 0,
-                 text_consistency: float = 0.0, caption_contrast: float = 0.0, min_step: int = 0) -> None:
+                 text_consistency: float = 0.0, caption_contrast: float = 0.0, contrast_negatives: str = "all", min_step: int = 0) -> None:
         # sample_*: sampling-time options, kept in the component's settings (see settings), not used in training
         cfg = component.model.config
         if cfg.embed_dim and clip is None:
@@ -83,8 +85,9 @@ class UNetStage(Stage):
         self.min_step = min_step
         self.data = data.resized(cfg.image_size)
         self.embeds = clip_image_embeds(clip, data.resized(clip.model.config.image_size).images) if cfg.embed_dim else None
+        kinds = negative_kinds(contrast_negatives)  # checked even when unused: a typo should not wait for the run that uses it
         self.captions = CaptionTable(data, max_length=max_length, progress=True, augment=caption_augment, templates=templates,
-                                     text_layers=text_layers, negatives=caption_contrast > 0) if cfg.text_dim else None
+                                     text_layers=text_layers, negatives=caption_contrast > 0, negative_kinds=kinds) if cfg.text_dim else None
         self.low_size, self.max_aug = (int(component.settings.get("low_res_size", low_res_size)), int(component.settings.get("max_aug_level", max_aug_level))) if cfg.low_res else (0, 0)
 
     def _low(self, x: torch.Tensor) -> torch.Tensor:

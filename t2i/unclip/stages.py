@@ -36,6 +36,7 @@ class DecoderOptions(CaptionOptions):
     text_consistency: float = scale(0.0)
     # the weight of a hard-negative caption denoising worse than the true one (see UNetStage.loss)
     caption_contrast: float = scale(0.0)
+    contrast_negatives: str = "all"  # which hard negatives: all, or a comma-separated subset of relation,colour,size,count
     min_step: int = count(0)  # train on diffusion steps from this one up (0: all): a high-noise expert (see UNetStage)
 
 
