@@ -92,7 +92,7 @@ def negative_kinds(text: str) -> tuple[str, ...]:
     """"all" or a comma-separated subset of KINDS ("relation,count") -> the kinds, in KINDS' order."""
     asked = KINDS if text.strip() == "all" else tuple(k.strip() for k in text.split(","))
     unknown = [k for k in asked if k not in MAKERS]
-    if unknown or not asked:
+    if unknown:  # an empty name ("", "a,,b") is unknown too
         raise InputError(f"hard negatives must be 'all' or a comma-separated list of {', '.join(KINDS)}, got {text!r}")
     return tuple(k for k in KINDS if k in asked)
 

@@ -68,6 +68,7 @@ class UNetStage(Stage):
             raise ValueError("a UNet conditioned on CLIP image embeddings trains with a CLIP")
         if text_consistency and not (cfg.text_dim and caption_augment > 0):
             raise InputError("text_consistency pulls rephrased captions toward their own: it needs a UNet that reads text and caption_augment > 0")
+        kinds = negative_kinds(contrast_negatives)  # checked even when unused, and before any data work: a typo fails at once
         if caption_contrast and not cfg.text_dim:
             raise InputError("caption_contrast compares a caption with its hard negatives: it needs a UNet that reads text")
         if text_consistency and teacher is None:
@@ -85,7 +86,6 @@ class UNetStage(Stage):
         self.min_step = min_step
         self.data = data.resized(cfg.image_size)
         self.embeds = clip_image_embeds(clip, data.resized(clip.model.config.image_size).images) if cfg.embed_dim else None
-        kinds = negative_kinds(contrast_negatives)  # checked even when unused: a typo should not wait for the run that uses it
         self.captions = CaptionTable(data, max_length=max_length, progress=True, augment=caption_augment, templates=templates,
                                      text_layers=text_layers, negatives=caption_contrast > 0, negative_kinds=kinds) if cfg.text_dim else None
         self.low_size, self.max_aug = (int(component.settings.get("low_res_size", low_res_size)), int(component.settings.get("max_aug_level", max_aug_level))) if cfg.low_res else (0, 0)
