@@ -40,6 +40,17 @@ def test_negative_kinds_pick_the_perturbations():
             negative_kinds(bad)
 
 
+def test_every_text_unet_stage_checks_its_negatives_when_its_options_are_read():
+    from t2i.imagen.stages import BaseOptions, SuperResOptions
+    from t2i.train.options import UNetOptions
+    from t2i.unclip.stages import DecoderOptions
+
+    for options in (BaseOptions, SuperResOptions, DecoderOptions, UNetOptions):
+        assert options(contrast_negatives="colour,relation").contrast_negatives == "colour,relation"
+        with pytest.raises(InputError, match="hard negatives must be"):
+            options(contrast_negatives="flips")
+
+
 def test_caption_table_encodes_negatives_beside_the_captions():
     data = ImageCaptionSet(images=np.zeros((3, 8, 8, 3), np.uint8),
                            captions=[["a circle above a square"], ["a red circle and a blue square", "a circle"], ["a circle"]])

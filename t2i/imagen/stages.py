@@ -10,18 +10,14 @@ from typing import Any
 from t2i.checkpoint import Component
 from t2i.errors import InputError
 from t2i.text.encoder import NUM_LAYERS
-from t2i.train.options import CaptionOptions, count, rate, scale
+from t2i.train.options import DenoiserTextOptions, count, rate
 from t2i.train.unet_stage import UNetStage
 
 
 @dataclass(frozen=True)
-class BaseOptions(CaptionOptions):
+class BaseOptions(DenoiserTextOptions):
     drop_text: float = rate(0.1)  # caption dropped, for classifier-free guidance (the paper's 10%)
     text_layers: int = count(0)  # MiniLM's token states after this many of its 6 layers (0: all); the paper's text-depth study
-    text_consistency: float = scale(0.0)  # a rephrased caption's prediction pulled toward its caption's (UNetStage.loss)
-    caption_contrast: float = scale(0.0)  # a hard-negative caption must denoise worse than the true one (UNetStage.loss)
-    contrast_negatives: str = "all"  # which hard negatives it uses: all, or some of relation,colour,size,count
-    min_step: int = count(0)  # train on diffusion steps from this one up (0: all): a high-noise expert (UNetStage)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field, fields
 
 from t2i.errors import InputError
+from t2i.text.negatives import negative_kinds
 
 # a low-res UNet's training options that only matter at sampling time: kept in its settings, and
 # a preset may change them at assembly
@@ -61,16 +62,29 @@ class CaptionOptions:
 
 
 @dataclass(frozen=True)
-class UNetOptions(CaptionOptions):
+class DenoiserTextOptions(CaptionOptions):
+    """The UNet stage's caption terms and step range (t2i/train/unet_stage.py), written once for
+    every stage that trains a text-conditioned UNet: unCLIP's decoder, Imagen's UNets."""
+
+    # the weight of a rephrased caption's prediction pulled toward its caption's (see UNetStage.loss)
+    text_consistency: float = scale(0.0)
+    # the weight of a hard-negative caption denoising worse than the true one (see UNetStage.loss)
+    caption_contrast: float = scale(0.0)
+    contrast_negatives: str = "all"  # which hard negatives: all, or a comma-separated subset of relation,colour,size,count
+    min_step: int = count(0)  # train on diffusion steps from this one up (0: all): a high-noise expert (see UNetStage)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        negative_kinds(self.contrast_negatives)  # a typo fails when the options are read
+
+
+@dataclass(frozen=True)
+class UNetOptions(DenoiserTextOptions):
     """Every option of the UNet stage (t2i/train/unet_stage.py), for a UNet with every condition."""
 
     drop_embed: float = rate(0.1)
     drop_text: float = rate(0.5)
     embed_noise: float = scale(0.0)
-    text_consistency: float = scale(0.0)
-    caption_contrast: float = scale(0.0)
-    contrast_negatives: str = "all"
-    min_step: int = count(0)
     low_res_size: int = count(32)
     max_aug_level: int = count(0)
     sample_aug_level: int = count(0)

@@ -15,7 +15,7 @@ from t2i.data.sources import load_dataset
 from t2i.errors import InputError
 from t2i.pipelines.sampling import clip_image_embeds, diffusion_of
 from t2i.train.captions import CaptionTable
-from t2i.train.options import CaptionOptions, check_kinds, count, rate, scale
+from t2i.train.options import CaptionOptions, DenoiserTextOptions, check_kinds, count, rate, scale
 from t2i.train.stages import Stage, draw_rows
 from t2i.train.unet_stage import UNetStage
 from t2i.unclip.clip_stage import clip_text_embeds
@@ -28,16 +28,10 @@ class PriorOptions(CaptionOptions):
 
 
 @dataclass(frozen=True)
-class DecoderOptions(CaptionOptions):
+class DecoderOptions(DenoiserTextOptions):
     drop_embed: float = rate(0.1)  # image embedding dropped (for guidance)
     drop_text: float = rate(0.5)  # text tokens dropped
     embed_noise: float = scale(0.0)  # the largest noise added to the image embeddings (see noised_embeddings)
-    # the weight of a rephrased caption's prediction pulled toward its caption's (see UNetStage.loss)
-    text_consistency: float = scale(0.0)
-    # the weight of a hard-negative caption denoising worse than the true one (see UNetStage.loss)
-    caption_contrast: float = scale(0.0)
-    contrast_negatives: str = "all"  # which hard negatives: all, or a comma-separated subset of relation,colour,size,count
-    min_step: int = count(0)  # train on diffusion steps from this one up (0: all): a high-noise expert (see UNetStage)
 
 
 @dataclass(frozen=True)
