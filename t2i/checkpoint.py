@@ -79,11 +79,25 @@ def component_json(component: Component) -> dict[str, Any]:
     }
 
 
-def write_component_files(folder: Path, component: Component, *, dtype: torch.dtype = torch.float32) -> None:
-    """Write config.json and model.safetensors into an existing folder (not atomic by itself)."""
-    state = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous() for k, v in component.model.state_dict().items()}
+def _stored(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous() for k, v in state.items()}
+
+
+def write_component_files(folder: Path, component: Component, *, dtype: torch.dtype = torch.float32, shared_with: Component | None = None) -> None:
+    """Write config.json and model.safetensors into an existing folder (not atomic by itself).
+    With `shared_with` (a component saved beside it), the tensors equal to that one's once
+    stored are left out and config.json lists them as "shared_tensors": load_component with the
+    same `shared_with` puts them back (a fine-tune of a few layers stores just those)."""
+    state = _stored(component.model.state_dict(), dtype)
+    config = component_json(component)
+    if shared_with is not None:
+        theirs = _stored(shared_with.model.state_dict(), dtype)
+        shared = sorted(k for k, v in state.items() if k in theirs and theirs[k].shape == v.shape and torch.equal(theirs[k], v))
+        if shared:
+            state = {k: v for k, v in state.items() if k not in set(shared)}
+            config["shared_tensors"] = shared
     save_tensors(state, folder / "model.safetensors", metadata={"format_version": str(FORMAT_VERSION)})
-    (folder / "config.json").write_text(json.dumps(component_json(component), indent=2))
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
 
 
 def save_component(path: str | Path, component: Component, *, dtype: torch.dtype = torch.float32, overwrite: bool = False) -> Path:
@@ -180,14 +194,23 @@ def read_component_json(path: Path) -> dict[str, Any]:
     return cfg
 
 
-def load_component(path: str | Path, *, role: str | None = None, weights: str = "model.safetensors") -> Component:
-    """Load a component folder; `role` (e.g. "decoder") makes a component of another role an error."""
+def load_component(path: str | Path, *, role: str | None = None, weights: str = "model.safetensors", shared_with: Component | None = None) -> Component:
+    """Load a component folder; `role` (e.g. "decoder") makes a component of another role an error.
+    A component saved with `shared_with` (its config lists "shared_tensors") takes those tensors
+    from the same component again."""
     path = Path(path)
     cfg = read_component_json(path)
     if role is not None and cfg["role"] != role:
         raise CheckpointError(f"{path}: this is a {cfg['role']} checkpoint, expected a {role}")
     model = build_model(cfg["component"], cfg["model"])
-    load_weights(model, path / weights)
+    shared = cfg.get("shared_tensors", [])
+    if shared and shared_with is None:
+        raise CheckpointError(f"{path}: stores only its differences from another UNet of its pipeline; load the pipeline folder")
+    theirs = shared_with.model.state_dict() if shared else {}
+    lacking = [k for k in shared if k not in theirs]
+    if lacking:
+        raise CheckpointError(f"{path}: shares tensors its pipeline's other UNet does not have ({', '.join(lacking[:3])})")
+    load_weights(model, path / weights, extra={k: theirs[k] for k in shared})
     return Component(model=model.eval(), role=cfg["role"], settings=cfg.get("settings", {}), info=cfg.get("info", {}))
 
 
@@ -199,17 +222,20 @@ class WeightsFit:
     unused: list[str]
 
 
-def load_weights(model: nn.Module, file: Path, *, warm_start: bool = False) -> WeightsFit:
+def load_weights(model: nn.Module, file: Path, *, warm_start: bool = False, extra: dict[str, torch.Tensor] | None = None) -> WeightsFit:
     """Load `file` into `model`, exactly. A warm start (`--init-from`) also takes a model of
     another shape: tensors the file lacks keep the model's own initial values, and tensors the
     model has no place for (a decoder's CLIP-embedding input, say) are left out; both are named
-    in the result. Tensors present in both must agree in shape."""
+    in the result. Tensors present in both must agree in shape. `extra` holds tensors stored
+    elsewhere (see write_component_files' shared_with), loaded as if the file held them."""
     if not file.exists():
         raise CheckpointError(f"{file.parent}: missing {file.name}")
     try:
         state = load_file(str(file))
     except Exception as e:  # safetensors raises several types for truncated or foreign files
         raise CheckpointError(f"{file}: unreadable weights ({e})") from None
+    if extra:
+        state = {**{k: v.detach().cpu() for k, v in extra.items()}, **state}
     own = model.state_dict()
     fit = WeightsFit(missing=sorted(set(own) - set(state)), unused=sorted(set(state) - set(own)))
     if (fit.missing or fit.unused) and not warm_start:

@@ -218,3 +218,37 @@ def test_a_high_noise_expert_samples_the_noisiest_steps_of_an_assembled_imagen(t
     assert main(["assemble", "--imagen-base", str(expert_run), "-o", str(tmp_path / "expert-alone")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs one imagen-base trained on every diffusion step" in err and not (tmp_path / "expert-alone").exists()
+
+
+def test_an_expert_trained_in_a_few_layers_is_stored_as_its_differences_from_the_base(tiny_imagen, tmp_path, capsys) -> None:
+    from safetensors import safe_open
+    from tiny import state_dicts_equal
+
+    from t2i.checkpoint import load_component, resolve_component
+
+    base_run = tiny_imagen.runs["imagen-base"]
+    expert_run = tmp_path / "expert"
+    assert main(["train", "imagen-base", "--data", str(tiny_imagen.data), "--config", "tiny", "--init-from", str(base_run), "--steps", "2",
+                 "--set", "options.min_step=900", "--set", "options.train_only=attn", "--out", str(expert_run), "--no-progress"]) == 0
+    base, expert = load_component(resolve_component(base_run)), load_component(resolve_component(expert_run))
+    theirs, ours = base.model.state_dict(), expert.model.state_dict()
+    changed = {k for k in ours if not torch.equal(ours[k], theirs[k])}
+    assert changed and all("attn" in k for k in changed)  # the frozen weights are the base's, bit for bit
+
+    pipeline = tmp_path / "pipe"
+    assert main(["assemble", "--imagen-base", str(base_run), "--imagen-base", str(expert_run), "--imagen-sr", str(tiny_imagen.runs["imagen-sr"]),
+                 "--config", "tiny", "--fp32", "-o", str(pipeline)]) == 0
+    with safe_open(str(pipeline / "base-from-900" / "model.safetensors"), "pt") as f:
+        stored = set(f.keys())
+    assert changed <= stored and all("attn" in k for k in stored)  # attention weights alone (some may not have moved)
+    shared = json.loads((pipeline / "base-from-900" / "config.json").read_text())["shared_tensors"]
+    assert set(shared) == set(ours) - stored
+    pipe = t2i.load_pipeline(pipeline)
+    assert state_dicts_equal(pipe.base_experts[0].model, expert.model) and state_dicts_equal(pipe.base.model, base.model)
+    with pytest.raises(CheckpointError, match="load the pipeline folder"):
+        load_component(pipeline / "base-from-900")
+    capsys.readouterr()
+    assert main(["train", "imagen-base", "--data", str(tiny_imagen.data), "--config", "tiny", "--set", "options.train_only=attn,cross",
+                 "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no weight of this model is named with 'cross'" in err

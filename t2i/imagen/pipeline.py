@@ -79,8 +79,9 @@ class ImagenPipeline(Pipeline):
     def from_folder(cls, path: str | Path) -> ImagenPipeline:
         path = Path(path)
         spec, defaults = read_pipeline_json(path, cls.kind, cls.options_class)
-        return cls(base=load_component(part_folder(path, spec.get("base", "base")), role="imagen-base"),
-                   base_experts=[load_component(part_folder(path, p), role="imagen-base") for p in spec.get("base_experts", [])],
+        base = load_component(part_folder(path, spec.get("base", "base")), role="imagen-base")
+        return cls(base=base,
+                   base_experts=[load_component(part_folder(path, p), role="imagen-base", shared_with=base) for p in spec.get("base_experts", [])],
                    super_res=[load_component(part_folder(path, p), role="imagen-sr") for p in spec.get("super_res", [])],
                    defaults=defaults, info=spec.get("info", {}))
 
@@ -92,7 +93,8 @@ class ImagenPipeline(Pipeline):
         with atomic_folder(path, overwrite=overwrite, owned=is_pipeline_folder) as tmp:
             for name, comp in parts.items():
                 (tmp / name).mkdir()
-                write_component_files(tmp / name, comp, dtype=dtype)
+                # an expert fine-tuned from the base in a few layers (options.train_only) stores those alone
+                write_component_files(tmp / name, comp, dtype=dtype, shared_with=self.base if name.startswith("base-from-") else None)
             experts = [name for name in parts if name.startswith("base-from-")]
             write_pipeline_json(tmp, self.kind, self.defaults, self.info, base="base", **({"base_experts": experts} if experts else {}),
                                 super_res=[name for name in parts if name.startswith("sr-")])

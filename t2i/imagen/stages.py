@@ -10,12 +10,12 @@ from typing import Any
 from t2i.checkpoint import Component
 from t2i.errors import InputError
 from t2i.text.encoder import NUM_LAYERS
-from t2i.train.options import DenoiserTextOptions, count, rate
+from t2i.train.options import DenoiserOptions, count, rate
 from t2i.train.unet_stage import UNetStage
 
 
 @dataclass(frozen=True)
-class BaseOptions(DenoiserTextOptions):
+class BaseOptions(DenoiserOptions):
     drop_text: float = rate(0.1)  # caption dropped, for classifier-free guidance (the paper's 10%)
     text_layers: int = count(0)  # MiniLM's token states after this many of its 6 layers (0: all); the paper's text-depth study
 

@@ -62,9 +62,9 @@ class CaptionOptions:
 
 
 @dataclass(frozen=True)
-class DenoiserTextOptions(CaptionOptions):
-    """The UNet stage's caption terms and step range (t2i/train/unet_stage.py), written once for
-    every stage that trains a text-conditioned UNet: unCLIP's decoder, Imagen's UNets."""
+class DenoiserOptions(CaptionOptions):
+    """The UNet stage's caption terms, step range and trained weights (t2i/train/unet_stage.py),
+    written once for every stage that trains a text-conditioned UNet: unCLIP's decoder, Imagen's UNets."""
 
     # the weight of a rephrased caption's prediction pulled toward its caption's (see UNetStage.loss)
     text_consistency: float = scale(0.0)
@@ -72,6 +72,9 @@ class DenoiserTextOptions(CaptionOptions):
     caption_contrast: float = scale(0.0)
     contrast_negatives: str = "all"  # which hard negatives: all, or a comma-separated subset of relation,colour,size,count
     min_step: int = count(0)  # train on diffusion steps from this one up (0: all): a high-noise expert (see UNetStage)
+    # train only the weights whose names hold one of these comma-separated pieces ("attn,text");
+    # the rest stay as --init-from left them (empty: train every weight)
+    train_only: str = ""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -79,7 +82,7 @@ class DenoiserTextOptions(CaptionOptions):
 
 
 @dataclass(frozen=True)
-class UNetOptions(DenoiserTextOptions):
+class UNetOptions(DenoiserOptions):
     """Every option of the UNet stage (t2i/train/unet_stage.py), for a UNet with every condition."""
 
     drop_embed: float = rate(0.1)

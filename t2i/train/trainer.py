@@ -122,7 +122,8 @@ class Trainer:
         self.ema = EMA(model, decay=config.ema_decay)
         decay, no_decay = [], []
         for p in model.parameters():
-            (decay if p.ndim >= 2 else no_decay).append(p)
+            if p.requires_grad:  # a stage may freeze some (options.train_only)
+                (decay if p.ndim >= 2 else no_decay).append(p)
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.99))
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.step = 0

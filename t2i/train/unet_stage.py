@@ -12,6 +12,9 @@ from the model's config, each optional:
 - `low_res`: the image itself at `low_res_size`, noised to a random level up to `max_aug_level`
   (noise-conditioning augmentation; the network is told the level when `noise_aug` is set).
 
+Any of them may train on the noisiest steps alone (`min_step`: a high-noise expert) and train
+only some of its weights (`train_only`, e.g. "attn,text": the rest stay as `--init-from` left them).
+
 unCLIP's decoder is embedding + text, its upsampler low-res alone; a text-only UNet (Imagen's
 base) or an upsampler that reads the caption (Imagen's super-resolution) are other configs of
 the same stage. The roles differ only in their name and their options class.
@@ -35,6 +38,7 @@ from t2i.text.negatives import negative_kinds
 from t2i.train.captions import CaptionTable
 from t2i.train.options import UNetOptions, sampling_settings
 from t2i.train.stages import PREVIEW_COUNT, Stage, draw_rows, noised_embeddings
+from t2i.train.trainable import freeze_all_but
 
 # what a batch holds for text_consistency and caption_contrast beside the model's conditions
 EXTRA_KEYS = ("caption_tokens", "caption_mask", "reworded", "negative_tokens", "negative_mask", "negated")
@@ -61,7 +65,8 @@ class UNetStage(Stage):
     def __init__(self, component: Component, data: ImageCaptionSet, *, clip: Component | None = None, teacher: Component | None = None, drop_embed: float = 0.1, drop_text: float = 0.5,
                  embed_noise: float = 0.0, max_length: int = 32, caption_augment: float = 0.0, templates: tuple[str, ...] = (),
                  low_res_size: int = 32, max_aug_level: int = 0, sample_aug_level: int = 0, sample_start_level: int = 0, text_layers: int = 0,
-                 text_consistency: float = 0.0, caption_contrast: float = 0.0, contrast_negatives: str = "all", min_step: int = 0) -> None:
+                 text_consistency: float = 0.0, caption_contrast: float = 0.0, contrast_negatives: str = "all", min_step: int = 0,
+                 train_only: str = "") -> None:
         # sample_*: sampling-time options, kept in the component's settings (see settings), not used in training
         cfg = component.model.config
         if cfg.embed_dim and clip is None:
@@ -69,6 +74,7 @@ class UNetStage(Stage):
         if text_consistency and not (cfg.text_dim and caption_augment > 0):
             raise InputError("text_consistency pulls rephrased captions toward their own: it needs a UNet that reads text and caption_augment > 0")
         kinds = negative_kinds(contrast_negatives)  # checked even when unused, and before any data work: a typo fails at once
+        freeze_all_but(component.model, train_only)
         if caption_contrast and not cfg.text_dim:
             raise InputError("caption_contrast compares a caption with its hard negatives: it needs a UNet that reads text")
         if text_consistency and teacher is None:

@@ -15,7 +15,7 @@ from t2i.data.sources import load_dataset
 from t2i.errors import InputError
 from t2i.pipelines.sampling import clip_image_embeds, diffusion_of
 from t2i.train.captions import CaptionTable
-from t2i.train.options import CaptionOptions, DenoiserTextOptions, check_kinds, count, rate, scale
+from t2i.train.options import CaptionOptions, DenoiserOptions, check_kinds, count, rate, scale
 from t2i.train.stages import Stage, draw_rows
 from t2i.train.unet_stage import UNetStage
 from t2i.unclip.clip_stage import clip_text_embeds
@@ -28,7 +28,7 @@ class PriorOptions(CaptionOptions):
 
 
 @dataclass(frozen=True)
-class DecoderOptions(DenoiserTextOptions):
+class DecoderOptions(DenoiserOptions):
     drop_embed: float = rate(0.1)  # image embedding dropped (for guidance)
     drop_text: float = rate(0.5)  # text tokens dropped
     embed_noise: float = scale(0.0)  # the largest noise added to the image embeddings (see noised_embeddings)
