@@ -92,10 +92,10 @@ def write_component_files(folder: Path, component: Component, *, dtype: torch.dt
     config = component_json(component)
     if shared_with is not None:
         theirs = _stored(shared_with.model.state_dict(), dtype)
-        shared = sorted(k for k, v in state.items() if k in theirs and theirs[k].shape == v.shape and torch.equal(theirs[k], v))
+        shared = {k for k, v in state.items() if k in theirs and theirs[k].shape == v.shape and torch.equal(theirs[k], v)}
         if shared:
-            state = {k: v for k, v in state.items() if k not in set(shared)}
-            config["shared_tensors"] = shared
+            state = {k: v for k, v in state.items() if k not in shared}
+            config["shared_tensors"] = sorted(shared)
     save_tensors(state, folder / "model.safetensors", metadata={"format_version": str(FORMAT_VERSION)})
     (folder / "config.json").write_text(json.dumps(config, indent=2))
 

@@ -9,16 +9,15 @@ from torch import nn
 from t2i.errors import InputError
 
 
-def freeze_all_but(model: nn.Module, pieces: str) -> int:
+def freeze_all_but(model: nn.Module, pieces: str) -> None:
     """Freeze every parameter whose name holds none of the comma-separated `pieces` (empty: train
-    them all). Returns how many parameters (numbers) stay trainable."""
+    them all)."""
     wanted = [p.strip() for p in pieces.split(",") if p.strip()]
     if not wanted:
-        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+        return
     names = [name for name, _ in model.named_parameters()]
     unmatched = [w for w in wanted if not any(w in name for name in names)]
     if unmatched:
         raise InputError(f"train_only: no weight of this model is named with {', '.join(map(repr, unmatched))}")
     for name, param in model.named_parameters():
         param.requires_grad_(any(w in name for w in wanted))
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
