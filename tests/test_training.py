@@ -378,3 +378,27 @@ def test_a_text_consistency_fine_tune_resumes_exactly_toward_the_model_it_starte
     assert state_dicts_equal(_raw(second), _raw(whole)) and not state_dicts_equal(_raw(second), second.stage.teacher)
     with pytest.raises(ConfigError, match="--init-from"):
         trainer(tmp_path / "fresh")
+
+
+def test_a_fine_tune_of_some_weights_leaves_the_rest_alone_and_resumes_exactly(tiny_imagen, tmp_path) -> None:
+    preset = override_section(read_preset("tiny"), "imagen-base", ["options.train_only=attn"])
+
+    def trainer(out: Path, init_from=tiny_imagen.runs["imagen-base"]):  # a fresh UNet's zero output layer, frozen, would pass no gradient
+        torch.manual_seed(1234)
+        return make_trainer("imagen-base", preset, data=str(tiny_imagen.data), out_dir=out, init_from=init_from,
+                            train_overrides={"steps": 4, "save_every": 100, "sample_every": 100}, progress=False)
+
+    whole = trainer(tmp_path / "whole")
+    before = {k: v.clone() for k, v in _raw(whole).state_dict().items()}
+    whole.train()
+    after = _raw(whole).state_dict()
+    moved = {k for k in after if not torch.equal(after[k], before[k])}
+    assert moved and all("attn" in k for k in moved)
+    assert all(torch.equal(whole.ema.model.state_dict()[k], before[k]) for k in before if "attn" not in k)
+    first = trainer(tmp_path / "split")
+    first.train(max_steps=2)
+    del first
+    second = trainer(tmp_path / "split", init_from=None)  # as --resume: the weights come from the checkpoint
+    assert second.resume() is True
+    second.train()
+    assert state_dicts_equal(_raw(second), _raw(whole)) and state_dicts_equal(second.ema.model, whole.ema.model)
