@@ -12,6 +12,7 @@ t2i() { OMP_NUM_THREADS=1 python -m t2i.cli --threads 1 "$@"; }
 # The shipped imagen-shapes (session 22): the base warm-started from unCLIP's shapes decoder, 7,750
 # steps; the super-resolution UNet from scratch, 6,000 steps (its preset):
 #   BASE_INIT=t2i/assets/models/shapes/decoder BASE_LR=2e-4 BASE_STEPS=7750 SR_STEPS=6000 bash scripts/train_imagen.sh shapes
+# and its base was then trained on by scripts/finetune_imagen_base.sh (session 31).
 init=()
 [ -n "${BASE_INIT:-}" ] && init=(--init-from "$BASE_INIT" --lr "${BASE_LR:-2e-4}")
 t2i train imagen-sr --data "$data" --steps "${SR_STEPS:-1500}" --out "$runs/imagen-$data-sr" --no-progress &
