@@ -3,10 +3,10 @@
 # (scripts/train_imagen.sh) trained on for rounds of 6,000 steps on the relation-heavy mix, the
 # learning rate annealed to zero by a cosine in each round. About 40 minutes a round on one core:
 #   bash scripts/finetune_imagen_base.sh [ROUNDS]
-# BASE is the base to start from: by default scripts/train_imagen.sh's output; the shipped one
-# started from session 22's base, which `git checkout 60f92f5 -- t2i/assets/models/imagen-shapes`
-# restores. The high-noise expert (scripts/train_imagen_expert.sh) is a UNet of its own, so it
-# does not depend on which base it is assembled with.
+# BASE is the base to start from: by default scripts/train_imagen.sh's output. The shipped one
+# started from session 22's base, which `git worktree add /tmp/t2i-s22 60f92f5` puts at
+# /tmp/t2i-s22/t2i/assets/models/imagen-shapes/base. The high-noise expert
+# (scripts/train_imagen_expert.sh) is a UNet of its own: any base can be assembled with it.
 set -euo pipefail
 rounds=${1:-2}
 runs=${RUNS:-runs}
@@ -21,4 +21,4 @@ for round in $(seq 1 "$rounds"); do
         --set train.lr_decay=cosine --no-progress --out "$runs/imagen-shapes-base-round$round"
     start="$runs/imagen-shapes-base-round$round" lr=1e-4
 done
-t2i assemble --imagen-base "$start" --imagen-base $m/base-from-900 --imagen-sr $m/sr-64 --config imagen-shapes -o "$runs/imagen-shapes"
+t2i assemble --imagen-base "$start" --imagen-base $m/base-from-900 --imagen-sr $m/sr-64 --config imagen-shapes -o "$runs/imagen-shapes-finetuned"
