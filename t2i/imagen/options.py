@@ -18,6 +18,8 @@ class ImagenSamplingOptions(SamplingOptionsBase):
     base_threshold: str = option("static", "the base UNet's x0 clipping (dynamic: Imagen's, at the 99.5th percentile)", THRESHOLDS)
     base_experts: str = option("on", "on: the base's high-noise experts, where the model has them, sample the noisiest steps (eDiff-I); off: the base alone",
                                ("on", "off"))
+    # each "and"-joined phrase's token states mixed with the phrase encoded alone (t2i.text.phrases)
+    phrase_mix: float = option(0.0, "0 to 1: mix the token states of each phrase joined by 'and' with that phrase encoded alone (binds colours to their own shapes)")
     sr_steps: int = option(20)
     sr_guidance: float = option(1.0)
     sr_threshold: str = option("static", "the super-resolution UNets' x0 clipping", THRESHOLDS)
@@ -30,5 +32,7 @@ class ImagenSamplingOptions(SamplingOptionsBase):
 
     def __post_init__(self) -> None:
         self.check_ranges()
+        if not 0.0 <= self.phrase_mix <= 1.0:
+            raise InputError(f"phrase-mix must be between 0 and 1, got {self.phrase_mix}")
         if not 0.0 <= self.sr_aug_level <= 1.0:
             raise InputError(f"sr-aug-level must be between 0 and 1, got {self.sr_aug_level}")

@@ -109,11 +109,14 @@ class ImagenPipeline(Pipeline):
                 **{f"sr-{sr.model.config.image_size}": sr for sr in self.super_res}}
 
     # ---- sampling ------------------------------------------------------------------------------
-    def encode_text(self, prompts: list[str]):
-        """Prompts -> the frozen MiniLM's TextEncoding (token states, mask, pooled), at the depth the UNets were trained on."""
+    def encode_text(self, prompts: list[str], phrase_mix: float = 0.0):
+        """Prompts -> the frozen MiniLM's TextEncoding (token states, mask, pooled), at the depth the
+        UNets were trained on; phrase_mix > 0 mixes in each "and"-joined phrase encoded alone."""
         from t2i.text.encoder import get_text_encoder
+        from t2i.text.phrases import mix_phrase_states
 
-        return get_text_encoder(self.text_max_length, self.text_layers).encode(prompt_list(prompts))
+        encoder, prompts = get_text_encoder(self.text_max_length, self.text_layers), prompt_list(prompts)
+        return mix_phrase_states(encoder, prompts, encoder.encode(prompts), phrase_mix)
 
     def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, first_index: int = 0, progress: Callable | None = None,
                  row_seeds: Sequence[int] | None = None,
@@ -124,7 +127,7 @@ class ImagenPipeline(Pipeline):
         check_request(seed, num_images, first_index)
         opts = self.defaults.updated(**options)
         prompts = prompt_list(prompts)
-        enc = self.encode_text(prompts)
+        enc = self.encode_text(prompts, opts.phrase_mix)
         tokens, mask = enc.tokens.repeat_interleave(num_images, 0), enc.mask.repeat_interleave(num_images, 0)
         generator = RowGenerators.for_call(seed, len(prompts), num_images, first_index, row_seeds)
         cond, null = text_conditions(tokens, mask)

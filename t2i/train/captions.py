@@ -10,6 +10,7 @@ from t2i.text.augment import caption_variants
 from t2i.text.cache import encode_cached
 from t2i.text.encoder import TextEncoding
 from t2i.text.negatives import KINDS, hard_negatives
+from t2i.text.phrases import phrase_table
 
 
 class CaptionTable:
@@ -21,12 +22,19 @@ class CaptionTable:
 
     With augment = p > 0, each drawn caption is replaced, with chance p, by one of its variants
     (t2i.text.augment: an article, a framing such as "a picture of …", a rephrasing), encoded
-    in the same table; `templates` are the framings that suit the dataset."""
+    in the same table; `templates` are the framings that suit the dataset.
+
+    With phrase_mix = p > 0, each caption that joins phrases with "and" is drawn, with chance p,
+    with its phrases' token states mixed towards those phrases encoded alone, at a weight drawn
+    uniformly from 0 to 1 (t2i.text.phrases; what `--phrase-mix` does when sampling)."""
 
     def __init__(self, data: ImageCaptionSet, *, max_length: int = 32, progress: bool = False, negatives: bool = False,
-                 negative_kinds: tuple[str, ...] = KINDS, augment: float = 0.0, templates: tuple[str, ...] = (), text_layers: int = 0) -> None:
+                 negative_kinds: tuple[str, ...] = KINDS, augment: float = 0.0, templates: tuple[str, ...] = (), text_layers: int = 0,
+                 phrase_mix: float = 0.0) -> None:
         if not 0.0 <= augment <= 1.0:
             raise InputError(f"caption augmentation must be a chance from 0 to 1, got {augment}")
+        if not 0.0 <= phrase_mix <= 1.0:
+            raise InputError(f"phrase_mix must be a chance from 0 to 1, got {phrase_mix}")
         self.augment = augment
         flat = [c for caps in data.captions for c in caps]
         unique = sorted(set(flat))
@@ -41,6 +49,11 @@ class CaptionTable:
         row_of = {t: i for i, t in enumerate(self.texts)}
         self.negatives = _row_lists(len(self.texts), unique, negs, row_of)
         self.variants = _row_lists(len(self.texts), unique, variants, row_of)
+        self.phrase_mix = phrase_mix
+        if phrase_mix > 0:
+            from t2i.text.encoder import get_text_encoder
+
+            self.phrase_rows, self.phrase_tokens = phrase_table(get_text_encoder(max_length, text_layers), self.texts, self.encoding)
         # the images of each caption row, grouped by row: for drawing an image a caption describes
         by_row = torch.argsort(self.rows, stable=True)
         self._image_of = torch.repeat_interleave(torch.arange(len(self.counts)), self.counts)[by_row]
@@ -78,9 +91,17 @@ class CaptionTable:
         """Each image's first caption: a fixed caption for previews and evaluation."""
         return self.rows[self.starts[torch.as_tensor(image_index, dtype=torch.long)]]
 
-    def batch(self, rows: torch.Tensor) -> TextEncoding:
-        """The encoding of `rows`, trimmed to its longest caption and cast to float32."""
-        return self.encoding.select(rows).trimmed().to(dtype=torch.float32)
+    def batch(self, rows: torch.Tensor, generator: torch.Generator | None = None) -> TextEncoding:
+        """The encoding of `rows`, trimmed to its longest caption and cast to float32; with
+        phrase_mix and a generator, some rows' phrases mixed with their own states."""
+        enc = self.encoding.select(rows).trimmed().to(dtype=torch.float32)
+        if self.phrase_mix == 0 or generator is None:
+            return enc
+        weight = torch.rand(len(rows), generator=generator) * (torch.rand(len(rows), generator=generator) < self.phrase_mix)
+        table = self.phrase_rows[rows]
+        own = self.phrase_tokens[table.clamp(min=0), : enc.tokens.shape[1]].to(torch.float32)
+        weight = torch.where(table >= 0, weight, 0.0)[:, None, None]
+        return TextEncoding(enc.tokens + weight * (own - enc.tokens), enc.mask, enc.pooled)
 
 
 def _row_lists(num_rows: int, owners: list[str], lists: list[list[str]], row_of: dict[str, int]) -> torch.Tensor:

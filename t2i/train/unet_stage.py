@@ -66,7 +66,7 @@ class UNetStage(Stage):
                  embed_noise: float = 0.0, max_length: int = 32, caption_augment: float = 0.0, templates: tuple[str, ...] = (),
                  low_res_size: int = 32, max_aug_level: int = 0, sample_aug_level: int = 0, sample_start_level: int = 0, text_layers: int = 0,
                  text_consistency: float = 0.0, caption_contrast: float = 0.0, contrast_negatives: str = "all", min_step: int = 0,
-                 train_only: str = "") -> None:
+                 train_only: str = "", phrase_mix: float = 0.0) -> None:
         # sample_*: sampling-time options, kept in the component's settings (see settings), not used in training
         cfg = component.model.config
         if cfg.embed_dim and clip is None:
@@ -93,7 +93,7 @@ class UNetStage(Stage):
         self.data = data.resized(cfg.image_size)
         self.embeds = clip_image_embeds(clip, data.resized(clip.model.config.image_size).images) if cfg.embed_dim else None
         self.captions = CaptionTable(data, max_length=max_length, progress=True, augment=caption_augment, templates=templates,
-                                     text_layers=text_layers, negatives=caption_contrast > 0, negative_kinds=kinds) if cfg.text_dim else None
+                                     text_layers=text_layers, negatives=caption_contrast > 0, negative_kinds=kinds, phrase_mix=phrase_mix) if cfg.text_dim else None
         self.low_size, self.max_aug = (int(component.settings.get("low_res_size", low_res_size)), int(component.settings.get("max_aug_level", max_aug_level))) if cfg.low_res else (0, 0)
 
     def _low(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,7 +108,7 @@ class UNetStage(Stage):
                 out["embed"] = noised_embeddings(out["embed"], self.embed_noise, generator)
         if self.captions is not None:
             rows, captions = self.captions.draw_with_captions(idx, generator)
-            enc = self.captions.batch(rows)
+            enc = self.captions.batch(rows, generator)
             keep_text = torch.rand(size, generator=generator) >= self.drop_text
             out.update(tokens=enc.tokens, token_mask=enc.mask & keep_text[:, None])
             if self.text_consistency:
