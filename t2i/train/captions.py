@@ -8,7 +8,7 @@ from t2i.data.dataset import ImageCaptionSet
 from t2i.errors import InputError
 from t2i.text.augment import caption_variants
 from t2i.text.cache import encode_cached
-from t2i.text.encoder import TextEncoding
+from t2i.text.encoder import TextEncoding, get_text_encoder
 from t2i.text.negatives import KINDS, hard_negatives
 from t2i.text.phrases import phrase_table
 
@@ -51,8 +51,6 @@ class CaptionTable:
         self.variants = _row_lists(len(self.texts), unique, variants, row_of)
         self.phrase_mix = phrase_mix
         if phrase_mix > 0:
-            from t2i.text.encoder import get_text_encoder
-
             self.phrase_rows, self.phrase_tokens = phrase_table(get_text_encoder(max_length, text_layers), self.texts, self.encoding)
         # the images of each caption row, grouped by row: for drawing an image a caption describes
         by_row = torch.argsort(self.rows, stable=True)
