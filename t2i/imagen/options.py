@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from t2i.errors import InputError
 from t2i.pipelines.options import SAMPLERS, SPACINGS, THRESHOLDS, SamplingOptionsBase, option, stage_sampler
 
 
@@ -19,20 +18,17 @@ class ImagenSamplingOptions(SamplingOptionsBase):
     base_experts: str = option("on", "on: the base's high-noise experts, where the model has them, sample the noisiest steps (eDiff-I); off: the base alone",
                                ("on", "off"))
     # each "and"-joined phrase's token states mixed with the phrase encoded alone (t2i.text.phrases)
-    phrase_mix: float = option(0.0, "0 to 1: mix the token states of each phrase joined by 'and' with that phrase encoded alone (binds colours to their own shapes)")
+    phrase_mix: float = option(0.0, "0 to 1: mix the token states of each phrase joined by 'and' with that phrase encoded alone (binds colours to their own shapes)",
+                               fraction=True)
     sr_steps: int = option(20)
     sr_guidance: float = option(1.0)
     sr_threshold: str = option("static", "the super-resolution UNets' x0 clipping", THRESHOLDS)
     # noise-conditioning augmentation at sampling: the low-res input is noised to this fraction
     # of the diffusion's steps, and the UNet is told so (the paper sweeps 0 to 0.3)
-    sr_aug_level: float = option(0.0, "0 to 1: noise the super-resolution UNets' low-res input to this fraction of their diffusion steps")
+    sr_aug_level: float = option(0.0, "0 to 1: noise the super-resolution UNets' low-res input to this fraction of their diffusion steps", fraction=True)
     sampler: str = option("ddim", "ddim and ddpm walk respaced steps; the others are few-step solvers (docs/results/samplers.md)", SAMPLERS)
     sr_sampler: str | None = stage_sampler("super-resolution UNets")
     spacing: str = option("uniform", "where the steps fall: uniform, trailing, or karras (noise levels; not for ddim or ddpm)", SPACINGS)
 
     def __post_init__(self) -> None:
         self.check_ranges()
-        if not 0.0 <= self.phrase_mix <= 1.0:
-            raise InputError(f"phrase-mix must be between 0 and 1, got {self.phrase_mix}")
-        if not 0.0 <= self.sr_aug_level <= 1.0:
-            raise InputError(f"sr-aug-level must be between 0 and 1, got {self.sr_aug_level}")

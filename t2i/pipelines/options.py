@@ -21,10 +21,10 @@ def stage_sampler(stage: str):
     return option(None, f"the {stage}'s own sampler (default: --sampler)", SAMPLERS, kind=str)
 
 
-def option(default: Any, help: str = "", choices: tuple[str, ...] | None = None, kind: type | None = None):
-    """A sampling option: its default, its --help line, its allowed values (for a string) and,
-    where the default is None, the type of its values."""
-    return field(default=default, metadata={"help": help, "choices": choices, "kind": kind or type(default)})
+def option(default: Any, help: str = "", choices: tuple[str, ...] | None = None, kind: type | None = None, fraction: bool = False):
+    """A sampling option: its default, its --help line, its allowed values (for a string),
+    where the default is None, the type of its values, and whether it is a fraction (0 to 1)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "kind": kind or type(default), "fraction": fraction})
 
 
 class SamplingOptionsBase:
@@ -45,7 +45,7 @@ class SamplingOptionsBase:
 
     def check_ranges(self) -> None:
         """The checks every system shares, by field name: *_steps, *_guidance, *_candidates,
-        *sampler, *threshold. A system's __post_init__ calls it and adds its own."""
+        *sampler, *threshold, and fractions. A system's __post_init__ calls it and adds its own."""
         if getattr(self, "spacing", None) == "karras":
             for f in fields(self):
                 if f.name.endswith("sampler") and getattr(self, f.name) in ("ddim", "ddpm"):
@@ -61,6 +61,8 @@ class SamplingOptionsBase:
                 raise InputError(f"{flag} must be between 0 and {MAX_GUIDANCE}, got {value}")
             if name.endswith("_candidates") and not 1 <= value <= MAX_CANDIDATES:
                 raise InputError(f"{flag} must be between 1 and {MAX_CANDIDATES}, got {value}")
+            if f.metadata.get("fraction") and not 0.0 <= value <= 1.0:
+                raise InputError(f"{flag} must be between 0 and 1, got {value}")
             choices = f.metadata.get("choices")
             if choices and value not in choices:
                 if len(choices) > 3:

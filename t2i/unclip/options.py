@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from t2i.errors import InputError
 from t2i.pipelines.options import SAMPLERS, SPACINGS, THRESHOLDS, SamplingOptionsBase, option, stage_sampler
 
 # What the decoder is conditioned on (DALL-E 2, section 5.1): the prior's image embedding, the
@@ -39,9 +38,8 @@ class SamplingOptions(SamplingOptionsBase):
     upsampler_threshold: str = option("static", "the upsamplers' x0 clipping", THRESHOLDS)
     # w > 0: the prior reads the prompt's CLIP text embedding blended w of the way to those of
     # its nearest training captions by the frozen sentence encoder (unclip/caption_memory.py)
-    caption_memory: float = option(0.0, "0 to 1: blend the prompt's text embedding with its nearest training captions' (pipelines with a caption memory)")
+    caption_memory: float = option(0.0, "0 to 1: blend the prompt's text embedding with its nearest training captions' (pipelines with a caption memory)",
+                                    fraction=True)
 
     def __post_init__(self) -> None:
         self.check_ranges()
-        if not 0.0 <= self.caption_memory <= 1.0:
-            raise InputError(f"caption-memory must be between 0 and 1, got {self.caption_memory}")
