@@ -1,4 +1,4 @@
-"""Phrase-wise token states (t2i.text.phrases): which spans "and" joins, and what mixing does to them."""
+"""Phrase-wise token states (t2i.text.phrases): which spans a list joins, and what mixing does to them."""
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +22,15 @@ FAST = {"base_steps": 3, "sr_steps": 2}
     ("  a cyan circle AND a purple triangle and a red square ", ["a cyan circle", "a purple triangle", "a red square"]),
     ("two circles", []),
     ("a sandy band and", []),  # "and" inside words, or with nothing after it, joins nothing
+    ("a red circle, a blue square & a cyan triangle", ["a red circle", "a blue square", "a cyan triangle"]),
+    ("a circle, and a square too", ["a circle", "a square too"]),
+    ("RED TRIANGLE + BLUE SQUARE", ["RED TRIANGLE", "BLUE SQUARE"]),
+    ("a circle as well as a square with a triangle", ["a circle", "a square", "a triangle"]),
+    ("one circle, all red", []),  # a comma splits only between two items that each have an article or a number
+    ("circles, three of them", []),
+    ("a circle, please", []),
 ])
-def test_and_splits_a_caption_into_its_phrases(caption: str, phrases: list[str]) -> None:
+def test_a_list_splits_a_caption_into_its_phrases(caption: str, phrases: list[str]) -> None:
     assert [caption[a:b] for a, b in phrase_spans(caption)] == phrases
 
 

@@ -17,8 +17,8 @@ class ImagenSamplingOptions(SamplingOptionsBase):
     base_threshold: str = option("static", "the base UNet's x0 clipping (dynamic: Imagen's, at the 99.5th percentile)", THRESHOLDS)
     base_experts: str = option("on", "on: the base's high-noise experts, where the model has them, sample the noisiest steps (eDiff-I); off: the base alone",
                                ("on", "off"))
-    # each "and"-joined phrase's token states mixed with the phrase encoded alone (t2i.text.phrases)
-    phrase_mix: float = option(0.0, "0 to 1: mix the token states of each phrase joined by 'and' with that phrase encoded alone (binds colours to their own shapes)",
+    # each listed phrase's token states mixed with the phrase encoded alone (t2i.text.phrases)
+    phrase_mix: float = option(0.0, "0 to 1: mix the token states of each phrase a prompt lists ('and', commas, 'plus', ...) with that phrase encoded alone (binds colours to their own shapes)",
                                fraction=True)
     sr_steps: int = option(20)
     sr_guidance: float = option(1.0)

@@ -111,7 +111,7 @@ class ImagenPipeline(Pipeline):
     # ---- sampling ------------------------------------------------------------------------------
     def encode_text(self, prompts: list[str], phrase_mix: float = 0.0):
         """Prompts -> the frozen MiniLM's TextEncoding (token states, mask, pooled), at the depth the
-        UNets were trained on; phrase_mix > 0 mixes in each "and"-joined phrase encoded alone."""
+        UNets were trained on; phrase_mix > 0 mixes in each listed phrase encoded alone."""
         from t2i.text.encoder import get_text_encoder
         from t2i.text.phrases import mix_phrase_states
 

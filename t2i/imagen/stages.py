@@ -18,7 +18,7 @@ from t2i.train.unet_stage import UNetStage
 class BaseOptions(DenoiserOptions):
     drop_text: float = rate(0.1)  # caption dropped, for classifier-free guidance (the paper's 10%)
     text_layers: int = count(0)  # MiniLM's token states after this many of its 6 layers (0: all); the paper's text-depth study
-    # the chance that a caption joining phrases with "and" is read with them mixed towards their
+    # the chance that a caption listing phrases ("and", commas, "plus", ...) is read with them mixed towards their
     # own encodings (t2i.text.phrases), so that sampling with --phrase-mix stays in distribution
     phrase_mix: float = rate(0.0)
 

@@ -1,4 +1,4 @@
-"""Phrase-wise token states: each "and"-joined phrase of a prompt also encoded on its own.
+"""Phrase-wise token states: each phrase a prompt lists ("a circle and a square") also encoded alone.
 
 A bidirectional encoder spreads every word over the whole sentence: in "a green circle and a
 yellow square" the states of "square" carry "green" and "circle" as well. A UNet that has never
@@ -8,7 +8,11 @@ does draw. Mixing each phrase's span of the prompt's token states with its state
 keeps the sentence (word order, the other phrase) and adds the binding. This is the idea of
 structured diffusion guidance (Feng et al. 2023, "Training-Free Structured Diffusion Guidance
 for Compositional Text-to-Image Synthesis"), who parse noun phrases and mix their encodings
-into cross-attention; here the split is the word "and" alone, and the mix is of the states.
+into cross-attention. Here there is no parser: a prompt splits where a list joins its items
+("and", "&", "+", "plus", "as well as", "along with", "together with", "with"), and at a comma
+or semicolon only between two items that each name their own thing with an article or a number
+("a circle, a square"; not "one circle, all red" or "circles, three of them"). The mix is of
+the states.
 """
 from __future__ import annotations
 
@@ -20,17 +24,30 @@ from torch import Tensor
 
 from t2i.text.encoder import TextEncoder, TextEncoding
 
-_AND = re.compile(r"\s+and\s+", re.IGNORECASE)
+_JOINER = re.compile(r"(?:\s*[,;])?\s+(?:and|&|\+|plus|as well as|along with|together with|with)\s+", re.IGNORECASE)
+_COMMA = re.compile(r"\s*[,;]\s*(?:and\s+|then\s+)?", re.IGNORECASE)
+_NAMES = r"(?:a|an|the|one|two|three|four|five|six|seven|eight|nine|ten|\d+)"
+_STARTS_NAMING = re.compile(rf"{_NAMES}\b", re.IGNORECASE)
+_HAS_NAMING = re.compile(rf"\b{_NAMES}\b", re.IGNORECASE)
 
 
 def phrase_spans(caption: str) -> list[tuple[int, int]]:
-    """Character ranges of the phrases that "and" joins in `caption` ([] when it joins none)."""
-    joins = [x for m in _AND.finditer(caption) for x in m.span()]
-    if not joins:
+    """Character ranges of the phrases a list joins in `caption` ([] when it joins none)."""
+    cuts = [m.span() for m in _JOINER.finditer(caption)]
+    for m in _COMMA.finditer(caption):
+        before = caption[: m.start()].rsplit(",", 1)[-1]
+        if _STARTS_NAMING.match(caption, m.end()) and _HAS_NAMING.search(before) and not _inside(m.span(), cuts):
+            cuts.append(m.span())
+    if not cuts:
         return []
-    bounds = [0, *joins, len(caption)]
+    bounds = [0, *(x for span in sorted(cuts) for x in span), len(caption)]
     spans = [_trimmed(caption, a, b) for a, b in zip(bounds[::2], bounds[1::2])]
-    return [(a, b) for a, b in spans if b > a]
+    spans = [(a, b) for a, b in spans if b > a]
+    return spans if len(spans) > 1 else []
+
+
+def _inside(span: tuple[int, int], cuts: list[tuple[int, int]]) -> bool:
+    return any(a < span[1] and span[0] < b for a, b in cuts)
 
 
 def _trimmed(text: str, a: int, b: int) -> tuple[int, int]:
@@ -41,8 +58,8 @@ def _trimmed(text: str, a: int, b: int) -> tuple[int, int]:
 def mix_phrase_states(encoder: TextEncoder, captions: list[str], encoding: TextEncoding, weight: float,
                       encode: Callable[[list[str]], TextEncoding] | None = None) -> TextEncoding:
     """`encoding` (of `captions`, by `encoder`) with each phrase's token states replaced by
-    (1 - weight)·in the sentence + weight·alone. Padding, [CLS], [SEP], the word "and", the pooled
-    embedding and captions without "and" are unchanged; so is any phrase whose tokens alone
+    (1 - weight)·in the sentence + weight·alone. Padding, [CLS], [SEP], the joining words, the
+    pooled embedding and captions that list nothing are unchanged; so is any phrase whose tokens alone
     differ from its tokens in the sentence (or that truncation cut). `encode` encodes the
     phrases (default: `encoder.encode`; training passes a disk-cached one)."""
     if not 0.0 <= weight <= 1.0:
@@ -75,8 +92,8 @@ def mix_phrase_states(encoder: TextEncoder, captions: list[str], encoding: TextE
 
 
 def phrase_table(encoder: TextEncoder, captions: list[str], encoding: TextEncoding) -> tuple[Tensor, Tensor]:
-    """For training on mixed states: (row of each caption in the table, -1 for a caption without
-    "and"; the table: those captions' token states with every phrase replaced by its own). The
+    """For training on mixed states: (row of each caption in the table, -1 for a caption that lists
+    nothing; the table: those captions' token states with every phrase replaced by its own). The
     phrases' encodings are cached on disk like the captions'."""
     from t2i.text.cache import encode_cached
 

@@ -24,7 +24,7 @@ class CaptionTable:
     (t2i.text.augment: an article, a framing such as "a picture of …", a rephrasing), encoded
     in the same table; `templates` are the framings that suit the dataset.
 
-    With phrase_mix = p > 0, each caption that joins phrases with "and" is drawn, with chance p,
+    With phrase_mix = p > 0, each caption that lists phrases ("and", commas, "plus", ...) is drawn, with chance p,
     with its phrases' token states mixed towards those phrases encoded alone, at a weight drawn
     uniformly from 0 to 1 (t2i.text.phrases; what `--phrase-mix` does when sampling)."""
 
