@@ -24,6 +24,8 @@ from torch import Tensor
 
 from t2i.text.encoder import TextEncoder, TextEncoding
 
+# The words that join a list's items; a comma joins two items only when each has an article or a
+# number, since "one circle, all red" and "a circle, please" are one item said in two parts.
 _JOINER = re.compile(r"(?:\s*[,;])?\s+(?:and|&|\+|plus|as well as|along with|together with|with)\s+", re.IGNORECASE)
 _COMMA = re.compile(r"\s*[,;]\s*(?:and\s+|then\s+)?", re.IGNORECASE)
 _NAMES = r"(?:a|an|the|one|two|three|four|five|six|seven|eight|nine|ten|\d+)"
@@ -35,8 +37,8 @@ def phrase_spans(caption: str) -> list[tuple[int, int]]:
     """Character ranges of the phrases a list joins in `caption` ([] when it joins none)."""
     cuts = [m.span() for m in _JOINER.finditer(caption)]
     for m in _COMMA.finditer(caption):
-        before = caption[: m.start()].rsplit(",", 1)[-1]
-        if _STARTS_NAMING.match(caption, m.end()) and _HAS_NAMING.search(before) and not _inside(m.span(), cuts):
+        before = re.split(r"[,;]", caption[: m.start()])[-1]  # the item before this comma
+        if _STARTS_NAMING.match(caption, m.end()) and _HAS_NAMING.search(before) and not _overlaps(m.span(), cuts):
             cuts.append(m.span())
     if not cuts:
         return []
@@ -46,7 +48,7 @@ def phrase_spans(caption: str) -> list[tuple[int, int]]:
     return spans if len(spans) > 1 else []
 
 
-def _inside(span: tuple[int, int], cuts: list[tuple[int, int]]) -> bool:
+def _overlaps(span: tuple[int, int], cuts: list[tuple[int, int]]) -> bool:
     return any(a < span[1] and span[0] < b for a, b in cuts)
 
 
