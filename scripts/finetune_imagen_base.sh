@@ -2,8 +2,9 @@
 # The shipped imagen-shapes base (docs/results/imagen.md, sessions 31 and 32): session 22's base
 # (scripts/train_imagen.sh) trained on for rounds of 6,000 steps on the relation-heavy mix, the
 # learning rate annealed to zero by a cosine in each round; from the third round on, half the
-# captions joined by "and" are read with phrase-mixed token states (options.phrase_mix, what
-# sampling's --phrase-mix does). About 40 minutes a round on one core:
+# captions that list phrases are read with phrase-mixed token states (options.phrase_mix, what
+# sampling's --phrase-mix does; the shipped base was trained when only "and" split a list, at
+# 569ff22). A fourth round adds nothing (session 33). About 40 minutes a round on one core:
 #   bash scripts/finetune_imagen_base.sh [ROUNDS]
 # BASE is the base to start from: by default scripts/train_imagen.sh's output. The shipped one
 # started from session 22's base, which `git worktree add /tmp/t2i-s22 60f92f5` puts at
