@@ -6,7 +6,7 @@ import torch
 from t2i.data.dataset import ImageCaptionSet
 from t2i.errors import InputError
 from t2i.models.clip import CLIP, CLIPConfig
-from t2i.text.negatives import hard_negatives, negative_kinds
+from t2i.text.negatives import hard_negatives, negative_kinds, rephrased_negatives
 from t2i.train.captions import CaptionTable
 
 
@@ -26,6 +26,27 @@ def test_hard_negatives_change_the_meaning_not_the_words():
     assert hard_negatives("grinning face with big eyes") == []
     # "to the left of" is one relation, not "left of" inside it
     assert "to the right of" in hard_negatives("a circle to the left of a square")[0]
+
+
+def test_a_relation_flip_mirrors_every_direction_word_however_the_caption_is_worded():
+    flip = lambda caption: hard_negatives(caption, ("relation",))  # noqa: E731
+    assert flip("left: a circle, right: a square") == ["right: a circle, left: a square"]
+    assert flip("a square, with a triangle on its right-hand side") == ["a square, with a triangle on its left-hand side"]
+    assert flip("from top to bottom: a triangle, then a circle") == ["from bottom to top: a triangle, then a circle"]
+    assert flip("the square is higher up than the circle") == ["the square is lower down than the circle"]
+    assert flip("a circle atop a square") == ["a circle beneath a square"]
+    assert flip("a square underneath a circle") == ["a square on top of a circle"]
+    # a direction word alone is not a relation between two things
+    assert flip("left arrow") == [] and flip("backhand index pointing left") == []
+
+
+def test_a_rephrasing_has_a_negative_of_a_kind_when_its_caption_has_one():
+    caption = "a red circle to the left of a blue square"
+    assert rephrased_negatives(caption, "a blue square, and to its left a red circle") == [
+        "a blue square, and to its right a red circle", "a red square, and to its left a blue circle"]
+    # identical objects: the caption's flip changes nothing, so the rephrasing's is no negative
+    assert hard_negatives("give me a circle underneath one circle", ("relation",)) != []
+    assert rephrased_negatives("a circle below a circle", "give me a circle underneath one circle") == []
 
 
 def test_negative_kinds_pick_the_perturbations():

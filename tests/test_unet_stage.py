@@ -136,6 +136,23 @@ def test_contrast_negatives_limits_the_hard_negatives_to_some_perturbations(tmp_
         _contrast_stage(data, caption_contrast=1.0, contrast_negatives="flips")
 
 
+def test_contrast_rephrased_gives_the_rephrased_captions_negatives_too(tmp_path) -> None:
+    data = _relation_folder(tmp_path / "relations")
+    options = dict(caption_contrast=1.0, contrast_negatives="relation", caption_augment=1.0)
+    canonical, rephrased = _contrast_stage(data, **options), _contrast_stage(data, contrast_rephrased=True, **options)
+    a, b = (s.batch(0, 16, torch.Generator().manual_seed(3)) for s in (canonical, rephrased))
+    assert torch.equal(a["tokens"], b["tokens"])  # the same draws
+    assert not bool(a["negated"].any())  # every caption was rephrased, and a rephrasing had no negative
+    assert bool(b["negated"].all())  # now each has its mirror image
+    table = rephrased.captions
+    pairs = {table.texts[r]: table.texts[n] for r, n in enumerate(table.negatives[:, 0].tolist()) if n >= 0}
+    assert pairs["on the left a red circle, on the right 1 blue square"] == "on the right a red circle, on the left 1 blue square"
+    assert pairs["can you draw a single red circle with a green triangle to its left?"] == \
+        "can you draw a single red circle with a green triangle to its right?"
+    with pytest.raises(InputError, match="contrast_rephrased"):
+        _contrast_stage(data, caption_contrast=1.0, contrast_rephrased=True)
+
+
 def test_a_step_down_the_caption_contrast_makes_the_negatives_denoise_worse(tmp_path) -> None:
     stage = _contrast_stage(_relation_folder(tmp_path / "relations"), caption_contrast=1.0)
     model, batch = stage.component.model, stage.batch(0, 8, torch.Generator().manual_seed(3))

@@ -8,6 +8,8 @@ perturbed caption as an extra negative. The perturbations here are the ones a ca
 objects with attributes and relations allows without a parser:
 
 - flip a spatial relation:        "a circle above a square"  -> "a circle below a square"
+  (every direction word at once, so a caption said any way flips too: "left: a circle, right:
+  a square" -> "right: a circle, left: a square", "a square with a circle above it" -> "... below it")
 - swap two different colours (or sizes) between objects:
                                   "a red circle and a blue square" -> "a blue circle and a red square"
 - change a count by one:          "two squares" -> "three squares"
@@ -35,6 +37,13 @@ RELATIONS = {
     "in front of": "behind", "behind": "in front of",
 }
 _RELATION = re.compile(r"\b(" + "|".join(sorted(map(re.escape, RELATIONS), key=len, reverse=True)) + r")\b")
+# every direction word of a caption said another way ("on its right-hand side", "from top to
+# bottom: ...", "higher up than"), each with its mirror image: flipping all of them at once
+# describes the mirrored scene however the caption is worded
+MIRROR_WORDS = {**RELATIONS, "higher up": "lower down", "lower down": "higher up", "up above": "down below",
+                "down below": "up above", "atop": "beneath", "underneath": "on top of", "higher": "lower", "lower": "higher",
+                "left": "right", "right": "left", "top": "bottom", "bottom": "top"}
+_MIRROR = re.compile(r"\b(" + "|".join(sorted(map(re.escape, MIRROR_WORDS), key=len, reverse=True)) + r")\b", re.IGNORECASE)
 _SEPARATOR = re.compile(r",\s*|\s+and\s+")
 
 
@@ -45,13 +54,15 @@ def _objects(caption: str) -> tuple[str, ...]:
 
 
 def _relation_flip(caption: str) -> str | None:
-    m = _RELATION.search(caption)
-    if m is None:
+    found = list(_MIRROR.finditer(caption))
+    if not found:
         return None
-    left, right = caption[: m.start()].strip(), caption[m.end() :].strip()
-    if not left or not right or left == right:
-        return None
-    return caption[: m.start()] + RELATIONS[m.group(1)] + caption[m.end() :]
+    if len(found) == 1:  # "a circle left of a circle" has no mirror image; "left arrow" no relation
+        m = found[0]
+        left, right = caption[: m.start()].strip(), caption[m.end() :].strip()
+        if not left or not right or left == right:
+            return None
+    return _MIRROR.sub(lambda m: MIRROR_WORDS[m.group(1).lower()], caption)
 
 
 def _attribute_swap(caption: str, vocabulary: tuple[str, ...]) -> str | None:
@@ -102,3 +113,11 @@ def hard_negatives(caption: str, kinds: tuple[str, ...] = KINDS) -> list[str]:
     by the perturbations `kinds` names; may be empty."""
     found = [MAKERS[kind](caption) for kind in kinds]
     return list(dict.fromkeys(n for n in found if n is not None and n != caption))
+
+
+def rephrased_negatives(caption: str, rephrasing: str, kinds: tuple[str, ...] = KINDS) -> list[str]:
+    """The hard negatives of a rephrasing of `caption`, of the kinds the caption itself has one
+    of: the two mean the same, so where the caption's perturbation changes nothing ("a circle
+    above a circle" flipped) neither does the rephrasing's, whatever its words."""
+    return hard_negatives(rephrasing, tuple(kind for kind in kinds if MAKERS[kind](caption) not in (None, caption)))
+

@@ -9,7 +9,7 @@ from t2i.errors import InputError
 from t2i.text.augment import caption_variants
 from t2i.text.cache import encode_cached
 from t2i.text.encoder import TextEncoding, get_text_encoder
-from t2i.text.negatives import KINDS, hard_negatives
+from t2i.text.negatives import KINDS, hard_negatives, rephrased_negatives
 from t2i.text.phrases import phrase_table
 
 
@@ -18,7 +18,8 @@ class CaptionTable:
 
     With negatives=True the hard negatives of every caption (t2i.text.negatives) are encoded
     too, in the same table, and `negatives[row]` lists their rows (-1 pads); `negative_kinds`
-    limits them to some perturbations (relation flips alone, say).
+    limits them to some perturbations (relation flips alone, say). With negate_rephrasings=True
+    the variants below get theirs too ("a square with a circle above it" -> "... below it").
 
     With augment = p > 0, each drawn caption is replaced, with chance p, by one of its variants
     (t2i.text.augment: an article, a framing such as "a picture of …", a rephrasing), encoded
@@ -30,7 +31,7 @@ class CaptionTable:
 
     def __init__(self, data: ImageCaptionSet, *, max_length: int = 32, progress: bool = False, negatives: bool = False,
                  negative_kinds: tuple[str, ...] = KINDS, augment: float = 0.0, templates: tuple[str, ...] = (), text_layers: int = 0,
-                 phrase_mix: float = 0.0) -> None:
+                 phrase_mix: float = 0.0, negate_rephrasings: bool = False) -> None:
         if not 0.0 <= augment <= 1.0:
             raise InputError(f"caption augmentation must be a chance from 0 to 1, got {augment}")
         if not 0.0 <= phrase_mix <= 1.0:
@@ -40,6 +41,12 @@ class CaptionTable:
         unique = sorted(set(flat))
         negs = [hard_negatives(c, negative_kinds) for c in unique] if negatives else []
         variants = [caption_variants(c, templates) for c in unique] if augment > 0 else []
+        owners = list(unique)
+        if negatives and negate_rephrasings and variants:
+            captions = set(unique)  # a variant that is another image's caption keeps that caption's negatives
+            owner_of = {v: c for c, vs in zip(unique, variants) for v in vs if v not in captions}
+            owners += sorted(owner_of)
+            negs += [rephrased_negatives(owner_of[v], v, negative_kinds) for v in owners[len(unique):]]
         extra = [n for ns in negs for n in ns] + [v for vs in variants for v in vs]
         self.encoding, rows = encode_cached(flat + extra, max_length=max_length, layers=text_layers, progress=progress)
         self.rows = torch.tensor(rows[: len(flat)], dtype=torch.long)
@@ -47,7 +54,7 @@ class CaptionTable:
         self.starts = torch.cumsum(self.counts, 0) - self.counts
         self.texts = sorted(set(flat).union(extra))  # the encoding's rows, in order
         row_of = {t: i for i, t in enumerate(self.texts)}
-        self.negatives = _row_lists(len(self.texts), unique, negs, row_of)
+        self.negatives = _row_lists(len(self.texts), owners, negs, row_of)
         self.variants = _row_lists(len(self.texts), unique, variants, row_of)
         self.phrase_mix = phrase_mix
         if phrase_mix > 0:

@@ -71,6 +71,8 @@ class DenoiserOptions(CaptionOptions):
     # the weight of a hard-negative caption denoising worse than the true one (see UNetStage.loss)
     caption_contrast: float = scale(0.0)
     contrast_negatives: str = "all"  # which hard negatives: all, or a comma-separated subset of relation,colour,size,count
+    # rephrased captions (caption_augment) get hard negatives too: the contrast reads every wording
+    contrast_rephrased: bool = flag(False)
     min_step: int = count(0)  # train on diffusion steps from this one up (0: all): a high-noise expert (see UNetStage)
     # train only the weights whose names hold one of these comma-separated pieces ("attn,text");
     # the rest stay as --init-from left them (empty: train every weight)

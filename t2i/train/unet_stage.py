@@ -8,7 +8,7 @@ from the model's config, each optional:
   toward what the model the fine-tune started from predicts from the caption itself, and with
   `caption_contrast` > 0 a hard negative of the caption (relation flipped, colours swapped, count
   changed; `contrast_negatives` picks which) must denoise the same noisy image worse than the
-  caption does (see `loss`);
+  caption does (see `loss`), a rephrased caption's too with `contrast_rephrased`;
 - `low_res`: the image itself at `low_res_size`, noised to a random level up to `max_aug_level`
   (noise-conditioning augmentation; the network is told the level when `noise_aug` is set).
 
@@ -65,8 +65,8 @@ class UNetStage(Stage):
     def __init__(self, component: Component, data: ImageCaptionSet, *, clip: Component | None = None, teacher: Component | None = None, drop_embed: float = 0.1, drop_text: float = 0.5,
                  embed_noise: float = 0.0, max_length: int = 32, caption_augment: float = 0.0, templates: tuple[str, ...] = (),
                  low_res_size: int = 32, max_aug_level: int = 0, sample_aug_level: int = 0, sample_start_level: int = 0, text_layers: int = 0,
-                 text_consistency: float = 0.0, caption_contrast: float = 0.0, contrast_negatives: str = "all", min_step: int = 0,
-                 train_only: str = "", phrase_mix: float = 0.0) -> None:
+                 text_consistency: float = 0.0, caption_contrast: float = 0.0, contrast_negatives: str = "all", contrast_rephrased: bool = False,
+                 min_step: int = 0, train_only: str = "", phrase_mix: float = 0.0) -> None:
         # sample_*: sampling-time options, kept in the component's settings (see settings), not used in training
         cfg = component.model.config
         if cfg.embed_dim and clip is None:
@@ -77,6 +77,8 @@ class UNetStage(Stage):
         freeze_all_but(component.model, train_only)
         if caption_contrast and not cfg.text_dim:
             raise InputError("caption_contrast compares a caption with its hard negatives: it needs a UNet that reads text")
+        if contrast_rephrased and not (caption_contrast and caption_augment > 0):
+            raise InputError("contrast_rephrased gives rephrased captions hard negatives: it needs caption_contrast > 0 and caption_augment > 0")
         if text_consistency and teacher is None:
             raise InputError("text_consistency pulls toward the predictions of the model a fine-tune starts from: give it (--init-from)")
         self.component, self.drop_embed, self.drop_text, self.embed_noise = component, drop_embed, drop_text, embed_noise
@@ -93,7 +95,8 @@ class UNetStage(Stage):
         self.data = data.resized(cfg.image_size)
         self.embeds = clip_image_embeds(clip, data.resized(clip.model.config.image_size).images) if cfg.embed_dim else None
         self.captions = CaptionTable(data, max_length=max_length, progress=True, augment=caption_augment, templates=templates,
-                                     text_layers=text_layers, negatives=caption_contrast > 0, negative_kinds=kinds, phrase_mix=phrase_mix) if cfg.text_dim else None
+                                     text_layers=text_layers, negatives=caption_contrast > 0, negative_kinds=kinds, phrase_mix=phrase_mix,
+                                     negate_rephrasings=contrast_rephrased) if cfg.text_dim else None
         self.low_size, self.max_aug = (int(component.settings.get("low_res_size", low_res_size)), int(component.settings.get("max_aug_level", max_aug_level))) if cfg.low_res else (0, 0)
 
     def _low(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,7 +117,7 @@ class UNetStage(Stage):
             if self.text_consistency:
                 plain = self.captions.batch(captions)
                 out.update(caption_tokens=plain.tokens, caption_mask=plain.mask, reworded=(rows != captions) & keep_text)
-            if self.caption_contrast:  # negatives exist for the captions themselves, not their rephrasings
+            if self.caption_contrast:  # negatives exist for the captions, and for their rephrasings with contrast_rephrased
                 negative = self.captions.draw_negatives(rows, generator)
                 negated = (negative >= 0) & keep_text
                 negatives = self.captions.batch(negative.clamp(min=0))  # rows without one are masked out by `negated`
