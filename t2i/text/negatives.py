@@ -120,4 +120,3 @@ def rephrased_negatives(caption: str, rephrasing: str, kinds: tuple[str, ...] = 
     of: the two mean the same, so where the caption's perturbation changes nothing ("a circle
     above a circle" flipped) neither does the rephrasing's, whatever its words."""
     return hard_negatives(rephrasing, tuple(kind for kind in kinds if MAKERS[kind](caption) not in (None, caption)))
-
