@@ -217,7 +217,7 @@ def test_search_words_are_keys_that_stand_for_their_emojis_name(tmp_path) -> Non
     from t2i.data.dataset import ImageCaptionSet
     from t2i.data.search_words import search_aliases
     from t2i.text.encoder import get_text_encoder
-    from t2i.unclip.caption_memory import build_caption_memory, memory_captions
+    from t2i.unclip.caption_memory import build_caption_memory
 
     data = ImageCaptionSet(np.zeros((4, 8, 8, 3), np.uint8), [["flying disc", "ultimate"], ["honeybee", "bee"], ["honeybee, dark", "bee"], ["toilet"]],
                            groups=np.array([0, 1, 1, 2]))
@@ -226,7 +226,8 @@ def test_search_words_are_keys_that_stand_for_their_emojis_name(tmp_path) -> Non
     # "bee" is a caption already, "game" names three emoji; each emoji's name with all its words is a key too
     assert aliases == [("frisbee", "flying disc"), ("flying disc, frisbee, game, bee", "flying disc"), ("insect", "honeybee"),
                        ("honeybee, insect, game", "honeybee"), ("loo", "toilet"), ("toilet, loo, game", "toilet")]
-    plain, memory = build_caption_memory(memory_captions(data)), build_caption_memory(memory_captions(data), aliases=aliases, dims=4)
+    captions = ["bee", "flying disc", "honeybee", "toilet", "ultimate"]  # every caption of one image per group
+    plain, memory = build_caption_memory(captions), build_caption_memory(captions, aliases=aliases, dims=4)
     assert len(plain) == 5 and plain.key_caption is None and len(memory) == 11 and memory.caption_count == 5
     prompts = get_text_encoder(32).encode(["a frisbee", "a loo", "a honeybee"]).pooled
     assert plain.nearest_captions(prompts)[0] != "flying disc"
@@ -268,9 +269,9 @@ def test_caption_memory_is_saved_with_the_pipeline_and_used_by_sampling(tiny_run
     assert main(["assemble", *stages, "--caption-memory", str(tiny_run.data), "--memory-dims", "400", "-o", str(tmp_path / "too-wide")]) == 2
     assert "from 1 to 384" in capsys.readouterr().err
     pipe = load_pipeline(out)
-    assert len(pipe.memory) == 16  # 8 images × 2 captions, all distinct
+    assert len(pipe.memory) == 16 and pipe.memory.caption_count == 8  # 8 images × 2 captions, all distinct: each second caption stands for its name
     assert pipe.memory.keys.shape == (16, 12) and pipe.memory.text_embeds is None
-    assert "grinning face with big eyes" in pipe.memory.captions
+    assert "grinning face with big eyes" in pipe.memory.captions and "smiley" not in pipe.memory.captions
     enc, text = pipe.encode_text(["grinning face with big eyes"])
     # an exact training caption is its own nearest neighbour: its embedding stays nearly where it was
     assert float((pipe.memory.blend(enc.pooled, text, 0.5, embed_text=lambda c: pipe.encode_text(c)[1]) * text).sum()) > 0.9
@@ -289,3 +290,21 @@ def test_caption_memory_is_saved_with_the_pipeline_and_used_by_sampling(tiny_run
     assert plain.memory is None
     with pytest.raises(ValueError, match="caption memory"):
         plain("a cat", caption_memory=0.5, **opts)
+
+
+def test_a_caption_of_one_emoji_stands_for_its_name() -> None:
+    from t2i.data.dataset import ImageCaptionSet
+    from t2i.text.encoder import get_text_encoder
+    from t2i.unclip.caption_memory import build_caption_memory, caption_aliases, memory_captions
+
+    captions = [["grinning face with big eyes", "smiley", "yay"], ["clapping hands", "yay", "applause"], ["clapping hands: dark skin tone", "bravo"],
+                ["glowing star", "star", "shiny"], ["star"]]
+    data = ImageCaptionSet(np.zeros((5, 8, 8, 3), np.uint8), captions, groups=np.array([0, 1, 1, 2, 3]))
+    # names hand on themselves ("star" too, though it also captions the glowing star), as does a caption of two emoji
+    assert memory_captions(data) == ["clapping hands", "glowing star", "grinning face with big eyes", "star", "yay"]
+    # "bravo" captions a skin-tone variant, which the memory does not keep (one image per group)
+    assert caption_aliases(data) == [("smiley", "grinning face with big eyes"), ("applause", "clapping hands"), ("shiny", "glowing star")]
+    memory = build_caption_memory(memory_captions(data), aliases=caption_aliases(data))
+    assert len(memory) == 8 and memory.caption_count == 5
+    prompts = get_text_encoder(32).encode(["smiley", "applause", "yay", "star"]).pooled
+    assert memory.nearest_captions(prompts) == ["grinning face with big eyes", "clapping hands", "yay", "star"]

@@ -74,10 +74,11 @@ class UnclipPipeline(Pipeline):
         if caption_memory:
             from t2i.data.search_words import search_aliases
             from t2i.data.sources import load_dataset, load_search_words
-            from t2i.unclip.caption_memory import build_caption_memory, memory_captions
+            from t2i.unclip.caption_memory import build_caption_memory, caption_aliases, memory_captions
 
             data = load_dataset(caption_memory, size=16)
-            memory = build_caption_memory(memory_captions(data), aliases=search_aliases(data, load_search_words(caption_memory)),
+            aliases = caption_aliases(data) + search_aliases(data, load_search_words(caption_memory))
+            memory = build_caption_memory(memory_captions(data), aliases=aliases,
                                           dims=memory_dims, max_length=clip.model.config.max_tokens)
         elif defaults.caption_memory:
             raise InputError("the preset's sampling defaults use a caption memory: give the data whose captions it keeps (--caption-memory DATA)")
