@@ -37,13 +37,15 @@ def test_the_preset_gives_the_shipped_sampling_defaults(name) -> None:
     assert preset_defaults(read_preset(name), kind, options_class) == shipped
 
 
-def test_the_emoji_memory_keeps_its_captions_and_search_words_as_keys() -> None:
+def test_the_emoji_memory_hands_on_names_and_keeps_every_caption_and_search_word_as_a_key() -> None:
     from t2i.unclip.caption_memory import CaptionMemory
 
     memory = CaptionMemory.load(shipped_models()["emoji"] / "memory")
-    assert memory.caption_count == 6449 and len(memory) == 10204 and memory.keys.shape[1] == 192 and memory.query_dim == 384
+    # 6,449 captions and 3,755 search words are keys; the names and the captions of two or more emoji are handed on
+    assert memory.caption_count == 2113 and len(memory) == 10204 and memory.keys.shape[1] == 192 and memory.query_dim == 384
     assert memory.text_embeds is None  # the pipeline's CLIP embeds the neighbours
     assert [memory.captions[i] for i in memory.key_caption[:3].tolist()] == memory.captions[:3]  # captions stand for themselves
+    assert "grinning face with big eyes" in memory.captions and "smiley" not in memory.captions
 
 
 def test_a_memory_of_the_first_format_still_loads_with_its_own_text_embeddings(tmp_path) -> None:
