@@ -24,7 +24,7 @@ from t2i.data.search_words import search_aliases
 from t2i.data.sources import load_search_words
 from t2i.eval.prompts import EMOJI_DEV_PROMPTS, EMOJI_PROMPTS, emoji_prompts, emoji_target_groups
 from t2i.text.encoder import get_text_encoder
-from t2i.unclip.caption_memory import CaptionMemory, memory_captions
+from t2i.unclip.caption_memory import CaptionMemory, caption_aliases, memory_captions
 
 WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 SCORES = ("recall", "precision", "F1")
@@ -61,7 +61,8 @@ def main() -> None:
     train = load_emoji(16, "train")
     captions = memory_captions(train)
     known = set(captions)
-    aliases = [key for key, _ in dict.fromkeys(search_aliases(train, load_search_words("emoji", "train"))) if key not in known]
+    pairs = caption_aliases(train) + search_aliases(train, load_search_words("emoji", "train"))
+    aliases = [key for key, _ in dict.fromkeys(pairs) if key not in known]
     keys = captions + aliases  # the memory's key order (build_caption_memory)
     if captions != memory.captions or len(keys) != len(memory):
         raise SystemExit(f"{args.memory} is not the memory of today's emoji captions and search words")
