@@ -189,20 +189,20 @@ def _unit(data: dict[str, torch.Tensor], name: str) -> torch.Tensor:
     return F.normalize(data[f"{name}_int8"].float() * data[f"{name}_scale"], dim=-1)
 
 
-def _caption_owners(data) -> dict[str, set[str]]:
-    """Each caption of the images a memory keeps -> the names (first captions) of the images it captions."""
+def _names_and_owners(data) -> tuple[set[str], dict[str, set[str]]]:
+    """The names (first captions) of the images a memory keeps, and each of their captions -> the
+    names of the images it captions."""
     owners: dict[str, set[str]] = {}
     for i in one_image_per_group(data):
         for c in data.captions[i]:
             owners.setdefault(c, set()).add(data.captions[i][0])
-    return owners
+    return {data.captions[i][0] for i in one_image_per_group(data)}, owners
 
 
 def memory_captions(data) -> list[str]:
     """The captions a memory hands on, unique and sorted: every image's name (its first caption),
     and the other captions that caption more than one image ("yay": grinning face, clapping hands)."""
-    owners = _caption_owners(data)
-    names = {name for names in owners.values() for name in names}
+    names, owners = _names_and_owners(data)
     return sorted(c for c, of in owners.items() if c in names or len(of) > 1)
 
 
@@ -211,8 +211,7 @@ def caption_aliases(data) -> list[tuple[str, str]]:
     face with big eyes"): a key that stands for the name. The models draw an emoji from a caption
     such as "smiley" far less often than from its name (0.26 against 0.75 of the images, the 51
     development prompts whose nearest key is such a caption), so the memory hands on the name."""
-    owners = _caption_owners(data)
-    names = {name for names in owners.values() for name in names}
+    names, owners = _names_and_owners(data)
     return [(c, next(iter(of))) for c, of in owners.items() if c not in names and len(of) == 1]
 
 
