@@ -152,3 +152,47 @@ def test_hard_negative_accuracy():
     # is no win); image 2 prefers its caption
     assert hard_negative_accuracy(image, text, negatives, torch.tensor([0, 1, 2])) == pytest.approx(2 / 3)
     assert hard_negative_accuracy(image, text, -text, torch.arange(3)) == 1.0
+
+
+def test_clip_stage_gives_rephrased_captions_hard_negatives_on_both_sides():
+    from t2i.checkpoint import Component
+    from t2i.unclip.clip_stage import ClipOptions, ClipStage
+
+    rng = np.random.default_rng(0)
+    captions = [["two squares"], ["three squares"], ["four squares"], ["a circle"]]
+    data = ImageCaptionSet(images=rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8), captions=captions)
+    config = CLIPConfig(image_size=32, patch_size=8, image_width=16, image_depth=1, image_heads=2, text_width=16, text_depth=1, text_heads=2, embed_dim=8,
+                        match_depth=1)
+    image_of = {c[0]: i for i, c in enumerate(captions)}
+    for contrast_rephrased in (False, True):  # every drawn caption is reworded
+        model = CLIP(config)
+        stage = ClipStage(Component(model=model, role="clip"), data, hard_negatives=True, match_only=True, caption_augment=1.0,
+                          contrast_rephrased=contrast_rephrased)
+        batch = stage.batch(0, 8, torch.Generator().manual_seed(1))
+        texts = [stage.captions.texts[r] for r in batch["rows"]]
+        assert not set(texts) & set(image_of)
+        if not contrast_rephrased:  # a rewording has no negative of its own, so no image either
+            assert "neg_rows" not in batch and "neg_images" not in batch
+            continue
+        # caption side: the rewording's own negative, the count changed in its words
+        owners = batch["neg_owner"].tolist()
+        assert owners and all("circle" not in texts[i] for i in owners)
+        for i, neg in zip(owners, batch["neg_rows"].tolist()):
+            assert stage.captions.texts[neg] != texts[i] and "squares" in stage.captions.texts[neg]
+        # image side: for each reworded "n squares", the image of the caption's count-changed scene
+        drawn = batch["images"]
+        for i, image in zip(batch["neg_image_owner"].tolist(), batch["neg_images"]):
+            own = next(c for c in image_of if torch.equal(drawn[i], image_like(data, image_of[c])))
+            other = next(c for c in image_of if torch.equal(image, image_like(data, image_of[c])))
+            assert other in hard_negatives(own)
+        assert len(batch["neg_image_owner"]) == sum("circle" not in t for t in texts)
+        loss = stage.loss(model, batch, torch.Generator().manual_seed(2))
+        assert torch.isfinite(loss) and loss.requires_grad
+    with pytest.raises(InputError, match="contrast_rephrased"):
+        ClipOptions(contrast_rephrased=True, hard_negatives=True)
+
+
+def image_like(data: ImageCaptionSet, index: int) -> torch.Tensor:
+    from t2i.data.dataset import to_model_range
+
+    return to_model_range(data.images[index : index + 1])[0]

@@ -24,11 +24,16 @@ class ClipOptions(CaptionOptions):
     hard_negatives: bool = flag(False)  # captions with the same words and another meaning as extra negatives
     match_only: bool = flag(False)  # train the matching head alone, both towers frozen
     text_only: bool = flag(False)  # train the text side alone over a frozen image tower
+    # rephrased captions (caption_augment) get hard negatives too: their own on the caption side,
+    # and on the image side (the matching head) images that the rephrased caption's negatives describe
+    contrast_rephrased: bool = flag(False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.match_only and self.text_only:
             raise InputError("match_only and text_only exclude each other")
+        if self.contrast_rephrased and not (self.hard_negatives and self.caption_augment > 0):
+            raise InputError("contrast_rephrased gives rephrased captions hard negatives: it needs hard_negatives and caption_augment > 0")
 
 
 @torch.no_grad()
@@ -48,7 +53,9 @@ class ClipStage(Stage):
     match_only freezes both towers and trains the head alone, so the embedding space a prior and
     decoder were trained in stays as it is. text_only freezes the image tower (and any head) and
     trains the text side alone: every image embedding, so every input a decoder was trained
-    on, stays bit for bit what it was, and the images' embeddings are computed once up front."""
+    on, stays bit for bit what it was, and the images' embeddings are computed once up front.
+    contrast_rephrased gives rephrased captions hard negatives too; without it a rephrased
+    caption has none, so a head trained with augmentation meets no hard case in its wordings."""
 
     name, model_kind, options, diffusion = "clip", "clip", ClipOptions, False
 
@@ -59,12 +66,14 @@ class ClipStage(Stage):
         # user data has no held-out part: retrieval is then measured on training pairs
         heldout = load_dataset(data, size=size, split="heldout") if data in ("emoji", "shapes") else None
         return cls(component, train, heldout=heldout, max_length=options.max_length, hard_negatives=options.hard_negatives, match_only=options.match_only,
-                   text_only=options.text_only, caption_augment=options.caption_augment, templates=templates)
+                   text_only=options.text_only, caption_augment=options.caption_augment, templates=templates,
+                   contrast_rephrased=options.contrast_rephrased)
 
     def __init__(self, component: Component, data: ImageCaptionSet, *, heldout: ImageCaptionSet | None = None, max_length: int = 32,
                  hard_negatives: bool = False, match_only: bool = False, text_only: bool = False,
-                 caption_augment: float = 0.0, templates: tuple[str, ...] = ()) -> None:
+                 caption_augment: float = 0.0, templates: tuple[str, ...] = (), contrast_rephrased: bool = False) -> None:
         self.component, self.hard_negatives, self.match_only, self.text_only = component, hard_negatives, match_only, text_only
+        self.contrast_rephrased = contrast_rephrased
         model = component.model
         if match_only and text_only:
             raise InputError("options.match_only and options.text_only exclude each other")
@@ -78,7 +87,7 @@ class ClipStage(Stage):
                 param.requires_grad_(name.startswith("text_") or name == "logit_scale")
         self.data = data.resized(model.config.image_size)
         self.captions = CaptionTable(self.data, max_length=max_length, progress=True, negatives=hard_negatives,
-                                     augment=caption_augment, templates=templates)
+                                     augment=caption_augment, templates=templates, negate_rephrasings=contrast_rephrased)
         self.image_embeds = clip_image_embeds(component, self.data.images) if text_only else None
         self.heldout = heldout.resized(model.config.image_size) if heldout is not None and len(heldout) else None
         # with negatives: the preview measures how far CLIP is from a bag of words, trained on them or not
@@ -86,7 +95,7 @@ class ClipStage(Stage):
 
     def batch(self, step, size, generator):
         idx = draw_rows(generator, len(self.data), size)
-        rows = self.captions.draw(idx, generator)
+        rows, captions = self.captions.draw_with_captions(idx, generator)
         enc = self.captions.batch(rows)
         out = {"tokens": enc.tokens, "token_mask": enc.mask, "pooled": enc.pooled, "rows": rows}
         if self.image_embeds is not None:
@@ -105,6 +114,18 @@ class ClipStage(Stage):
                     other = self.captions.draw_images(neg[owner], generator)
                     found = other >= 0
                     out.update(neg_images=to_model_range(self.data.images[other[found].numpy()]), neg_image_owner=owner[found])
+            if self.contrast_rephrased and self.component.model.has_match_head and not self.text_only:
+                # no image has a rephrasing's negative as its caption: a rephrased row's images
+                # come from the negatives of the caption it rephrases, which mean the same
+                reworded = (rows != captions).nonzero(as_tuple=True)[0]
+                other = self.captions.draw_images(self.captions.draw_negatives(captions[reworded], generator), generator)
+                found = other >= 0
+                if found.any():
+                    images = to_model_range(self.data.images[other[found].numpy()])
+                    mine = reworded[found]
+                    if "neg_images" in out:
+                        images, mine = torch.cat([out["neg_images"], images]), torch.cat([out["neg_image_owner"], mine])
+                    out.update(neg_images=images, neg_image_owner=mine)
         return out
 
     def loss(self, model, batch, generator):

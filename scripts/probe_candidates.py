@@ -1,0 +1,109 @@
+"""Does the shapes pipeline lose a paraphrase in its decoder's draws or in ranking them?
+
+    python scripts/probe_candidates.py draw runs/cands-dev.pt --dev          # about 28 minutes on one thread
+    python scripts/probe_candidates.py rank runs/cands-dev.pt t2i/assets/models/shapes/clip [--candidates 4]
+
+`draw`: for each paraphrase of the evaluation (or, with --dev, the development) set and for its
+canonical prompt, 4 images at the pipeline's defaults, each with 8 decoder candidates instead of
+the default 4. Every candidate is graded against the canonical prompt (bicubic to 64 pixels; the
+upsampler is left out) and saved with what ranking reads: the candidates, the prompt's CLIP text
+embedding and its tokens. Candidate j has the same noise whatever the number of candidates, so
+the first 4 are the default pipeline's.
+
+`rank`: rank the saved candidates with a CLIP (a component folder or a training run) and print,
+per task, paraphrase / canonical pass rates of the pick (matching head + scale × cosine, as the
+pipeline ranks), of the head and the cosine alone, of the best possible pick (any candidate
+passes) and of no ranking (the first candidate). The prior and decoder are untouched by the
+CLIP's head, so a CLIP that differs in its head alone ranks these candidates exactly as the
+pipeline would with it.
+"""
+import argparse
+from collections import defaultdict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from t2i.checkpoint import load_component
+from t2i.data.shapes_eval import score_image
+from t2i.eval.prompts import SHAPES_DEV_PROMPTS, SHAPES_PROMPTS, shapes_paraphrases
+from t2i.pipelines.loading import load_pipeline
+
+IMAGES, DRAWN = 4, 8
+
+
+def graded(candidate: torch.Tensor, canonical: str) -> bool:
+    x = F.interpolate(candidate[None].float(), size=64, mode="bicubic", align_corners=False)[0]
+    return score_image(((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy(), canonical).passed
+
+
+def draw(args) -> None:
+    pipe = load_pipeline(args.model)
+    seen = []
+    ranked = pipe.best_candidates
+
+    def keep(candidates, target, enc=None):
+        seen.append({"candidates": candidates.half(), "target": target, "tokens": enc.tokens.half(), "mask": enc.mask})
+        return ranked(candidates, target, enc)
+
+    pipe.best_candidates = keep
+    records = []
+    for i, q in enumerate(shapes_paraphrases(SHAPES_DEV_PROMPTS if args.dev else SHAPES_PROMPTS)):
+        for which, text in (("paraphrase", q.prompt), ("canonical", q.canonical)):
+            seen.clear()
+            pipe(text, num_images=IMAGES, seed=args.seed, first_index=i, decoder_candidates=DRAWN)
+            r = seen[0]
+            r["passed"] = torch.tensor([[graded(c, q.canonical) for c in row] for row in r["candidates"]])
+            records.append({**r, "task": q.task, "which": which, "prompt": text})
+        print(f"{i + 1} paraphrases drawn", flush=True)
+    torch.save(records, args.out)
+
+
+@torch.no_grad()
+def rank(args) -> None:
+    clip = load_component(args.clip).model.eval()
+    k, rates = args.candidates, defaultdict(list)
+    for r in torch.load(args.out):
+        candidates, passed = r["candidates"][:, :k].float(), r["passed"][:, :k].float()
+        b = len(candidates)
+        images = candidates.flatten(0, 1)
+        tokens = clip.image_tokens(images)
+        cosine = (clip.embed_image_tokens(tokens).view(b, k, -1) * r["target"][:, None]).sum(-1)
+        head = clip.match_logits(images, r["tokens"].float().repeat_interleave(k, 0), r["mask"].repeat_interleave(k, 0), image_tokens=tokens).view(b, k)
+        for rule, score in (("pick", head + clip.scale * cosine), ("head", head), ("cosine", cosine)):
+            rates[r["task"], r["which"], rule] += passed[torch.arange(b), score.argmax(1)].tolist()
+        rates[r["task"], r["which"], "any"] += passed.max(1).values.tolist()
+        rates[r["task"], r["which"], "first"] += passed[:, 0].tolist()
+    tasks = list(dict.fromkeys(t for t, _, _ in rates))
+    print(f"{args.clip}, {k} candidates: paraphrase / canonical (difference)\n")
+    print("| rule | " + " | ".join(tasks) + " |")
+    print("| --- |" + " --- |" * len(tasks))
+    for rule in ("pick", "head", "cosine", "any", "first"):
+        cells = []
+        for t in tasks:
+            p, c = np.mean(rates[t, "paraphrase", rule]), np.mean(rates[t, "canonical", rule])
+            cells.append(f"{p:.3f} / {c:.3f} ({p - c:+.3f})")
+        print(f"| {rule} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("draw")
+    d.add_argument("out")
+    d.add_argument("--model", default="shapes")
+    d.add_argument("--dev", action="store_true", help="the development paraphrases instead of the evaluation set")
+    d.add_argument("--seed", type=int, default=0)
+    r = sub.add_parser("rank")
+    r.add_argument("out")
+    r.add_argument("clip")
+    r.add_argument("--candidates", type=int, default=4, choices=range(1, DRAWN + 1))
+    for q in (d, r):
+        q.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    draw(args) if args.command == "draw" else rank(args)
+
+
+if __name__ == "__main__":
+    main()
