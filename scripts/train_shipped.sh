@@ -72,7 +72,12 @@ if [[ $data == shapes ]]; then
   t2i train prior --data shapes --clip "$runs/shapes-clip-words" --init-from "$runs/shapes-prior-aug" --steps 2500 \
       --batch-size 64 --lr 1e-4 --out "$runs/shapes-prior-words" --no-progress
   wait
-  clip=$runs/shapes-clip-words prior=$runs/shapes-prior-words decoder=$runs/shapes-decoder-words
+  # session 36: the matching head alone (towers frozen: prior and decoder stay valid) trained on
+  # with every wording, each rephrasing with its own hard negatives (options.contrast_rephrased)
+  t2i train clip --data shapes --init-from "$runs/shapes-clip-words" --set model.match_depth=3 --set options.match_only=true \
+      --set options.hard_negatives=true --set options.contrast_rephrased=true --steps 1500 --lr 3e-4 \
+      --out "$runs/shapes-match-words" --no-progress
+  clip=$runs/shapes-match-words prior=$runs/shapes-prior-words decoder=$runs/shapes-decoder-words
 fi
 # emoji keeps its training captions, and emojilib's search words (t2i/assets/emoji/search_words.json),
 # for retrieval-augmented text conditioning (--caption-memory); keys in 192 dimensions keep it small
