@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from t2i.checkpoint import load_component
+from t2i.data.dataset import to_uint8
 from t2i.data.shapes_eval import score_image
 from t2i.eval.prompts import SHAPES_DEV_PROMPTS, SHAPES_PROMPTS, shapes_paraphrases
 from t2i.pipelines.loading import load_pipeline
@@ -33,8 +34,8 @@ IMAGES, DRAWN = 4, 8
 
 
 def graded(candidate: torch.Tensor, canonical: str) -> bool:
-    x = F.interpolate(candidate[None].float(), size=64, mode="bicubic", align_corners=False)[0]
-    return score_image(((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy(), canonical).passed
+    x = F.interpolate(candidate[None].float(), size=64, mode="bicubic", align_corners=False)
+    return score_image(to_uint8(x)[0], canonical).passed
 
 
 def draw(args) -> None:

@@ -192,11 +192,14 @@ def _unit(data: dict[str, torch.Tensor], name: str) -> torch.Tensor:
 def _names_and_owners(data) -> tuple[set[str], dict[str, set[str]]]:
     """The names (first captions) of the images a memory keeps, and each of their captions -> the
     names of the images it captions."""
+    names: set[str] = set()
     owners: dict[str, set[str]] = {}
     for i in one_image_per_group(data):
+        name = data.captions[i][0]
+        names.add(name)
         for c in data.captions[i]:
-            owners.setdefault(c, set()).add(data.captions[i][0])
-    return {data.captions[i][0] for i in one_image_per_group(data)}, owners
+            owners.setdefault(c, set()).add(name)
+    return names, owners
 
 
 def memory_captions(data) -> list[str]:

@@ -111,22 +111,25 @@ class ClipStage(Stage):
                 if self.component.model.has_match_head and not self.text_only:
                     # and the other way round, for the head: an image that the negative describes,
                     # which the caption does not; ranking candidates compares images, not captions
-                    other = self.captions.draw_images(neg[owner], generator)
-                    found = other >= 0
-                    out.update(neg_images=to_model_range(self.data.images[other[found].numpy()]), neg_image_owner=owner[found])
+                    self._add_negative_images(out, owner, neg[owner], generator)
             if self.contrast_rephrased and self.component.model.has_match_head and not self.text_only:
                 # no image has a rephrasing's negative as its caption: a rephrased row's images
                 # come from the negatives of the caption it rephrases, which mean the same
                 reworded = (rows != captions).nonzero(as_tuple=True)[0]
-                other = self.captions.draw_images(self.captions.draw_negatives(captions[reworded], generator), generator)
-                found = other >= 0
-                if found.any():
-                    images = to_model_range(self.data.images[other[found].numpy()])
-                    mine = reworded[found]
-                    if "neg_images" in out:
-                        images, mine = torch.cat([out["neg_images"], images]), torch.cat([out["neg_image_owner"], mine])
-                    out.update(neg_images=images, neg_image_owner=mine)
+                self._add_negative_images(out, reworded, self.captions.draw_negatives(captions[reworded], generator), generator)
         return out
+
+    def _add_negative_images(self, out: dict, owner: torch.Tensor, negatives: torch.Tensor, generator) -> None:
+        """For batch rows `owner`, an image that each of the caption rows `negatives` describes,
+        added to out's neg_images / neg_image_owner; rows whose negative no image has get none."""
+        other = self.captions.draw_images(negatives, generator)
+        found = other >= 0
+        if not found.any():
+            return
+        images, mine = to_model_range(self.data.images[other[found].numpy()]), owner[found]
+        if "neg_images" in out:
+            images, mine = torch.cat([out["neg_images"], images]), torch.cat([out["neg_image_owner"], mine])
+        out.update(neg_images=images, neg_image_owner=mine)
 
     def loss(self, model, batch, generator):
         if "image_embed" in batch:  # text_only: the frozen tower's embeddings, computed up front
