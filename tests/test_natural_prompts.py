@@ -3,6 +3,7 @@ training never shows (issue: the shipped models answered their training captions
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import numpy as np
@@ -13,7 +14,8 @@ from t2i.cli import main
 from t2i.data.dataset import ImageCaptionSet
 from t2i.data.shapes_eval import TASKS, parse_prompt, prompt_is_held_out
 from t2i.eval.prompts import EMOJI_DEV_PROMPTS, SHAPES_DEV_PROMPTS, emoji_prompts, emoji_target_groups, retrieval_images, shapes_paraphrases, training_strings
-from t2i.text.augment import ADJECTIVES, EMOJI_TEMPLATES, SHAPES_TEMPLATES, VARIANTS_PER_CAPTION, all_variants, caption_variants, fill, normalize_prompt, rephrasings
+from t2i.text.augment import ADJECTIVES, EMOJI_TEMPLATES, SHAPES_TEMPLATES, VARIANTS_PER_CAPTION, all_variants, caption_variants, fill, rephrasings
+from t2i.text.held_out import normalize_prompt
 from t2i.train.captions import CaptionTable
 
 
@@ -30,7 +32,7 @@ def test_variants_keep_the_caption_and_its_article() -> None:
     assert rephrasings("a red circle and two squares") == ["two squares and a red circle", "a red circle and 2 squares"]
     # numerals are taught, but never as an evaluation prompt ("2 circles") nor a framing of one
     assert rephrasings("two red circles") == ["2 red circles"] and rephrasings("two-hump camel") == []
-    assert rephrasings("two circles") == [] and not any("2" in v for v in all_variants("two circles", SHAPES_TEMPLATES))
+    assert rephrasings("two circles") == [] and not any(re.search(r"\b2 circles", v) for v in all_variants("two circles", SHAPES_TEMPLATES))
     assert rephrasings("a circle to the left of a square") == [] and rephrasings("flag of trinidad and tobago") == []
     assert "two squares and a red circle on white" in all_variants("a red circle and two squares", SHAPES_TEMPLATES)
 

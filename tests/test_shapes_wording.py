@@ -6,7 +6,8 @@ import re
 import numpy as np
 
 from t2i.data.shapes import COLORS, SHAPES, training_captions
-from t2i.text.augment import SHAPES_TEMPLATES, caption_variants, evaluation_prompts, normalize_prompt
+from t2i.text.augment import SHAPES_TEMPLATES, caption_variants
+from t2i.text.held_out import evaluation_prompts, normalize_prompt
 from t2i.text.shapes_wording import WORDINGS_PER_CAPTION, Group, Scene, _say_relation, parse_caption, wordings
 
 
@@ -46,15 +47,17 @@ def test_a_wording_names_every_colour_and_shape_of_its_scene_and_no_other() -> N
 
 
 def test_counts_are_said_as_words_numerals_or_collective_nouns() -> None:
-    said = " | ".join(w for caption in ("three triangles", "three large triangles", "two squares") for w in wordings(caption))
-    for form in ("three", "3 ", "a trio of", "of them", "a pair of", "a couple of", "2 "):
+    captions = [f"{n} {size}{colour}{shape}s" for n in ("two", "three", "four") for size in ("", "large ") for colour in ("", "red ")
+                for shape in SHAPES]
+    said = " | ".join(w for caption in captions for w in wordings(caption))
+    for form in ("three", "3 ", "a trio of", "of them", "a pair of", "a couple of", "2 ", "a quartet of", "exactly", " x3", "4x "):
         assert form in said, form
-    assert "one" not in said.replace("of them", "") and "a triangle" not in said
+    assert not re.search(r"\bone\b|\ba triangle\b", said.replace("no more, no less", ""))  # no count said as one
 
 
 def test_a_relation_turned_around_is_the_same_scene() -> None:
     """'a circle to the left of a square' may be said from the square ('a square to the right of
-    a circle', 'a square, and to its left a circle') or as places ('left: circle, right: square');
+    a circle', 'a square, and to its left a circle', 'a square, then a circle left of it') or as places ('left: circle, right: square');
     in each, the circle must end up on the left."""
     scene = parse_caption("a circle to the left of a square")
     rng = np.random.default_rng(0)
@@ -62,10 +65,11 @@ def test_a_relation_turned_around_is_the_same_scene() -> None:
     for _ in range(300):
         text = _say_relation(rng, scene)
         c, s = text.index("circle"), text.index("square")
-        if re.search(r"\b(left|right) of\b", text):  # "X left of Y" / "X on the right side of Y"
+        side = re.search(r"\b(its (left|right)|(left|right) of (it|that)|further (left|right)(?! than))\b", text)
+        if side:  # "Y, and to its left X", "Y, then X left of it", "Y with X further right"
+            assert ("left" in side.group(0)) == (s < c), text
+        elif re.search(r"\b((left|right) of|(left|right) than)\b", text):  # "X left of Y", "X on the right side of Y", "X further left than Y"
             assert ("left" in text) == (c < s), text
-        elif "to its" in text:  # "Y, and to its left X"
-            assert ("to its left" in text) == (s < c), text
         elif re.search(r"\bleft\b.*\bright\b", text):  # "left: X, right: Y", "X on the left, Y on the right"
             assert c < s, text
         else:

@@ -27,8 +27,9 @@ import numpy as np
 
 from t2i.eval.common import generate_images, markdown_table, write_json
 from t2i.eval.sheets import save_sheet
-from t2i.text.augment import EVALUATION_PROMPTS_DIR as PROMPTS_DIR  # one folder: what is evaluated is what augmentation avoids
-from t2i.text.augment import all_variants, normalize_prompt, templates_for
+from t2i.text.augment import all_variants, templates_for
+from t2i.text.held_out import EVALUATION_PROMPTS_DIR as PROMPTS_DIR  # one folder: what is evaluated is what augmentation avoids
+from t2i.text.held_out import normalize_prompt
 
 EMOJI_PROMPTS = PROMPTS_DIR / "emoji-natural.jsonl"
 # for tuning retrieval and the like (scripts/probe_memory_keys.py); other emoji than the evaluation's, never reported as a result

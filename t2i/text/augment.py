@@ -20,13 +20,11 @@ prompt the model never saw.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 import re
-from pathlib import Path
 
 from t2i.data.shapes import RELATION_PARAPHRASES
+from t2i.text.held_out import evaluation_prompts, normalize_prompt
 from t2i.text.shapes_wording import wordings
 
 # {a} is "a" or "an" for what follows it, {c} the caption, {adj} one of ADJECTIVES
@@ -47,7 +45,6 @@ VARIANTS_PER_CAPTION = 4
 NUMERALS = {"two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8",
             "nine": "9", "ten": "10", "eleven": "11", "twelve": "12"}
 _COUNT_WORD = re.compile(r"\b(" + "|".join(NUMERALS) + r")(?= )")  # followed by a space: not "two-hump camel"
-EVALUATION_PROMPTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "prompts"
 
 # every relation word the shapes captions use: a caption with one is not a list to reorder
 _RELATION = re.compile(r"\b(" + "|".join(sorted({w for r, more in RELATION_PARAPHRASES.items() for w in (r, *more)}, key=len, reverse=True)) + r")\b")
@@ -91,14 +88,6 @@ def rephrasings(caption: str) -> list[str]:
     return [r for r in out if normalize_prompt(r) not in evaluation_prompts()]
 
 
-@functools.cache
-def evaluation_prompts() -> frozenset[str]:
-    """Every prompt of the checked-in evaluation and development sets, normalised: what
-    augmentation must never make."""
-    return frozenset(normalize_prompt(json.loads(line)["prompt"]) for path in sorted(EVALUATION_PROMPTS_DIR.glob("*.jsonl"))
-                     for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
-
-
 def all_variants(caption: str, templates: tuple[str, ...]) -> list[str]:
     """Every rephrasing and every framing of a caption, with every adjective (what the
     disjointness test checks)."""
@@ -125,8 +114,3 @@ def caption_variants(caption: str, templates: tuple[str, ...], count: int = VARI
 def _unique(items: list[str], caption: str) -> list[str]:
     return [v for v in dict.fromkeys(items) if v != caption and normalize_prompt(v) not in evaluation_prompts()]
 
-
-def normalize_prompt(text: str) -> str:
-    """The form in which prompts and captions are compared: lower case, single spaces, no
-    trailing full stop, exclamation or question mark."""
-    return " ".join(text.lower().split()).rstrip(".!?").strip()

@@ -12,7 +12,7 @@ objects with attributes and relations allows without a parser:
   a square" -> "right: a circle, left: a square", "a square with a circle above it" -> "... below it")
 - swap two different colours (or sizes) between objects:
                                   "a red circle and a blue square" -> "a blue circle and a red square"
-- change a count by one:          "two squares" -> "three squares"
+- change a count by one:          "two squares" -> "three squares", "squares x3" -> "squares x4"
 
 A swap that only reorders the objects ("a red circle and a blue circle") keeps the meaning and
 is dropped, as is a flip between two identical objects.
@@ -41,7 +41,7 @@ _RELATION = re.compile(r"\b(" + "|".join(sorted(map(re.escape, RELATIONS), key=l
 # bottom: ...", "higher up than"), each with its mirror image: flipping all of them at once
 # describes the mirrored scene however the caption is worded
 MIRROR_WORDS = {**RELATIONS, "higher up": "lower down", "lower down": "higher up", "up above": "down below",
-                "down below": "up above", "atop": "beneath", "underneath": "on top of", "higher": "lower", "lower": "higher",
+                "down below": "up above", "further up": "further down", "further down": "further up", "atop": "beneath", "underneath": "on top of", "higher": "lower", "lower": "higher",
                 "left": "right", "right": "left", "top": "bottom", "bottom": "top"}
 _MIRROR = re.compile(r"\b(" + "|".join(sorted(map(re.escape, MIRROR_WORDS), key=len, reverse=True)) + r")\b", re.IGNORECASE)
 _SEPARATOR = re.compile(r",\s*|\s+and\s+")
@@ -78,13 +78,20 @@ def _attribute_swap(caption: str, vocabulary: tuple[str, ...]) -> str | None:
     return swapped if _objects(swapped) != _objects(caption) else None
 
 
+_NUMERAL = re.compile(r"(x?)([2-9])(x?)")  # "3", "x3" and "3x" ("squares x3"); "1" reads as "a", as "one" does
+
+
 def _count_change(caption: str) -> str | None:
     words = caption.split(" ")
     for i, w in enumerate(words):
-        bare = w.rstrip(",")
+        bare = w.rstrip(",.!?")
         if bare in NUMBERS[1:]:  # "one" reads as "a" in most captions: start at two
             n = NUMBERS.index(bare)
             words[i] = w.replace(bare, NUMBERS[n + 1] if n + 1 < len(NUMBERS) else NUMBERS[n - 1])
+            return " ".join(words)
+        if (m := _NUMERAL.fullmatch(bare)) and not (m.group(1) and m.group(3)):
+            n = int(m.group(2))
+            words[i] = w.replace(bare, f"{m.group(1)}{n + 1 if n < 9 else n - 1}{m.group(3)}")
             return " ".join(words)
     return None
 

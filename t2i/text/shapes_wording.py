@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from t2i.data.shapes import COLORS, COUNT_WORDS, RELATION_PARAPHRASES, SHAPES, SIZES
+from t2i.text.held_out import evaluation_prompts, normalize_prompt
 from t2i.text.negatives import RELATIONS as MIRRORED  # "to the left of" -> "to the right of", ...
 
 WORDINGS_PER_CAPTION = 6
@@ -32,23 +33,35 @@ _RELATION_OF = {w: r for r, more in RELATION_PARAPHRASES.items() for w in (r, *m
 
 # ------------------------------------------------------------------ the grammar's choices
 SIZE_WORDS = {"small": ("small", "little"), "large": ("large", "big")}
-NUMBER_WORDS = {1: ("a", "a", "a", "one", "a single", "1"), 2: ("two", "2", "a pair of", "a couple of"),
-                3: ("three", "3", "a trio of", "a group of three", "a set of three"), 4: ("four", "4", "a group of four", "a set of four")}
+NUMBER_WORDS = {1: ("a", "a", "a", "one", "a single", "1"), 2: ("two", "2", "a pair of", "a couple of", "exactly two"),
+                3: ("three", "3", "a trio of", "a group of three", "a set of three", "exactly three"),
+                4: ("four", "4", "a group of four", "a set of four", "a quartet of", "exactly four")}
 RELATION_WORDS = {
-    "to the left of": ("to the left of", "left of", "on the left of", "on the left side of", "on the left-hand side of", "just left of"),
-    "to the right of": ("to the right of", "right of", "on the right of", "on the right side of", "on the right-hand side of", "just right of"),
-    "above": ("above", "over", "on top of", "atop", "higher than", "up above", "placed above"),
-    "below": ("below", "under", "beneath", "underneath", "lower than", "down below", "placed below"),
+    "to the left of": ("to the left of", "left of", "on the left of", "on the left side of", "on the left-hand side of", "just left of",
+                       "further left than", "farther left than", "more to the left than"),
+    "to the right of": ("to the right of", "right of", "on the right of", "on the right side of", "on the right-hand side of", "just right of",
+                        "further right than", "farther right than", "more to the right than"),
+    "above": ("above", "over", "on top of", "atop", "higher than", "up above", "placed above", "higher up than", "further up than",
+              "directly above"),
+    "below": ("below", "under", "beneath", "underneath", "lower than", "down below", "placed below", "lower down than", "further down than",
+              "directly below"),
+}
+# a relation said from the other object, as a place beside it: "a square, and to its left a circle"
+SIDE_WORDS = {
+    "to the left of": ("to its left", "to the left of it", "on its left", "left of it", "to the left of that", "further left"),
+    "to the right of": ("to its right", "to the right of it", "on its right", "right of it", "to the right of that", "further right"),
+    "above": ("above it", "over it", "on top of it", "above that", "higher up", "over that"),
+    "below": ("below it", "under it", "beneath it", "under that", "lower down", "below that"),
 }
 # a relation said as two places: ("left", "right") -> "left: A, right: B", "on the left A, on the right B"
 PLACES = {"to the left of": ("left", "right"), "above": ("top", "bottom")}
 PREFIXES = ("draw", "sketch", "paint", "make", "create", "render", "generate", "show", "show me", "give me", "please draw",
             "please make", "can you draw", "could you paint", "i want", "i'd like", "i would like", "there is", "the image shows",
             "the picture shows", "the image contains", "a picture with", "an image with", "an image containing", "a canvas with",
-            "just", "only")
+            "just", "only", "place", "put", "add", "depict", "illustrate")
 SUFFIXES = ("please", ", please", ", thanks", "only", ", only", "and nothing else", ", nothing else", ", no more", "alone",
             "in the picture", "in the image", "on a blank canvas", "on an empty background", "on a plain background",
-            "on a white canvas", ", that's all", "and no more", ", and that is all")
+            "on a white canvas", ", that's all", "and no more", ", and that is all", ", no more, no less", "and nothing more")
 ENDINGS = ("", "", "", ".", "!")
 
 
@@ -98,7 +111,9 @@ def wordings(caption: str, count: int = WORDINGS_PER_CAPTION) -> list[str]:
     if scene is None:
         return []
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(f"wording\0{caption}".encode()).digest()[:8], "little"))
-    out = [_frame(rng, _say(rng, scene)) for _ in range(count)]
+    said = (_say(rng, scene) for _ in range(count))
+    # an evaluation prompt is never said, nor framed ("2 circles", so not "sketch 2 circles, please")
+    out = [_frame(rng, s) for s in said if normalize_prompt(s) not in evaluation_prompts()]
     return [w for w in dict.fromkeys(out) if w != caption]
 
 
@@ -139,8 +154,11 @@ def _say_group(rng: np.random.Generator, g: Group, *, alone: bool = False, defin
             words = " ".join(w for w in (number, size, noun) if w) + ", " + (g.color if g.count == 1 else f"all {g.color}")
     if number == "a" and words.startswith("a ") and words[2:3] in "aeiou":
         words = "an " + words[2:]
-    if alone and g.count > 1 and not definite and rng.random() < 0.2:  # "circles, three of them"
-        words = " ".join(w for w in (size, g.color, noun) if w) + f", {COUNT_WORDS[g.count]} of them"
+    if alone and g.count > 1 and not definite and rng.random() < 0.3:  # "circles, three of them", "circles x3"
+        bare = " ".join(w for w in (size, g.color, noun) if w)
+        word = COUNT_WORDS[g.count]
+        forms = (f"{bare}, {word} of them", f"{bare}: {word}", f"{bare} x{g.count}", f"{g.count}x {bare}", f"{bare}, {word} in all")
+        words = _pick(rng, forms)
     return words
 
 
@@ -153,12 +171,17 @@ def _say_relation(rng: np.random.Generator, scene: Scene) -> str:
     if style < 0.45:  # "a circle to the left of a square", "the circle is left of the square"
         definite = rng.random() < 0.4
         pa, pb = _say_group(rng, a, definite=definite), _say_group(rng, b, definite=definite)
-        verb = _pick(rng, (" is", " sits", " lies", " is placed")) if definite else ""
-        return f"{pa}{verb} {_pick(rng, RELATION_WORDS[relation])} {pb}"
-    if style < 0.7:  # "a square, and to its left a circle", "a square with a circle above it"
+        verbs = (" is", " sits", " lies", " is placed", " is positioned", " appears") if definite else \
+            ("", "", "", " that is", " that sits", " sitting", " lying", " positioned")
+        verb, word = _pick(rng, verbs), _pick(rng, RELATION_WORDS[relation])
+        if word.startswith("placed"):  # not "the circle is placed placed above ..."
+            verb = " is" if definite else ""
+        return f"{pa}{verb} {word} {pb}"
+    if style < 0.7:  # "a square, and to its left a circle", "a square with a circle above it", "a square, then a circle under it"
         pa, pb = _say_group(rng, a), _say_group(rng, b)
-        side = {"to the left of": "to its left", "to the right of": "to its right", "above": "above it", "below": "below it"}[relation]
-        form = _pick(rng, ("{b}, and {side} {a}", "{b} with {a} {side}", "{b}, with {a} {side}", "{b} and, {side}, {a}"))
+        side = _pick(rng, SIDE_WORDS[relation])
+        form = _pick(rng, ("{b}, and {side} {a}", "{b} with {a} {side}", "{b}, with {a} {side}", "{b} and, {side}, {a}",
+                           "{b}, then {a} {side}", "first {b}, then {a} {side}", "{b} and {a} {side}", "{b}; {side}, {a}"))
         return form.format(a=pa, b=pb, side=side)
     # two places: "left: a circle, right: a square", "from top to bottom: a triangle, then a circle"
     if relation not in PLACES:  # "right of" and "below" are said from the other object
