@@ -64,7 +64,8 @@ if [[ $data == shapes ]]; then
   t2i train prior --data shapes --clip "$runs/shapes-clip-text" --init-from "$runs/shapes-prior" --steps 2500 \
       --batch-size 64 --lr 1e-4 --out "$runs/shapes-prior-aug" --no-progress
   # session 19: the same three fine-tunes again, from those, once the augmentation had the
-  # grammar of wordings (t2i/text/shapes_wording.py, commit 2bbe25a)
+  # grammar of wordings (t2i/text/shapes_wording.py, commit 2bbe25a; the shipped stages were
+  # trained before session 37 widened it, commit 6b86272, so a rerun now draws other wordings)
   t2i train clip --data shapes --init-from "$runs/shapes-clip-text" --set model.match_depth=3 --set options.text_only=true \
       --steps 1500 --batch-size 256 --lr 3e-4 --out "$runs/shapes-clip-words" --no-progress
   t2i train decoder --data shapes --clip "$runs/shapes-clip-words" --init-from "$runs/shapes-decoder-aug" --set options.drop_text=0.1 \

@@ -146,9 +146,9 @@ def test_contrast_rephrased_gives_the_rephrased_captions_negatives_too(tmp_path)
     assert bool(b["negated"].all())  # now each has its mirror image
     table = rephrased.captions
     pairs = {table.texts[r]: table.texts[n] for r, n in enumerate(table.negatives[:, 0].tolist()) if n >= 0}
-    assert pairs["on the left a red circle, on the right 1 blue square"] == "on the right a red circle, on the left 1 blue square"
-    assert pairs["can you draw a single red circle with a green triangle to its left?"] == \
-        "can you draw a single red circle with a green triangle to its right?"
+    assert pairs["left: a red circle, right: a blue square, thanks"] == "right: a red circle, left: a blue square, thanks"
+    assert pairs["the image contains a single circle of yellow color, and to the right of it a red triangle"] == \
+        "the image contains a single circle of yellow color, and to the left of it a red triangle"
     with pytest.raises(InputError, match="contrast_rephrased"):
         _contrast_stage(data, caption_contrast=1.0, contrast_rephrased=True)
 
