@@ -16,6 +16,9 @@ def test_hard_negatives_change_the_meaning_not_the_words():
     assert hard_negatives("a square beneath a circle") == ["a square on top of a circle"]
     assert hard_negatives("a red circle and a blue square") == ["a blue circle and a red square"]
     assert hard_negatives("two squares") == ["three squares"]
+    # counts said as numerals ("1" reads as "a", as "one" does)
+    assert [hard_negatives(c, ("count",)) for c in ("3 circles", "squares x3", "4x circles.", "1 circle")] == [
+        ["4 circles"], ["squares x4"], ["5x circles."], []]
     assert hard_negatives("a large red circle to the left of a small blue square") == [
         "a large red circle to the right of a small blue square",
         "a large blue circle to the left of a small red square",

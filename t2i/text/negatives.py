@@ -41,8 +41,9 @@ _RELATION = re.compile(r"\b(" + "|".join(sorted(map(re.escape, RELATIONS), key=l
 # bottom: ...", "higher up than"), each with its mirror image: flipping all of them at once
 # describes the mirrored scene however the caption is worded
 MIRROR_WORDS = {**RELATIONS, "higher up": "lower down", "lower down": "higher up", "up above": "down below",
-                "down below": "up above", "further up": "further down", "further down": "further up", "atop": "beneath", "underneath": "on top of", "higher": "lower", "lower": "higher",
-                "left": "right", "right": "left", "top": "bottom", "bottom": "top"}
+                "down below": "up above", "further up": "further down", "further down": "further up", "atop": "beneath",
+                "underneath": "on top of", "higher": "lower", "lower": "higher", "left": "right", "right": "left", "top": "bottom",
+                "bottom": "top"}
 _MIRROR = re.compile(r"\b(" + "|".join(sorted(map(re.escape, MIRROR_WORDS), key=len, reverse=True)) + r")\b", re.IGNORECASE)
 _SEPARATOR = re.compile(r",\s*|\s+and\s+")
 
