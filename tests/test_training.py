@@ -380,6 +380,28 @@ def test_a_text_consistency_fine_tune_resumes_exactly_toward_the_model_it_starte
         trainer(tmp_path / "fresh")
 
 
+def test_a_text_only_clip_run_resumes_exactly_over_its_frozen_image_tower(tiny_run, tmp_path) -> None:
+    # the frozen tower's embeddings are taken once: from the checkpoint's weights on a resume,
+    # not from the fresh ones a resumed trainer is built with
+    preset = override_section(read_preset("tiny"), "clip", ["options.text_only=true"])
+
+    def trainer(out: Path, init_from=tiny_run.run("clip")):
+        torch.manual_seed(1234)
+        return make_trainer("clip", preset, data=str(tiny_run.data), out_dir=out, init_from=init_from,
+                            train_overrides={"steps": 4, "save_every": 100, "sample_every": 100}, progress=False)
+
+    whole = trainer(tmp_path / "whole")
+    whole_figures = whole.train()
+    first = trainer(tmp_path / "split")
+    first.train(max_steps=2)
+    del first
+    second = trainer(tmp_path / "split", init_from=None)  # as --resume: the weights come from the checkpoint
+    assert second.resume() is True
+    second_figures = second.train()
+    assert state_dicts_equal(_raw(second), _raw(whole)) and state_dicts_equal(second.ema.model, whole.ema.model)
+    assert second_figures["loss"] == whole_figures["loss"]
+
+
 def test_a_fine_tune_of_some_weights_leaves_the_rest_alone_and_resumes_exactly(tiny_imagen, tmp_path) -> None:
     preset = override_section(read_preset("tiny"), "imagen-base", ["options.train_only=attn"])
 

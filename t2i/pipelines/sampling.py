@@ -27,8 +27,9 @@ from t2i.errors import InputError
 
 @torch.no_grad()
 def clip_image_embeds(clip: Component, images: np.ndarray, batch: int = 256) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> (N, E) unit-norm CLIP image embeddings."""
-    out = [clip.model.encode_image(to_model_range(images[i : i + batch])) for i in range(0, len(images), batch)]
+    """uint8 (N, H, W, 3) -> (N, E) unit-norm CLIP image embeddings, on the model's device."""
+    device = next(clip.model.parameters()).device
+    out = [clip.model.encode_image(to_model_range(images[i : i + batch]).to(device)) for i in range(0, len(images), batch)]
     return torch.cat(out)
 
 

@@ -88,10 +88,19 @@ class ClipStage(Stage):
         self.data = data.resized(model.config.image_size)
         self.captions = CaptionTable(self.data, max_length=max_length, progress=True, negatives=hard_negatives,
                                      augment=caption_augment, templates=templates, negate_rephrasings=contrast_rephrased)
-        self.image_embeds = clip_image_embeds(component, self.data.images) if text_only else None
+        self._image_embeds: torch.Tensor | None = None
         self.heldout = heldout.resized(model.config.image_size) if heldout is not None and len(heldout) else None
         # with negatives: the preview measures how far CLIP is from a bag of words, trained on them or not
         self.heldout_captions = CaptionTable(self.heldout, max_length=max_length, negatives=True) if self.heldout is not None else None
+
+    @property
+    def image_embeds(self) -> torch.Tensor | None:
+        """text_only: the frozen tower's embeddings of every image, computed at the first batch,
+        not when the stage is built: a resumed run has its checkpoint's weights loaded only then,
+        and embeddings from the fresh weights it is built with would be noise."""
+        if self.text_only and self._image_embeds is None:
+            self._image_embeds = clip_image_embeds(self.component, self.data.images).cpu()  # batches are drawn on the CPU
+        return self._image_embeds
 
     def batch(self, step, size, generator):
         idx = draw_rows(generator, len(self.data), size)
