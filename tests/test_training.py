@@ -383,9 +383,9 @@ def test_a_text_consistency_fine_tune_resumes_exactly_toward_the_model_it_starte
 def test_a_text_only_clip_run_resumes_exactly_over_its_frozen_image_tower(tiny_run, tmp_path) -> None:
     # the frozen tower's embeddings are taken once: from the checkpoint's weights on a resume,
     # not from the fresh ones a resumed trainer is built with
-    preset = override_section(read_preset("tiny"), "clip", ["options.text_only=true"])
+    preset, start = override_section(read_preset("tiny"), "clip", ["options.text_only=true"]), tiny_run.run("clip")
 
-    def trainer(out: Path, init_from=tiny_run.run("clip")):
+    def trainer(out: Path, init_from=start):
         torch.manual_seed(1234)
         return make_trainer("clip", preset, data=str(tiny_run.data), out_dir=out, init_from=init_from,
                             train_overrides={"steps": 4, "save_every": 100, "sample_every": 100}, progress=False)
