@@ -13,7 +13,9 @@ the first 4 are the default pipeline's.
 `rank`: rank the saved candidates with a CLIP (a component folder or a training run) and print,
 per task, paraphrase / canonical pass rates of the pick (matching head + scale × cosine, as the
 pipeline ranks), of the head and the cosine alone, of the best possible pick (any candidate
-passes) and of no ranking (the first candidate). The prior and decoder are untouched by the
+passes) and of no ranking (the first candidate). Files drawn since session 38 also keep the
+prior's embeddings, and add two rules: the candidate nearest the prior's embedding ("prior",
+in place of the caption's text embedding) and the head plus that ("head+prior"). The prior and decoder are untouched by the
 CLIP's head, so a CLIP that differs in its head alone ranks these candidates exactly as the
 pipeline would with it.
 """
@@ -48,12 +50,19 @@ def draw(args) -> None:
         return ranked(candidates, target, enc)
 
     pipe.best_candidates = keep
+    decode = pipe.decode
+
+    def decode_keeping_embeds(embeds, *a, **kw):  # the prior's embeddings: what a ranker by the prior compares with
+        seen.append({"prior": embeds.clone()})
+        return decode(embeds, *a, **kw)
+
+    pipe.decode = decode_keeping_embeds
     records = []
     for i, q in enumerate(shapes_paraphrases(SHAPES_DEV_PROMPTS if args.dev else SHAPES_PROMPTS)):
         for which, text in (("paraphrase", q.prompt), ("canonical", q.canonical)):
             seen.clear()
             pipe(text, num_images=IMAGES, seed=args.seed, first_index=i, decoder_candidates=DRAWN)
-            r = seen[0]
+            r = {**seen[0], **seen[1]}
             r["passed"] = torch.tensor([[graded(c, q.canonical) for c in row] for row in r["candidates"]])
             records.append({**r, "task": q.task, "which": which, "prompt": text})
         print(f"{i + 1} paraphrases drawn", flush=True)
@@ -71,7 +80,11 @@ def rank(args) -> None:
         tokens = clip.image_tokens(images)
         cosine = (clip.embed_image_tokens(tokens).view(b, k, -1) * r["target"][:, None]).sum(-1)
         head = clip.match_logits(images, r["tokens"].float().repeat_interleave(k, 0), r["mask"].repeat_interleave(k, 0), image_tokens=tokens).view(b, k)
-        for rule, score in (("pick", head + clip.scale * cosine), ("head", head), ("cosine", cosine)):
+        rules = [("pick", head + clip.scale * cosine), ("head", head), ("cosine", cosine)]
+        if "prior" in r:  # the candidate nearest the prior's embedding, which read the prompt (saved since session 38)
+            to_prior = (clip.embed_image_tokens(tokens).view(b, k, -1) * r["prior"][:, None]).sum(-1)
+            rules += [("prior", to_prior), ("head+prior", head + clip.scale * to_prior)]
+        for rule, score in rules:
             rates[r["task"], r["which"], rule] += passed[torch.arange(b), score.argmax(1)].tolist()
         rates[r["task"], r["which"], "any"] += passed.max(1).values.tolist()
         rates[r["task"], r["which"], "first"] += passed[:, 0].tolist()
@@ -79,7 +92,9 @@ def rank(args) -> None:
     print(f"{args.clip}, {k} candidates: paraphrase / canonical (difference)\n")
     print("| rule | " + " | ".join(tasks) + " |")
     print("| --- |" + " --- |" * len(tasks))
-    for rule in ("pick", "head", "cosine", "any", "first"):
+    for rule in ("pick", "head", "cosine", "prior", "head+prior", "any", "first"):
+        if not rates[tasks[0], "paraphrase", rule]:
+            continue
         cells = []
         for t in tasks:
             p, c = np.mean(rates[t, "paraphrase", rule]), np.mean(rates[t, "canonical", rule])
