@@ -15,9 +15,9 @@ per task, paraphrase / canonical pass rates of the pick (matching head + scale Ã
 pipeline ranks), of the head and the cosine alone, of the best possible pick (any candidate
 passes) and of no ranking (the first candidate). Files drawn since session 38 also keep the
 prior's embeddings, and add two rules: the candidate nearest the prior's embedding ("prior",
-in place of the caption's text embedding) and the head plus that ("head+prior"). The prior and decoder are untouched by the
-CLIP's head, so a CLIP that differs in its head alone ranks these candidates exactly as the
-pipeline would with it.
+in place of the caption's text embedding) and the head plus that ("head+prior"). The prior and
+decoder are untouched by the CLIP's head, so a CLIP that differs in its head alone ranks these
+candidates exactly as the pipeline would with it.
 """
 import argparse
 from collections import defaultdict
@@ -78,11 +78,12 @@ def rank(args) -> None:
         b = len(candidates)
         images = candidates.flatten(0, 1)
         tokens = clip.image_tokens(images)
-        cosine = (clip.embed_image_tokens(tokens).view(b, k, -1) * r["target"][:, None]).sum(-1)
+        embeds = clip.embed_image_tokens(tokens).view(b, k, -1)
+        cosine = (embeds * r["target"][:, None]).sum(-1)
         head = clip.match_logits(images, r["tokens"].float().repeat_interleave(k, 0), r["mask"].repeat_interleave(k, 0), image_tokens=tokens).view(b, k)
         rules = [("pick", head + clip.scale * cosine), ("head", head), ("cosine", cosine)]
         if "prior" in r:  # the candidate nearest the prior's embedding, which read the prompt (saved since session 38)
-            to_prior = (clip.embed_image_tokens(tokens).view(b, k, -1) * r["prior"][:, None]).sum(-1)
+            to_prior = (embeds * r["prior"][:, None]).sum(-1)
             rules += [("prior", to_prior), ("head+prior", head + clip.scale * to_prior)]
         for rule, score in rules:
             rates[r["task"], r["which"], rule] += passed[torch.arange(b), score.argmax(1)].tolist()
