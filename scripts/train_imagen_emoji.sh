@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The imagen-emoji cascade of docs/results/imagen.md (sessions 35, 38 and 39), with the project's own commands:
+#   bash scripts/train_imagen_emoji.sh
+# The base starts from unCLIP's shipped emoji decoder (the same body: 48 channels, 1-2-2,
+# cross-attention on MiniLM's token states) and trains in two cosine rounds, 8,000 then 26,000
+# steps of 32 images: about 320 passes over the 3,406 training emoji, which is what drawing the
+# individual picture from text alone takes (the 100-emoji subset of session 38 needed as many).
+# The super-resolution UNet starts from imagen-shapes' (the same architecture). Every run resumes:
+# run the script again after a kill and it goes on from the last checkpoint. About 4 hours on two
+# threads for the base, 40 minutes on one for the super-resolution UNet.
+set -euo pipefail
+runs=${RUNS:-runs}
+threads=${THREADS:-2}
+t2i() { python -m t2i.cli --threads "$threads" "$@"; }
+
+# train OUT STAGE ARGS...: start the run, or resume it (with the settings it started with) if it has a checkpoint
+train() {
+    local out=$1 stage=$2; shift 2
+    if [ -f "$out/latest" ]; then t2i train "$stage" --data emoji --out "$out" --resume --no-progress
+    else t2i train "$stage" --data emoji --config imagen-emoji "$@" --out "$out" --no-progress; fi
+}
+
+train "$runs/imagen-emoji-base-cos" imagen-base \
+    --init-from t2i/assets/models/emoji/decoder --lr 3e-4 --steps 8000 --set train.lr_decay=cosine
+train "$runs/imagen-emoji-long" imagen-base \
+    --init-from "$runs/imagen-emoji-base-cos" --lr 3e-4 --steps 26000 --set train.lr_decay=cosine \
+    --set train.save_every=1000 --set train.keep_checkpoints=30
+train "$runs/imagen-emoji-sr" imagen-sr \
+    --init-from t2i/assets/models/imagen-shapes/sr-64 --lr 2e-4 --steps 4000 --set train.lr_decay=cosine
+t2i assemble --imagen-base "$runs/imagen-emoji-long" --imagen-sr "$runs/imagen-emoji-sr" --config imagen-emoji \
+    -o "$runs/imagen-emoji"
