@@ -3,8 +3,8 @@
 #   bash scripts/train_imagen_emoji.sh
 # The base starts from unCLIP's shipped emoji decoder (the same body: 48 channels, 1-2-2,
 # cross-attention on MiniLM's token states) and trains in two cosine rounds, 8,000 then 26,000
-# steps of 32 images, about 320 passes over the 3,406 training emoji. At 282 passes it draws the
-# individual emoji 0.365 of the time (fidelity@5), short of the aim of 0.7; a base holding only
+# steps of 32 images, about 320 passes over the 3,406 training emoji. Then it draws the
+# individual emoji 0.38 of the time (fidelity@5), short of the aim of 0.7; a base holding only
 # 100 emoji reaches 0.855 in as many passes (session 39 in the docs).
 # The super-resolution UNet starts from imagen-shapes' (the same architecture). Every run resumes:
 # run the script again after a kill and it goes on from the last checkpoint. About 4 hours on two
