@@ -48,11 +48,16 @@ def _halves_fd(features: torch.Tensor, seed: int = 0) -> float:
     return frechet_distance(features[order[:half]], features[order[half : 2 * half]])
 
 
+def base_emoji_images(groups: np.ndarray) -> np.ndarray:
+    """Indices of one image per base emoji (the first of each group): the images the eval grades from."""
+    return np.unique(groups, return_index=True)[1]
+
+
 def chosen_captions(split: str, limit: int | None) -> tuple[np.ndarray, list[str]]:
     """Indices into load_emoji(split) of one image per base emoji (a fixed random choice of
     `limit`, default 200), sorted, and each one's first caption."""
     data = load_emoji(64, split)
-    _, first = np.unique(data.groups, return_index=True)
+    first = base_emoji_images(data.groups)
     chosen = np.sort(np.random.default_rng(0).choice(first, size=min(limit or 200, len(first)), replace=False))
     return chosen, [data.captions[i][0] for i in chosen]
 
