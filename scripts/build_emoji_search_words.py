@@ -9,7 +9,7 @@ for flying disc, "cockerel" for rooster, "loo" for toilet, "onigiri" for rice ba
 names and keywords (our training captions) miss many of these, and the caption memory's
 MiniLM retrieval misses the prompts that use them ("a frisbee" went to "honeybee"). These words
 are never trained on: the caption memory adds them as extra keys, each standing for its emoji's
-CLDR name (t2i/unclip/caption_memory.py). Output: {base emoji's unified code: words}, for the
+CLDR name (t2i/pipelines/caption_memory.py). Output: {base emoji's unified code: words}, for the
 base emoji of t2i/assets/emoji/emoji.json, minus the emoji's own captions and emojilib's
 slug name; and LICENSE-emojilib.txt beside it.
 """

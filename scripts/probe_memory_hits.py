@@ -15,9 +15,9 @@ import torch
 
 from t2i.data.emoji import load_emoji
 from t2i.eval.prompts import EMOJI_DEV_PROMPTS, EMOJI_PROMPTS, emoji_prompts, emoji_target_groups
+from t2i.pipelines.caption_memory import CaptionMemory
 from t2i.pipelines.loading import shipped_models
 from t2i.text.encoder import get_text_encoder
-from t2i.unclip.caption_memory import CaptionMemory
 
 
 def load_memory(path: str) -> CaptionMemory:

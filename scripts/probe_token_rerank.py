@@ -23,8 +23,8 @@ from t2i.data.emoji import load_emoji
 from t2i.data.search_words import search_aliases
 from t2i.data.sources import load_search_words
 from t2i.eval.prompts import EMOJI_DEV_PROMPTS, EMOJI_PROMPTS, emoji_prompts, emoji_target_groups
+from t2i.pipelines.caption_memory import CaptionMemory, caption_aliases, memory_captions
 from t2i.text.encoder import get_text_encoder
-from t2i.unclip.caption_memory import CaptionMemory, caption_aliases, memory_captions
 
 WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 SCORES = ("recall", "precision", "F1")

@@ -127,6 +127,42 @@ def test_each_imagen_stage_has_its_own_guidance_and_thresholding(tiny_imagen) ->
         pipe("a red apple", decoder_steps=3)
 
 
+@torch.no_grad()
+def test_a_caption_memory_steers_every_imagen_unet_to_the_nearest_caption(tiny_imagen, tmp_path, capsys) -> None:
+    runs, out = tiny_imagen.runs, tmp_path / "with-memory"
+    assert main(["assemble", "--imagen-base", str(runs["imagen-base"]), "--imagen-sr", str(runs["imagen-sr"]), "--config", "tiny", "--fp32",
+                 "--caption-memory", str(tiny_imagen.data), "-o", str(out)]) == 0
+    pipe = t2i.load_pipeline(out)
+    assert json.loads((out / "pipeline.json").read_text())["memory"] == "memory" and pipe.memory.caption_count == 8
+    prompt = "a cute grinning face"
+    nearest = pipe.memory.nearest_captions(get_text_encoder(32).encode([prompt]).pooled)[0]
+    assert nearest != prompt and nearest in pipe.memory.captions
+    draw = lambda text, w, **o: pixels(pipe(text, seed=2, caption_memory=w, **FAST, **o))[0]  # noqa: E731
+    # at weight 1 both UNets read the nearest caption alone: the prompt draws exactly what its caption draws
+    assert np.array_equal(draw(prompt, 1.0), draw(nearest, 0.0))
+    assert np.array_equal(draw(prompt, 1.0, sr_guidance=3.0), draw(nearest, 0.0, sr_guidance=3.0))
+    assert np.array_equal(draw(nearest, 1.0), draw(nearest, 0.0))  # a caption is its own nearest: nothing changes
+    half, off = draw(prompt, 0.5), draw(prompt, 0.0)
+    assert not np.array_equal(half, off) and not np.array_equal(half, draw(nearest, 0.0))
+    assert np.array_equal(off, pixels(t2i.load_pipeline(tiny_imagen.pipeline)(prompt, seed=2, **FAST))[0])  # weight 0 is the pipeline without a memory
+    assert main(["generate", prompt, "--model", str(tiny_imagen.pipeline), "-o", str(tmp_path / "x.png"), "--caption-memory", "1"]) == 2
+    assert "needs a pipeline with a caption memory" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+
+
+def test_steering_to_a_second_condition_blends_the_conditional_predictions() -> None:
+    from t2i.diffusion.guidance import chained_guidance
+    from t2i.pipelines.sampling import steered
+
+    x0 = lambda x, t, c: x * 0 + c  # noqa: E731  (the "prediction" is the condition's value)
+    null, cond, toward = ({"c": torch.full((2, 1), v)} for v in (1.0, 3.0, 7.0))
+    conds, scales = steered([null, cond], [4.0], toward, 0.25)
+    got = chained_guidance(x0, conds, scales)(torch.zeros(2, 1), torch.zeros(2))
+    assert torch.allclose(got, torch.full((2, 1), 1 + 4 * (0.75 * 3 + 0.25 * 7 - 1)))
+    assert steered([null, cond], [4.0], toward, 0.0) == ([null, cond], [4.0])
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        steered([null, cond], [4.0], toward, 1.5)
+
+
 def test_the_eval_suite_judges_an_imagen_pipeline(tiny_imagen, tmp_path, capsys) -> None:
     assert main(["eval", "shapes", "--model", str(tiny_imagen.pipeline), "--limit", "1", "--samples", "1", "--base-steps", "2", "--sr-steps", "1"]) == 0
     summary = json.loads(capsys.readouterr().out)

@@ -145,7 +145,7 @@ def test_text_only_clip_training_keeps_every_image_embedding(tiny_run, tmp_path)
 
 
 def test_caption_memory_pulls_a_prompt_towards_its_nearest_captions() -> None:
-    from t2i.unclip.caption_memory import CaptionMemory
+    from t2i.pipelines.caption_memory import CaptionMemory
 
     pooled = torch.nn.functional.normalize(torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]), dim=-1)
     text = torch.nn.functional.normalize(torch.tensor([[1.0, 0], [0, 1.0], [-1.0, 0]]), dim=-1)
@@ -164,7 +164,7 @@ def test_caption_memory_pulls_a_prompt_towards_its_nearest_captions() -> None:
 
 
 def test_a_memory_without_text_embeddings_has_its_neighbours_embedded_when_sampling(tmp_path) -> None:
-    from t2i.unclip.caption_memory import CaptionMemory
+    from t2i.pipelines.caption_memory import CaptionMemory
 
     pooled = torch.nn.functional.normalize(torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]), dim=-1)
     text = torch.nn.functional.normalize(torch.tensor([[1.0, 0], [0, 1.0], [-1.0, 0]]), dim=-1)
@@ -189,7 +189,7 @@ def test_a_memory_without_text_embeddings_has_its_neighbours_embedded_when_sampl
 
 
 def test_projected_keys_keep_a_captions_own_nearest_and_shrink_the_memory(tmp_path) -> None:
-    from t2i.unclip.caption_memory import build_caption_memory
+    from t2i.pipelines.caption_memory import build_caption_memory
 
     captions = ["a red circle", "two blue squares", "a green triangle above a circle", "three yellow circles", "a square left of a triangle",
                 "grinning face", "red apple", "a purple square and a cyan circle"]
@@ -218,8 +218,8 @@ def test_projected_keys_keep_a_captions_own_nearest_and_shrink_the_memory(tmp_pa
 def test_search_words_are_keys_that_stand_for_their_emojis_name(tmp_path) -> None:
     from t2i.data.dataset import ImageCaptionSet
     from t2i.data.search_words import search_aliases
+    from t2i.pipelines.caption_memory import build_caption_memory
     from t2i.text.encoder import get_text_encoder
-    from t2i.unclip.caption_memory import build_caption_memory
 
     data = ImageCaptionSet(np.zeros((4, 8, 8, 3), np.uint8), [["flying disc", "ultimate"], ["honeybee", "bee"], ["honeybee, dark", "bee"], ["toilet"]],
                            groups=np.array([0, 1, 1, 2]))
@@ -296,8 +296,8 @@ def test_caption_memory_is_saved_with_the_pipeline_and_used_by_sampling(tiny_run
 
 def test_a_caption_of_one_emoji_stands_for_its_name() -> None:
     from t2i.data.dataset import ImageCaptionSet
+    from t2i.pipelines.caption_memory import build_caption_memory, caption_aliases, memory_captions
     from t2i.text.encoder import get_text_encoder
-    from t2i.unclip.caption_memory import build_caption_memory, caption_aliases, memory_captions
 
     captions = [["grinning face with big eyes", "smiley", "yay"], ["clapping hands", "yay", "applause"], ["clapping hands: dark skin tone", "bravo"],
                 ["glowing star", "star", "shiny"], ["star"]]

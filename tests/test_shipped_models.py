@@ -38,7 +38,7 @@ def test_the_preset_gives_the_shipped_sampling_defaults(name) -> None:
 
 
 def test_the_emoji_memory_hands_on_names_and_keeps_every_caption_and_search_word_as_a_key() -> None:
-    from t2i.unclip.caption_memory import CaptionMemory
+    from t2i.pipelines.caption_memory import CaptionMemory
 
     memory = CaptionMemory.load(shipped_models()["emoji"] / "memory")
     # 6,449 captions and 3,755 search words are keys; the names and the captions of two or more emoji are handed on
@@ -56,7 +56,7 @@ def test_a_memory_of_the_first_format_still_loads_with_its_own_text_embeddings(t
     import torch
     from safetensors.torch import save_file
 
-    from t2i.unclip.caption_memory import CaptionMemory, _int8
+    from t2i.pipelines.caption_memory import CaptionMemory, _int8
 
     keys = torch.nn.functional.normalize(torch.randn(5, 384, generator=torch.Generator().manual_seed(0)), dim=-1)
     embeds = torch.nn.functional.normalize(torch.randn(5, 128, generator=torch.Generator().manual_seed(1)), dim=-1)

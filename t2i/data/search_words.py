@@ -1,7 +1,7 @@
 """Search words: what people call an image beside its captions, as retrieval keys never trained on.
 
 Emoji has emojilib's ("frisbee" for flying disc, "loo" for toilet; t2i/assets/emoji/search_words.json,
-scripts/build_emoji_search_words.py). The caption memory (t2i/unclip/caption_memory.py) and the
+scripts/build_emoji_search_words.py). The caption memory (t2i/pipelines/caption_memory.py) and the
 lookup baseline of `t2i eval prompts` both turn them into (key, caption) pairs with
 search_aliases, so each word stands for a caption the models were trained on.
 """

@@ -20,6 +20,10 @@ class ImagenSamplingOptions(SamplingOptionsBase):
     # each listed phrase's token states mixed with the phrase encoded alone (t2i.text.phrases)
     phrase_mix: float = option(0.0, "0 to 1: mix the token states of each phrase a prompt lists ('and', commas, 'plus', ...) with that phrase encoded alone (binds colours to their own shapes)",
                                fraction=True)
+    # w > 0: every UNet's conditional prediction is (1 - w) the prompt's and w that of the prompt's
+    # nearest training caption by the frozen sentence encoder (t2i/pipelines/caption_memory.py)
+    caption_memory: float = option(0.0, "0 to 1: how far the prompt's conditioning moves to that of its nearest training captions (pipelines with a caption memory)",
+                                    fraction=True)
     sr_steps: int = option(20)
     sr_guidance: float = option(1.0)
     sr_threshold: str = option("static", "the super-resolution UNets' x0 clipping", THRESHOLDS)

@@ -8,6 +8,12 @@ A pipeline folder holds a component folder per UNet and `pipeline.json`:
 
 The base may have high-noise experts (eDiff-I): base UNets trained on the noisiest diffusion
 steps alone (`t2i train imagen-base --set options.min_step=900`), which sample those steps.
+
+A pipeline assembled with `--caption-memory DATA` keeps the data's captions (the "memory" part);
+with the sampling option caption_memory w > 0 each UNet's conditional prediction is (1 - w) the
+prompt's and w that of its nearest caption by the frozen sentence encoder (see steered in
+t2i/pipelines/sampling.py). On data whose prompts name one thing it has (emoji), an everyday
+wording then draws what the model learnt from the thing's name.
 """
 from __future__ import annotations
 
@@ -22,8 +28,9 @@ from t2i.diffusion.noise import RowGenerators, check_request
 from t2i.errors import InputError
 from t2i.imagen.options import ImagenSamplingOptions
 from t2i.pipelines.base import Pipeline, part_folder, preset_defaults, prompt_list, read_pipeline_json, to_pil, write_pipeline_json
+from t2i.pipelines.caption_memory import CaptionMemory, check_memory, memory_of_data
 from t2i.pipelines.loading import is_pipeline_folder
-from t2i.pipelines.sampling import check_experts, diffusion_of, run_upsampler, sample_unet, text_conditions
+from t2i.pipelines.sampling import check_experts, diffusion_of, padded_tokens, run_upsampler, sample_unet, text_conditions
 
 DEFAULT_MAX_LENGTH = 32
 
@@ -32,12 +39,13 @@ class ImagenPipeline(Pipeline):
     kind, options_class, upsampling_attribute = "imagen", ImagenSamplingOptions, "super_res"
 
     def __init__(self, *, base: Component, super_res: list[Component] | None = None, defaults: ImagenSamplingOptions | None = None,
-                 info: dict | None = None, base_experts: list[Component] | None = None) -> None:
-        self.base, self.super_res = base, list(super_res or [])
+                 info: dict | None = None, base_experts: list[Component] | None = None, memory: CaptionMemory | None = None) -> None:
+        self.base, self.super_res, self.memory = base, list(super_res or []), memory
         self.base_experts = sorted(base_experts or [], key=lambda e: int(e.settings.get("min_step", 0)))
         check_experts(base, self.base_experts)
         self.defaults = defaults or ImagenSamplingOptions()
         self.info = info or {}
+        check_memory(memory, self.defaults)
         text_dim = base.model.config.text_dim
         if not text_dim or base.model.config.low_res:
             raise CheckpointError("an Imagen base UNet reads text alone (text_dim > 0, no low_res)")
@@ -63,16 +71,17 @@ class ImagenPipeline(Pipeline):
         component folders, super-resolution lowest resolution first). One imagen-base is trained
         on every diffusion step; any others are its high-noise experts (trained with
         options.min_step). A preset's "imagen-pipeline" (or "pipeline") section gives the
-        default sampling options."""
-        if caption_memory:
-            raise InputError("an imagen pipeline has no caption memory (it reads the prompt's own token states)")
+        default sampling options; caption_memory names the data whose captions the memory keeps,
+        memory_dims the dimensions of its retrieval keys (0: all of the sentence encoder's)."""
         bases = [load_component(resolve_component(p), role="imagen-base") for p in stages.get("imagen-base", [])]
         whole = [b for b in bases if not b.settings.get("min_step")]
         if len(whole) != 1:
             raise InputError(f"an imagen pipeline needs one imagen-base trained on every diffusion step (beside any high-noise experts); got {len(whole)}")
         super_res = [load_component(resolve_component(p), role="imagen-sr") for p in stages.get("imagen-sr", [])]
+        max_length = int(whole[0].settings.get("max_length", DEFAULT_MAX_LENGTH))
+        memory = memory_of_data(caption_memory, dims=memory_dims, max_length=max_length) if caption_memory else None
         return cls(base=whole[0], base_experts=[b for b in bases if b.settings.get("min_step")], super_res=super_res,
-                   defaults=preset_defaults(preset, cls.kind, cls.options_class), info=info)
+                   defaults=preset_defaults(preset, cls.kind, cls.options_class), info=info, memory=memory)
 
     # ---- persistence -------------------------------------------------------------------------
     @classmethod
@@ -83,7 +92,7 @@ class ImagenPipeline(Pipeline):
         return cls(base=base,
                    base_experts=[load_component(part_folder(path, p), role="imagen-base", shared_with=base) for p in spec.get("base_experts", [])],
                    super_res=[load_component(part_folder(path, p), role="imagen-sr") for p in spec.get("super_res", [])],
-                   defaults=defaults, info=spec.get("info", {}))
+                   defaults=defaults, info=spec.get("info", {}), memory=CaptionMemory.load(part_folder(path, spec["memory"])) if spec.get("memory") else None)
 
     def save(self, path: str | Path, *, dtype: torch.dtype = torch.float16, overwrite: bool = False) -> Path:
         """Write the whole pipeline atomically (fp16 weights by default); an existing `path` is
@@ -96,8 +105,11 @@ class ImagenPipeline(Pipeline):
                 # an expert fine-tuned from the base in a few layers (options.train_only) stores those alone
                 write_component_files(tmp / name, comp, dtype=dtype, shared_with=self.base if name.startswith("base-from-") else None)
             experts = [name for name in parts if name.startswith("base-from-")]
-            write_pipeline_json(tmp, self.kind, self.defaults, self.info, base="base", **({"base_experts": experts} if experts else {}),
-                                super_res=[name for name in parts if name.startswith("sr-")])
+            extra = {"base_experts": experts} if experts else {}
+            if self.memory is not None:
+                self.memory.save(tmp / "memory")
+                extra["memory"] = "memory"
+            write_pipeline_json(tmp, self.kind, self.defaults, self.info, base="base", **extra, super_res=[name for name in parts if name.startswith("sr-")])
         return path
 
     @property
@@ -118,6 +130,21 @@ class ImagenPipeline(Pipeline):
         encoder, prompts = get_text_encoder(self.text_max_length, self.text_layers), prompt_list(prompts)
         return mix_phrase_states(encoder, prompts, encoder.encode(prompts), phrase_mix)
 
+    def nearest_caption_text(self, prompts: list[str], weight: float, phrase_mix: float = 0.0):
+        """The TextEncoding of each prompt's nearest caption in the memory (by the full-depth
+        sentence embedding the keys were made with), or None when the weight is 0 or every
+        prompt is its own nearest caption."""
+        from t2i.text.encoder import get_text_encoder
+
+        if not weight:
+            return None
+        if self.memory is None:
+            raise InputError("caption-memory needs a pipeline with a caption memory (t2i assemble --caption-memory DATA)")
+        nearest = self.memory.nearest_captions(get_text_encoder(self.text_max_length).encode(prompts).pooled)
+        if nearest is None:
+            raise CheckpointError("this caption memory keeps no caption strings, which an imagen pipeline reads")
+        return None if nearest == list(prompts) else self.encode_text(nearest, phrase_mix)
+
     def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, first_index: int = 0, progress: Callable | None = None,
                  row_seeds: Sequence[int] | None = None,
                  **options: Any) -> list:
@@ -128,14 +155,19 @@ class ImagenPipeline(Pipeline):
         opts = self.defaults.updated(**options)
         prompts = prompt_list(prompts)
         enc = self.encode_text(prompts, opts.phrase_mix)
-        tokens, mask = enc.tokens.repeat_interleave(num_images, 0), enc.mask.repeat_interleave(num_images, 0)
+        near = self.nearest_caption_text(prompts, opts.caption_memory, opts.phrase_mix)
+        length = max(enc.tokens.shape[1], near.tokens.shape[1] if near is not None else 0)
+        rep = lambda t, m: tuple(x.repeat_interleave(num_images, 0) for x in padded_tokens(t, m, length))  # noqa: E731
+        tokens, mask = rep(enc.tokens, enc.mask)
+        toward = rep(near.tokens, near.mask) if near is not None else None
         generator = RowGenerators.for_call(seed, len(prompts), num_images, first_index, row_seeds)
         cond, null = text_conditions(tokens, mask)
         x = sample_unet(self.base, cond, null=null, guidance=opts.base_guidance, steps=opts.base_steps, sampler=opts.sampler, spacing=opts.spacing,
                         threshold=opts.base_threshold, generator=generator, progress=progress,
-                        experts=self.base_experts if opts.base_experts == "on" else ())
+                        experts=self.base_experts if opts.base_experts == "on" else (),
+                        toward=text_conditions(*toward)[0] if toward else None, toward_weight=opts.caption_memory)
         for sr in self.super_res:
             level = round(opts.sr_aug_level * (diffusion_of(sr).num_steps - 1))
             x = run_upsampler(sr, x, tokens, mask, steps=opts.sr_steps, guidance=opts.sr_guidance, aug_level=level, sampler=opts.sampler_of("sr"), spacing=opts.spacing,
-                              threshold=opts.sr_threshold, generator=generator, progress=progress)
+                              threshold=opts.sr_threshold, generator=generator, progress=progress, toward_tokens=toward, toward_weight=opts.caption_memory)
         return to_pil(x)

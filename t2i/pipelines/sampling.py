@@ -85,23 +85,49 @@ def check_experts(component: Component, experts) -> None:
 
 @torch.no_grad()
 def sample_unet(unet: Component, cond: dict, *, null: dict | None = None, guidance: float = 1.0, steps: int = 25, sampler: str = "ddim",
-                spacing: str = "uniform", threshold: str = "static", generator=None, progress=None, experts=()) -> torch.Tensor:
+                spacing: str = "uniform", threshold: str = "static", generator=None, progress=None, experts=(), toward: dict | None = None,
+                toward_weight: float = 0.0) -> torch.Tensor:
     """Images (B, C, S, S) in [-1, 1] from pure noise under `cond` (the UNet's keyword inputs,
     B rows each), guided by `guidance` away from `null` (1 = no guidance, no null needed);
-    `experts` take the noisiest steps (see sample_chain)."""
+    `experts` take the noisiest steps (see sample_chain); `toward`, a second condition, takes
+    `toward_weight` of the conditional prediction (see steered)."""
     cfg = unet.model.config
     b = len(next(v for v in cond.values() if v is not None))
     if null is None and guidance != 1.0:
         raise ValueError("guidance needs the null condition")
-    conds = [cond if null is None else null, cond]  # at guidance 1 only cond is evaluated
+    conds, scales = steered([cond if null is None else null, cond], [guidance], toward, toward_weight)
     shape = (b, cfg.out_channels, cfg.image_size, cfg.image_size)
-    return sample_chain(unet, unet.model, conds, [guidance], shape, steps=steps, sampler=sampler, spacing=spacing, threshold=threshold, generator=generator,
+    return sample_chain(unet, unet.model, conds, scales, shape, steps=steps, sampler=sampler, spacing=spacing, threshold=threshold, generator=generator,
                 progress=progress, experts=experts).clamp(-1, 1)
+
+
+def steered(conds: list[dict], scales: list[float], toward: dict | None, weight: float) -> tuple[list[dict], list[float]]:
+    """A guidance chain that ends at condition c, with scale g, extended so that the guided
+    prediction reads `toward` (c') for `weight` w of c:
+
+        x0 = x0(null) + g·((1 - w)·x0(c) + w·x0(c') - x0(null))
+
+    (one more step of the chain, scale g·w). At w = 1 the chain telescopes to c' alone and costs
+    nothing extra; at 0 it is the chain as given."""
+    if toward is None or weight == 0:
+        return conds, scales
+    if not 0 < weight <= 1:
+        raise InputError(f"the weight of the second condition must be between 0 and 1, got {weight}")
+    return [*conds, toward], [*scales, scales[-1] * weight]
 
 
 def text_conditions(tokens: torch.Tensor, token_mask: torch.Tensor) -> tuple[dict, dict]:
     """A caption's condition and its null (the same tokens, all masked: what a dropped caption is in training)."""
     return {"tokens": tokens, "token_mask": token_mask}, {"tokens": tokens, "token_mask": torch.zeros_like(token_mask)}
+
+
+def padded_tokens(tokens: torch.Tensor, token_mask: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token states (B, T, D) and mask (B, T) padded to `length` positions with masked zeros (which a
+    UNet ignores), so that two captions' conditions stack into one batch."""
+    extra = length - tokens.shape[1]
+    if extra <= 0:
+        return tokens, token_mask
+    return F.pad(tokens, (0, 0, 0, extra)), F.pad(token_mask, (0, extra), value=False)
 
 
 def keep_best(candidates: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -141,7 +167,7 @@ def run_decoder(decoder: Component, embed, tokens=None, token_mask=None, *, step
 
 @torch.no_grad()
 def run_upsampler(upsampler: Component, low_res, tokens=None, token_mask=None, *, steps=20, guidance=1.0, aug_level=None, sampler="ddim", spacing="uniform",
-                  threshold="static", generator=None, progress=None):
+                  threshold="static", generator=None, progress=None, toward_tokens=None, toward_weight=0.0):
     """Images (B, 3, s, s) in [-1, 1] (+ the caption, for an upsampler that reads it) -> (B, 3, S, S).
 
     The low-res conditioning is noised to diffusion step `aug_level` (default: the component's
@@ -150,7 +176,8 @@ def run_upsampler(upsampler: Component, low_res, tokens=None, token_mask=None, *
     component's `sample_start_level` L (0 < L < T), sampling starts from the resized low-res
     image noised to level L instead of from pure noise
     (a truncated chain, as SDEdit): cheaper, and safe while an upsampler is still weak at
-    high noise levels.
+    high noise levels. toward_tokens, (tokens, mask) of a second caption, take `toward_weight`
+    of the conditional prediction (see steered).
     """
     cfg = upsampler.model.config
     diffusion = diffusion_of(upsampler)
@@ -177,7 +204,10 @@ def run_upsampler(upsampler: Component, low_res, tokens=None, token_mask=None, *
         resized = F.interpolate(low_res, size=shape[-2:], mode="bicubic", align_corners=False).clamp(-1, 1)
         t0 = torch.full((len(low_res),), timesteps[0], dtype=torch.long, device=device)
         start = (diffusion.q_sample(resized, t0, randn(shape, generator, device=device)), timesteps)
-    conds = [cond if null is None else null, cond]
-    x = sample_chain(upsampler, upsampler.model, conds, [guidance], shape, steps=steps, sampler=sampler, spacing=spacing, threshold=threshold, generator=generator,
+    toward = None
+    if toward_tokens is not None and tokens is not None:
+        toward = {**cond, **text_conditions(*toward_tokens)[0]}
+    conds, scales = steered([cond if null is None else null, cond], [guidance], toward, toward_weight)
+    x = sample_chain(upsampler, upsampler.model, conds, scales, shape, steps=steps, sampler=sampler, spacing=spacing, threshold=threshold, generator=generator,
              progress=progress, start=start)
     return x.clamp(-1, 1)

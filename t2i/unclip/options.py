@@ -37,8 +37,8 @@ class SamplingOptions(SamplingOptionsBase):
     threshold: str = option("static", "the decoder's x0 clipping", THRESHOLDS)
     upsampler_threshold: str = option("static", "the upsamplers' x0 clipping", THRESHOLDS)
     # w > 0: the prior reads the prompt's CLIP text embedding blended w of the way to those of
-    # its nearest training captions by the frozen sentence encoder (unclip/caption_memory.py)
-    caption_memory: float = option(0.0, "0 to 1: blend the prompt's text embedding with its nearest training captions' (pipelines with a caption memory)",
+    # its nearest training captions by the frozen sentence encoder (pipelines/caption_memory.py)
+    caption_memory: float = option(0.0, "0 to 1: how far the prompt's conditioning moves to that of its nearest training captions (pipelines with a caption memory)",
                                     fraction=True)
 
     def __post_init__(self) -> None:

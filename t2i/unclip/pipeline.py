@@ -21,11 +21,11 @@ from t2i.data.dataset import to_model_range
 from t2i.diffusion.noise import RowGenerators, check_request, row_seed
 from t2i.errors import InputError
 from t2i.pipelines.base import Pipeline, part_folder, preset_defaults, prompt_list, read_pipeline_json, to_pil, write_pipeline_json
+from t2i.pipelines.caption_memory import CaptionMemory, check_memory, memory_of_data
 from t2i.pipelines.loading import is_pipeline_folder
 from t2i.pipelines.sampling import keep_best, run_decoder, run_upsampler
-from t2i.text.encoder import EMBED_DIM, get_text_encoder
+from t2i.text.encoder import get_text_encoder
 from t2i.train.options import UPSAMPLER_SAMPLING
-from t2i.unclip.caption_memory import CaptionMemory
 from t2i.unclip.options import IMAGE_EMBEDDINGS, SamplingOptions
 from t2i.unclip.sampling import run_prior
 
@@ -42,10 +42,7 @@ class UnclipPipeline(Pipeline):
         self.memory = memory
         if memory is not None and memory.text_embeds is not None and memory.text_embeds.shape[1] != clip.model.config.embed_dim:
             raise CheckpointError(f"the caption memory holds {memory.text_embeds.shape[1]}-d text embeddings, the CLIP makes {clip.model.config.embed_dim}-d ones")
-        if memory is not None and memory.query_dim != EMBED_DIM:
-            raise CheckpointError(f"the caption memory is queried with {memory.query_dim}-d sentence embeddings, the text encoder makes {EMBED_DIM}-d ones")
-        if self.defaults.caption_memory and memory is None:
-            raise CheckpointError("the default sampling options use a caption memory, and the pipeline has none")
+        check_memory(memory, self.defaults)
         self.text_max_length = int(clip.model.config.max_tokens)
         e = clip.model.config.embed_dim
         if prior.model.config.embed_dim != e or decoder.model.config.embed_dim != e:
@@ -72,14 +69,7 @@ class UnclipPipeline(Pipeline):
                 up.settings.update({k: int(given[k]) for k in UPSAMPLER_SAMPLING if k in given})
         memory = None
         if caption_memory:
-            from t2i.data.search_words import search_aliases
-            from t2i.data.sources import load_dataset, load_search_words
-            from t2i.unclip.caption_memory import build_caption_memory, caption_aliases, memory_captions
-
-            data = load_dataset(caption_memory, size=16)
-            aliases = caption_aliases(data) + search_aliases(data, load_search_words(caption_memory))
-            memory = build_caption_memory(memory_captions(data), aliases=aliases,
-                                          dims=memory_dims, max_length=clip.model.config.max_tokens)
+            memory = memory_of_data(caption_memory, dims=memory_dims, max_length=clip.model.config.max_tokens)
         elif defaults.caption_memory:
             raise InputError("the preset's sampling defaults use a caption memory: give the data whose captions it keeps (--caption-memory DATA)")
         return cls(clip=clip, prior=prior, decoder=decoder, upsamplers=upsamplers, defaults=defaults, info=info, memory=memory)

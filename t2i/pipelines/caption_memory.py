@@ -1,4 +1,8 @@
-"""Caption memory: retrieval-augmented text conditioning for the prior.
+"""Caption memory: retrieval-augmented text conditioning, for any pipeline that reads captions.
+
+unCLIP blends the prompt's CLIP text embedding with its neighbours' and hands prior and decoder
+the nearest caption's tokens (below); Imagen steers its UNets' guided prediction towards the
+nearest caption's (t2i/imagen/pipeline.py). Written first for unCLIP, whose story follows.
 
 Our CLIP text head, trained on a few thousand short captions, maps a prompt that is worded
 differently from its captions ("a sleepy sloth", "I want a tall giraffe") far from the right
@@ -216,6 +220,29 @@ def caption_aliases(data) -> list[tuple[str, str]]:
     development prompts whose nearest key is such a caption), so the memory hands on the name."""
     names, owners = _names_and_owners(data)
     return [(c, next(iter(of))) for c, of in owners.items() if c not in names and len(of) == 1]
+
+
+def check_memory(memory: CaptionMemory | None, defaults) -> None:
+    """A pipeline's memory fits its sentence encoder, and is there when its default options use it."""
+    from t2i.checkpoint import CheckpointError
+    from t2i.text.encoder import EMBED_DIM
+
+    if memory is not None and memory.query_dim != EMBED_DIM:
+        raise CheckpointError(f"the caption memory is queried with {memory.query_dim}-d sentence embeddings, the text encoder makes {EMBED_DIM}-d ones")
+    if defaults.caption_memory and memory is None:
+        raise CheckpointError("the default sampling options use a caption memory, and the pipeline has none")
+
+
+def memory_of_data(name: str, *, dims: int = 0, max_length: int = 32) -> CaptionMemory:
+    """The memory a pipeline assembled with `--caption-memory NAME` keeps: the data's captions
+    (names, and captions shared by several images), each other caption and search word as a key
+    that stands for its image's name."""
+    from t2i.data.search_words import search_aliases
+    from t2i.data.sources import load_dataset, load_search_words
+
+    data = load_dataset(name, size=16)
+    aliases = caption_aliases(data) + search_aliases(data, load_search_words(name))
+    return build_caption_memory(memory_captions(data), aliases=aliases, dims=dims, max_length=max_length)
 
 
 def build_caption_memory(captions: list[str], *, aliases: list[tuple[str, str]] = (), dims: int = 0, k: int = 8,
