@@ -147,6 +147,9 @@ def test_a_caption_memory_steers_every_imagen_unet_to_the_nearest_caption(tiny_i
     assert np.array_equal(off, pixels(t2i.load_pipeline(tiny_imagen.pipeline)(prompt, seed=2, **FAST))[0])  # weight 0 is the pipeline without a memory
     assert main(["generate", prompt, "--model", str(tiny_imagen.pipeline), "-o", str(tmp_path / "x.png"), "--caption-memory", "1"]) == 2
     assert "needs a pipeline with a caption memory" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+    # imagen-emoji's preset samples with the memory on: assembling it without one is refused
+    assert main(["assemble", "--imagen-base", str(runs["imagen-base"]), "--config", "imagen-emoji", "-o", str(tmp_path / "no-memory")]) == 2
+    assert "--caption-memory DATA" in capsys.readouterr().err and not (tmp_path / "no-memory").exists()
 
 
 def test_steering_to_a_second_condition_blends_the_conditional_predictions() -> None:

@@ -28,7 +28,7 @@ from t2i.diffusion.noise import RowGenerators, check_request
 from t2i.errors import InputError
 from t2i.imagen.options import ImagenSamplingOptions
 from t2i.pipelines.base import Pipeline, part_folder, preset_defaults, prompt_list, read_pipeline_json, to_pil, write_pipeline_json
-from t2i.pipelines.caption_memory import CaptionMemory, check_memory, memory_of_data
+from t2i.pipelines.caption_memory import CaptionMemory, assembled_memory, check_memory
 from t2i.pipelines.loading import is_pipeline_folder
 from t2i.pipelines.sampling import check_experts, diffusion_of, padded_tokens, run_upsampler, sample_unet, text_conditions
 
@@ -78,10 +78,10 @@ class ImagenPipeline(Pipeline):
         if len(whole) != 1:
             raise InputError(f"an imagen pipeline needs one imagen-base trained on every diffusion step (beside any high-noise experts); got {len(whole)}")
         super_res = [load_component(resolve_component(p), role="imagen-sr") for p in stages.get("imagen-sr", [])]
-        max_length = int(whole[0].settings.get("max_length", DEFAULT_MAX_LENGTH))
-        memory = memory_of_data(caption_memory, dims=memory_dims, max_length=max_length) if caption_memory else None
+        defaults = preset_defaults(preset, cls.kind, cls.options_class)
+        memory = assembled_memory(caption_memory, defaults, dims=memory_dims, max_length=int(whole[0].settings.get("max_length", DEFAULT_MAX_LENGTH)))
         return cls(base=whole[0], base_experts=[b for b in bases if b.settings.get("min_step")], super_res=super_res,
-                   defaults=preset_defaults(preset, cls.kind, cls.options_class), info=info, memory=memory)
+                   defaults=defaults, info=info, memory=memory)
 
     # ---- persistence -------------------------------------------------------------------------
     @classmethod

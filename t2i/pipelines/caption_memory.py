@@ -233,10 +233,14 @@ def check_memory(memory: CaptionMemory | None, defaults) -> None:
         raise CheckpointError("the default sampling options use a caption memory, and the pipeline has none")
 
 
-def memory_of_data(name: str, *, dims: int = 0, max_length: int = 32) -> CaptionMemory:
-    """The memory a pipeline assembled with `--caption-memory NAME` keeps: the data's captions
-    (names, and captions shared by several images), each other caption and search word as a key
-    that stands for its image's name."""
+def assembled_memory(name: str | None, defaults, *, dims: int = 0, max_length: int = 32) -> CaptionMemory | None:
+    """The memory of a pipeline assembled with `--caption-memory NAME` (None without one): the
+    data's captions (names, and captions shared by several images), each other caption and
+    search word as a key that stands for its image's name."""
+    if not name:
+        if defaults.caption_memory:
+            raise InputError("the preset's sampling defaults use a caption memory: give the data whose captions it keeps (--caption-memory DATA)")
+        return None
     from t2i.data.search_words import search_aliases
     from t2i.data.sources import load_dataset, load_search_words
 

@@ -21,7 +21,7 @@ from t2i.data.dataset import to_model_range
 from t2i.diffusion.noise import RowGenerators, check_request, row_seed
 from t2i.errors import InputError
 from t2i.pipelines.base import Pipeline, part_folder, preset_defaults, prompt_list, read_pipeline_json, to_pil, write_pipeline_json
-from t2i.pipelines.caption_memory import CaptionMemory, check_memory, memory_of_data
+from t2i.pipelines.caption_memory import CaptionMemory, assembled_memory, check_memory
 from t2i.pipelines.loading import is_pipeline_folder
 from t2i.pipelines.sampling import keep_best, run_decoder, run_upsampler
 from t2i.text.encoder import get_text_encoder
@@ -67,11 +67,7 @@ class UnclipPipeline(Pipeline):
             given = preset.get("upsampler", {}).get("options", {})
             for up in upsamplers:
                 up.settings.update({k: int(given[k]) for k in UPSAMPLER_SAMPLING if k in given})
-        memory = None
-        if caption_memory:
-            memory = memory_of_data(caption_memory, dims=memory_dims, max_length=clip.model.config.max_tokens)
-        elif defaults.caption_memory:
-            raise InputError("the preset's sampling defaults use a caption memory: give the data whose captions it keeps (--caption-memory DATA)")
+        memory = assembled_memory(caption_memory, defaults, dims=memory_dims, max_length=clip.model.config.max_tokens)
         return cls(clip=clip, prior=prior, decoder=decoder, upsamplers=upsamplers, defaults=defaults, info=info, memory=memory)
 
     # ---- persistence -------------------------------------------------------------------------
