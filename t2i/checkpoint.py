@@ -23,6 +23,7 @@ from torch import nn
 from t2i.config import ConfigError, config_from_dict, config_to_dict, read_json
 from t2i.errors import InputError
 from t2i.files import exchange, make_temp_folder, save_tensors
+from t2i.int8 import from_int8, to_int8
 from t2i.models.clip import CLIP, CLIPConfig
 from t2i.models.prior import DiffusionPrior, PriorConfig
 from t2i.models.unet import UNet, UNetConfig
@@ -79,24 +80,52 @@ def component_json(component: Component) -> dict[str, Any]:
     }
 
 
-def _stored(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous() for k, v in state.items()}
+# dtype=torch.int8 keeps each weight matrix and kernel of at least this many values as int8 with a
+# float32 scale per output channel (stored as NAME + INT8_SCALE); the rest (biases, norms) as fp16
+INT8_MIN_SIZE = 1024
+INT8_SCALE = "::int8_scale"  # no module attribute can hold "::", so no real tensor has this name
+
+
+def _stored(name: str, v: torch.Tensor, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """One state-dict tensor as the file keeps it: {file key: tensor}."""
+    v = v.detach().to("cpu")
+    if not v.is_floating_point():
+        return {name: v.contiguous()}
+    if dtype == torch.int8:
+        if v.ndim >= 2 and v.numel() >= INT8_MIN_SIZE:
+            q, scale = to_int8(v)
+            return {name: q.contiguous(), name + INT8_SCALE: scale.contiguous()}
+        dtype = torch.float16
+    return {name: v.to(dtype).contiguous()}
+
+
+def _dequantized(state: dict[str, torch.Tensor], file: Path) -> dict[str, torch.Tensor]:
+    """A weights file's tensors with every int8 one (it has a scale beside it) back in float32."""
+    scales = {k[: -len(INT8_SCALE)]: v for k, v in state.items() if k.endswith(INT8_SCALE)}
+    odd = [k for k in scales if k not in state or state[k].dtype != torch.int8]
+    if odd:
+        raise CheckpointError(f"{file}: a scale without its int8 tensor ({odd[0]})")
+    return {k: from_int8(v, scales[k]) if k in scales else v for k, v in state.items() if not k.endswith(INT8_SCALE)}
 
 
 def write_component_files(folder: Path, component: Component, *, dtype: torch.dtype = torch.float32, shared_with: Component | None = None) -> None:
     """Write config.json and model.safetensors into an existing folder (not atomic by itself).
-    With `shared_with` (a component saved beside it), the tensors equal to that one's once
-    stored are left out and config.json lists them as "shared_tensors": load_component with the
-    same `shared_with` puts them back (a fine-tune of a few layers stores just those)."""
-    state = _stored(component.model.state_dict(), dtype)
+    dtype is the storage of floating tensors: float32, float16, bfloat16, or int8 (see INT8_SCALE);
+    loading gives float32 back. With `shared_with` (a component saved beside it), the tensors
+    equal to that one's once stored are left out and config.json lists them as "shared_tensors":
+    load_component with the same `shared_with` puts them back (a fine-tune of a few layers
+    stores just those)."""
+    state = {k: _stored(k, v, dtype) for k, v in component.model.state_dict().items()}
     config = component_json(component)
     if shared_with is not None:
-        theirs = _stored(shared_with.model.state_dict(), dtype)
-        shared = {k for k, v in state.items() if k in theirs and theirs[k].shape == v.shape and torch.equal(theirs[k], v)}
+        theirs = {k: _stored(k, v, dtype) for k, v in shared_with.model.state_dict().items()}
+        same = lambda a, b: a.keys() == b.keys() and all(a[k].shape == b[k].shape and torch.equal(a[k], b[k]) for k in a)  # noqa: E731
+        shared = {k for k, parts in state.items() if k in theirs and same(parts, theirs[k])}
         if shared:
             state = {k: v for k, v in state.items() if k not in shared}
             config["shared_tensors"] = sorted(shared)
-    save_tensors(state, folder / "model.safetensors", metadata={"format_version": str(FORMAT_VERSION)})
+    tensors = {key: t for parts in state.values() for key, t in parts.items()}
+    save_tensors(tensors, folder / "model.safetensors", metadata={"format_version": str(FORMAT_VERSION)})
     (folder / "config.json").write_text(json.dumps(config, indent=2))
 
 
@@ -234,6 +263,7 @@ def load_weights(model: nn.Module, file: Path, *, warm_start: bool = False, extr
         state = load_file(str(file))
     except Exception as e:  # safetensors raises several types for truncated or foreign files
         raise CheckpointError(f"{file}: unreadable weights ({e})") from None
+    state = _dequantized(state, file)
     if extra:
         state = {**{k: v.detach().cpu() for k, v in extra.items()}, **state}
     own = model.state_dict()

@@ -96,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--caption-memory", metavar="DATA", help="keep DATA's training captions for retrieval-augmented text conditioning (see --caption-memory of generate)")
     a.add_argument("--memory-dims", type=int, default=0, metavar="N",
                    help="keep the caption memory's retrieval keys in N dimensions (the captions' top singular directions; default all 384): a smaller memory")
-    a.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16, half the size)")
+    weights = a.add_mutually_exclusive_group()
+    weights.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16, half the size)")
+    weights.add_argument("--int8", action="store_true", help="keep weight matrices and kernels as int8 with a scale per output channel (half of fp16's size)")
     a.add_argument("-o", "--output", required=True, help="new pipeline folder")
     a.add_argument("--overwrite", action="store_true", help="replace -o if it is a pipeline folder (never any other file or folder)")
 

@@ -286,6 +286,12 @@ def test_an_expert_trained_in_a_few_layers_is_stored_as_its_differences_from_the
     assert state_dicts_equal(pipe.base_experts[0].model, expert.model) and state_dicts_equal(pipe.base.model, base.model)
     with pytest.raises(CheckpointError, match="load the pipeline folder"):
         load_component(pipeline / "base-from-900")
+    # int8 too: the shared weights are the base's, stored once
+    assert main(["assemble", "--imagen-base", str(base_run), "--imagen-base", str(expert_run), "--config", "tiny", "--int8", "-o", str(tmp_path / "int8")]) == 0
+    small = t2i.load_pipeline(tmp_path / "int8")
+    theirs, ours = small.base.model.state_dict(), small.base_experts[0].model.state_dict()
+    assert set(json.loads((tmp_path / "int8" / "base-from-900" / "config.json").read_text())["shared_tensors"]) == set(shared)
+    assert all(torch.equal(ours[k], theirs[k]) for k in shared)
     capsys.readouterr()
     assert main(["train", "imagen-base", "--data", str(tiny_imagen.data), "--config", "tiny", "--set", "options.train_only=attn,cross",
                  "--out", str(tmp_path / "bad"), "--no-progress"]) == 2

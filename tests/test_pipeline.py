@@ -197,6 +197,37 @@ def test_fp16_save_is_half_size_loads_as_fp32_and_generates(pipe, tiny_run, tmp_
     assert _same(images, loaded([A], num_images=2, seed=0))
 
 
+def test_int8_save_keeps_each_weight_within_half_a_step_of_its_row_and_generates(pipe, tiny_run, tmp_path, capsys) -> None:
+    from safetensors import safe_open
+
+    from t2i.checkpoint import INT8_SCALE
+
+    path = pipe.save(tmp_path / "int8", dtype=torch.int8)
+    size = lambda p: sum(f.stat().st_size for f in p.rglob("*.safetensors"))  # noqa: E731
+    assert 0.25 < size(path) / size(tiny_run.pipeline) < 0.35  # a quarter of fp32, plus the fp16 biases and norms and the scales
+    with safe_open(str(path / "decoder" / "model.safetensors"), "pt") as f:
+        kinds = {k: f.get_slice(k).get_dtype() for k in f.keys()}
+    assert "I8" in kinds.values() and all(kinds[k[: -len(INT8_SCALE)]] == "I8" for k in kinds if k.endswith(INT8_SCALE))
+    loaded = t2i.load_pipeline(str(path))
+    for name, comp in _components(loaded).items():
+        original = _components(pipe)[name].model.state_dict()
+        for key, value in comp.model.state_dict().items():
+            if value.is_floating_point():
+                row = original[key].reshape(len(original[key]), -1).abs().amax(1) if original[key].ndim >= 2 else original[key].abs()
+                step = row.reshape(-1, *[1] * (value.ndim - 1)) / 254 if original[key].ndim >= 2 else row / 1000  # fp16: relative 1e-3
+                assert value.dtype == torch.float32 and bool(((value - original[key]).abs() <= step + 1e-7).all()), (name, key)
+    images = loaded([A], num_images=2, seed=0)
+    assert len(images) == 2 and _same(images, loaded([A], num_images=2, seed=0))
+    # through the CLI: --int8 and --fp32 exclude each other
+    runs = tiny_run.runs
+    stages = ["--clip", str(runs["clip"]), "--prior", str(runs["prior"]), "--decoder", str(runs["decoder"])]
+    assert main(["assemble", *stages, "--int8", "-o", str(tmp_path / "cli")]) == 0 and t2i.load_pipeline(tmp_path / "cli")
+    with pytest.raises(SystemExit) as exited:  # argparse's own one-line error
+        main(["assemble", *stages, "--int8", "--fp32", "-o", str(tmp_path / "both")])
+    assert exited.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err and not (tmp_path / "both").exists()
+
+
 def test_saving_over_a_pipeline_is_atomic(pipe, tmp_path, monkeypatch) -> None:
     """A failure while writing leaves the old pipeline folder exactly as it was."""
     import t2i.unclip.pipeline as unclip

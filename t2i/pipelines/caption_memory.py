@@ -58,6 +58,7 @@ from safetensors.torch import load_file
 from t2i.data.search_words import one_image_per_group
 from t2i.errors import InputError
 from t2i.files import save_tensors
+from t2i.int8 import from_int8, to_int8
 
 MEMORY_VERSION = 1
 
@@ -185,12 +186,12 @@ class CaptionMemory:
 
 
 def _int8(name: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    scale = x.float().abs().amax(dim=1, keepdim=True).clamp(min=1e-8) / 127
-    return {f"{name}_int8": (x / scale).round().to(torch.int8), f"{name}_scale": scale}
+    q, scale = to_int8(x)
+    return {f"{name}_int8": q, f"{name}_scale": scale}
 
 
 def _unit(data: dict[str, torch.Tensor], name: str) -> torch.Tensor:
-    return F.normalize(data[f"{name}_int8"].float() * data[f"{name}_scale"], dim=-1)
+    return F.normalize(from_int8(data[f"{name}_int8"], data[f"{name}_scale"]), dim=-1)
 
 
 def _names_and_owners(data) -> tuple[set[str], dict[str, set[str]]]:
