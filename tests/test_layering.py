@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent / "t2i"
 # lowest first; a unit may import from units of lower layers only (and from itself)
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"config", "threads", "progress", "files", "registry"},
+    {"config", "threads", "progress", "files", "int8", "registry"},
     {"data", "nn", "diffusion"},
     {"text", "image_grid", "models"},
     {"checkpoint"},
