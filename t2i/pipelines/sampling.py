@@ -95,7 +95,7 @@ def sample_unet(unet: Component, cond: dict, *, null: dict | None = None, guidan
     b = len(next(v for v in cond.values() if v is not None))
     if null is None and guidance != 1.0:
         raise ValueError("guidance needs the null condition")
-    conds, scales = steered([cond if null is None else null, cond], [guidance], toward, toward_weight)
+    conds, scales = steered([cond if null is None else null, cond], [guidance], toward, toward_weight)  # at guidance 1 only cond is evaluated
     shape = (b, cfg.out_channels, cfg.image_size, cfg.image_size)
     return sample_chain(unet, unet.model, conds, scales, shape, steps=steps, sampler=sampler, spacing=spacing, threshold=threshold, generator=generator,
                 progress=progress, experts=experts).clamp(-1, 1)
