@@ -12,8 +12,10 @@ the first 4 are the default pipeline's.
 
 `rank`: rank the saved candidates with a CLIP (a component folder or a training run) and print,
 per task, paraphrase / canonical pass rates of the pick (matching head + scale × cosine, as the
-pipeline ranks), of the head and the cosine alone, of the best possible pick (any candidate
-passes) and of no ranking (the first candidate). Files drawn since session 38 also keep the
+pipeline ranks), of the head and the cosine alone, of the pick made with the canonical prompt's
+text (a ranker that reads every paraphrase perfectly), of the medoid candidate ("consensus")
+alone and added to the pick, of the best possible pick (any candidate passes) and of no ranking
+(the first candidate). Files drawn since session 38 also keep the
 prior's embeddings, and add two rules: the candidate nearest the prior's embedding ("prior",
 in place of the caption's text embedding) and the head plus that ("head+prior"). The prior and
 decoder are untouched by the CLIP's head, so a CLIP that differs in its head alone ranks these
@@ -73,15 +75,23 @@ def draw(args) -> None:
 def rank(args) -> None:
     clip = load_component(args.clip).model.eval()
     k, rates = args.candidates, defaultdict(list)
-    for r in torch.load(args.out):
+    records = torch.load(args.out)
+    for r, text in zip(records, [c for pair in zip(records[1::2], records[1::2]) for c in pair]):  # text: the canonical record of r's pair
         candidates, passed = r["candidates"][:, :k].float(), r["passed"][:, :k].float()
         b = len(candidates)
         images = candidates.flatten(0, 1)
         tokens = clip.image_tokens(images)
         embeds = clip.embed_image_tokens(tokens).view(b, k, -1)
         cosine = (embeds * r["target"][:, None]).sum(-1)
-        head = clip.match_logits(images, r["tokens"].float().repeat_interleave(k, 0), r["mask"].repeat_interleave(k, 0), image_tokens=tokens).view(b, k)
+        match = lambda rec, images=images, tokens=tokens, b=b: clip.match_logits(  # noqa: E731
+            images, rec["tokens"].float().repeat_interleave(k, 0), rec["mask"].repeat_interleave(k, 0), image_tokens=tokens).view(b, k)
+        head = match(r)
         rules = [("pick", head + clip.scale * cosine), ("head", head), ("cosine", cosine)]
+        # a ranker that reads the paraphrase perfectly: the pick, with the canonical prompt's text embedding and tokens
+        rules += [("pick, canonical text", match(text) + clip.scale * (embeds * text["target"][:, None]).sum(-1))]
+        # consensus: a candidate's mean cosine to the other candidates of its image (the medoid wins)
+        consensus = ((embeds @ embeds.transpose(1, 2)).sum(-1) - 1) / max(1, k - 1)
+        rules += [("consensus", consensus)] + [(f"pick+{w:g}·consensus", head + clip.scale * (cosine + w * consensus)) for w in (0.5, 1, 2, 4)]
         if "prior" in r:  # the candidate nearest the prior's embedding, which read the prompt (saved since session 38)
             to_prior = (embeds * r["prior"][:, None]).sum(-1)
             rules += [("prior", to_prior), ("head+prior", head + clip.scale * to_prior)]
@@ -93,7 +103,7 @@ def rank(args) -> None:
     print(f"{args.clip}, {k} candidates: paraphrase / canonical (difference)\n")
     print("| rule | " + " | ".join(tasks) + " |")
     print("| --- |" + " --- |" * len(tasks))
-    for rule in ("pick", "head", "cosine", "prior", "head+prior", "any", "first"):
+    for rule in dict.fromkeys(rule for _, _, rule in rates):
         if not rates[tasks[0], "paraphrase", rule]:
             continue
         cells = []
