@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The imagen-emoji cascade of docs/results/imagen.md (sessions 35, 38 and 39), with the project's own commands:
+# The imagen-emoji cascade of docs/results/imagen.md (sessions 35, 38, 39 and 40), with the project's own commands:
 #   bash scripts/train_imagen_emoji.sh
 # The base starts from unCLIP's shipped emoji decoder (the same body: 48 channels, 1-2-2,
-# cross-attention on MiniLM's token states) and trains in two cosine rounds, 8,000 then 26,000
-# steps of 32 images, about 320 passes over the 3,406 training emoji. Then it draws the
-# individual emoji 0.38 of the time (fidelity@5), short of the aim of 0.7; a base holding only
-# 100 emoji reaches 0.855 in as many passes (session 39 in the docs).
+# cross-attention on MiniLM's token states) and trains in three cosine rounds, 8,000, 26,000 and
+# 15,000 steps of 32 images, about 460 passes over the 3,406 training emoji. Then it draws the
+# individual emoji 0.46 of the time (fidelity@5), short of the aim of 0.7; a base holding only
+# 100 emoji reaches 0.855 in 320 passes (sessions 39 and 40 in the docs).
 # The super-resolution UNet starts from imagen-shapes' (the same architecture). Every run resumes:
-# run the script again after a kill and it goes on from the last checkpoint. About 4 hours on two
+# run the script again after a kill and it goes on from the last checkpoint. About 6 hours on two
 # threads for the base, 40 minutes on one for the super-resolution UNet.
 set -euo pipefail
 runs=${RUNS:-runs}
@@ -26,8 +26,10 @@ train "$runs/imagen-emoji-base-cos" imagen-base \
 train "$runs/imagen-emoji-long" imagen-base \
     --init-from "$runs/imagen-emoji-base-cos" --lr 3e-4 --steps 26000 --set train.lr_decay=cosine \
     --set train.save_every=1000 --set train.keep_checkpoints=30
+train "$runs/imagen-emoji-r2" imagen-base \
+    --init-from "$runs/imagen-emoji-long" --lr 1e-4 --steps 15000 --set train.lr_decay=cosine --set train.save_every=1000
 train "$runs/imagen-emoji-sr" imagen-sr \
     --init-from t2i/assets/models/imagen-shapes/sr-64 --lr 2e-4 --steps 4000 --set train.lr_decay=cosine
-# the caption memory (192-d keys, 2.3 MB): everyday prompts are steered to their nearest emoji name
-t2i assemble --imagen-base "$runs/imagen-emoji-long" --imagen-sr "$runs/imagen-emoji-sr" --config imagen-emoji \
-    --caption-memory emoji --memory-dims 192 -o "$runs/imagen-emoji"
+# int8 weights; the caption memory (192-d keys, 2.3 MB) steers everyday prompts to their nearest emoji name
+t2i assemble --imagen-base "$runs/imagen-emoji-r2" --imagen-sr "$runs/imagen-emoji-sr" --config imagen-emoji \
+    --caption-memory emoji --memory-dims 192 --int8 -o "$runs/imagen-emoji"
