@@ -19,7 +19,8 @@ import numpy as np
 from PIL import Image
 
 from t2i.data.emoji import load_emoji
-from t2i.eval.emoji import base_emoji_images, chosen_captions
+from t2i.data.search_words import one_image_per_group
+from t2i.eval.emoji import chosen_captions
 
 
 def main() -> None:
@@ -35,7 +36,7 @@ def main() -> None:
     chosen, _ = chosen_captions("train", args.limit)
     data = load_emoji(64, "train")
     if args.extra:
-        rest = np.setdiff1d(base_emoji_images(data.groups), chosen)
+        rest = np.setdiff1d(one_image_per_group(data), chosen)
         chosen = np.sort(np.concatenate([chosen, np.random.default_rng(1).choice(rest, size=min(args.extra, len(rest)), replace=False)]))
     rows = []
     for i in chosen:

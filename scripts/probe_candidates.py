@@ -76,7 +76,8 @@ def rank(args) -> None:
     clip = load_component(args.clip).model.eval()
     k, rates = args.candidates, defaultdict(list)
     records = torch.load(args.out)
-    for r, text in zip(records, [c for pair in zip(records[1::2], records[1::2]) for c in pair]):  # text: the canonical record of r's pair
+    for i, r in enumerate(records):
+        text = records[i | 1]  # records come in (paraphrase, canonical) pairs: the canonical one of r's pair
         candidates, passed = r["candidates"][:, :k].float(), r["passed"][:, :k].float()
         b = len(candidates)
         images = candidates.flatten(0, 1)

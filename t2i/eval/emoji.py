@@ -24,6 +24,7 @@ import torch
 
 from t2i.data.dataset import resize_uint8
 from t2i.data.emoji import emoji_categories, load_emoji
+from t2i.data.search_words import one_image_per_group
 from t2i.eval.common import generate_images, markdown_table, write_json
 from t2i.eval.judge import Judge, default_judge
 from t2i.eval.metrics import clip_score, frechet_distance, pixel_features16, r_precision
@@ -48,16 +49,11 @@ def _halves_fd(features: torch.Tensor, seed: int = 0) -> float:
     return frechet_distance(features[order[:half]], features[order[half : 2 * half]])
 
 
-def base_emoji_images(groups: np.ndarray) -> np.ndarray:
-    """Indices of one image per base emoji (the first of each group): the images the eval grades from."""
-    return np.unique(groups, return_index=True)[1]
-
-
 def chosen_captions(split: str, limit: int | None) -> tuple[np.ndarray, list[str]]:
     """Indices into load_emoji(split) of one image per base emoji (a fixed random choice of
     `limit`, default 200), sorted, and each one's first caption."""
     data = load_emoji(64, split)
-    first = base_emoji_images(data.groups)
+    first = np.asarray(one_image_per_group(data))  # one image per base emoji, the first of its group
     chosen = np.sort(np.random.default_rng(0).choice(first, size=min(limit or 200, len(first)), replace=False))
     return chosen, [data.captions[i][0] for i in chosen]
 

@@ -130,17 +130,19 @@ class ImagenPipeline(Pipeline):
         encoder, prompts = get_text_encoder(self.text_max_length, self.text_layers), prompt_list(prompts)
         return mix_phrase_states(encoder, prompts, encoder.encode(prompts), phrase_mix)
 
-    def nearest_caption_text(self, prompts: list[str], weight: float, phrase_mix: float = 0.0):
-        """The TextEncoding of each prompt's nearest caption in the memory (by the full-depth
-        sentence embedding the keys were made with), or None when the weight is 0 or every
-        prompt is its own nearest caption."""
+    def nearest_caption_text(self, prompts: list[str], weight: float, phrase_mix: float = 0.0, pooled=None):
+        """The TextEncoding of each prompt's nearest caption in the memory, or None when the weight
+        is 0 or every prompt is its own nearest caption. The memory is queried with the full-depth
+        sentence embedding its keys were made with: `pooled` where the caller has it."""
         from t2i.text.encoder import get_text_encoder
 
         if not weight:
             return None
         if self.memory is None:
             raise InputError("caption-memory needs a pipeline with a caption memory (t2i assemble --caption-memory DATA)")
-        nearest = self.memory.nearest_captions(get_text_encoder(self.text_max_length).encode(prompts).pooled)
+        if pooled is None:
+            pooled = get_text_encoder(self.text_max_length).encode(prompts).pooled
+        nearest = self.memory.nearest_captions(pooled)
         if nearest is None:
             raise CheckpointError("this caption memory keeps no caption strings, which an imagen pipeline reads")
         return None if nearest == list(prompts) else self.encode_text(nearest, phrase_mix)
@@ -155,7 +157,8 @@ class ImagenPipeline(Pipeline):
         opts = self.defaults.updated(**options)
         prompts = prompt_list(prompts)
         enc = self.encode_text(prompts, opts.phrase_mix)
-        near = self.nearest_caption_text(prompts, opts.caption_memory, opts.phrase_mix)
+        # phrase mixing leaves the pooled embedding as it was, so at full depth it is the memory's query
+        near = self.nearest_caption_text(prompts, opts.caption_memory, opts.phrase_mix, pooled=enc.pooled if self.text_layers == 0 else None)
         length = max(enc.tokens.shape[1], near.tokens.shape[1] if near is not None else 0)
         rep = lambda t, m: tuple(x.repeat_interleave(num_images, 0) for x in padded_tokens(t, m, length))  # noqa: E731
         tokens, mask = rep(enc.tokens, enc.mask)
