@@ -13,6 +13,7 @@ import torch
 from t2i.cli import main
 from t2i.data.dataset import ImageCaptionSet
 from t2i.data.shapes_eval import TASKS, parse_prompt, prompt_is_held_out
+from t2i.errors import InputError
 from t2i.eval.prompts import EMOJI_DEV_PROMPTS, SHAPES_DEV_PROMPTS, emoji_prompts, emoji_target_groups, retrieval_images, shapes_paraphrases, training_strings
 from t2i.text.augment import ADJECTIVES, EMOJI_TEMPLATES, SHAPES_TEMPLATES, VARIANTS_PER_CAPTION, all_variants, caption_variants, fill, rephrasings
 from t2i.text.held_out import normalize_prompt
@@ -64,6 +65,25 @@ def test_no_augmentation_draws_as_before() -> None:
     assert torch.equal(plain.draw(torch.arange(3), g1), off.draw(torch.arange(3), g2))
     assert torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
     assert plain.variants.shape[1] == 0
+
+
+def test_first_caption_draws_the_name_more_often_and_nothing_more_when_off() -> None:
+    data = ImageCaptionSet(np.zeros((2, 4, 4, 3), np.uint8), [["dog", "puppy", "hound", "pup"], ["red apple"]])
+    idx = torch.zeros(4000, dtype=torch.long)
+    names = lambda table, seed: [table.texts[r] for r in table.draw(idx, torch.Generator().manual_seed(seed)).tolist()]  # noqa: E731
+    off, half, always = (CaptionTable(data, first=p) for p in (0.0, 0.5, 1.0))
+    assert set(names(always, 0)) == {"dog"}
+    share = lambda table: names(table, 0).count("dog") / len(idx)  # noqa: E731
+    assert 0.22 < share(off) < 0.28 and 0.59 < share(half) < 0.66  # 1/4, and 1/2 + 1/2 * 1/4
+    assert names(half, 5) == names(half, 5) != names(half, 6)
+    # off, the table draws one number per image, as it always did: runs from before resume unchanged
+    g = torch.Generator().manual_seed(9)
+    rows = off.draw(torch.tensor([0, 0, 1]), g)
+    u = torch.rand(3, generator=torch.Generator().manual_seed(9))
+    assert [off.texts[r] for r in rows.tolist()] == [["dog", "puppy", "hound", "pup"][int(u[0] * 4)], ["dog", "puppy", "hound", "pup"][int(u[1] * 4)], "red apple"]
+    assert torch.equal(torch.rand(2, generator=g), torch.rand(5, generator=torch.Generator().manual_seed(9))[3:])
+    with pytest.raises(InputError, match="first_caption"):
+        CaptionTable(data, first=1.5)
 
 
 def test_evaluation_prompt_sets_are_well_formed() -> None:

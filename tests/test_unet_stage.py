@@ -5,12 +5,15 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from t2i.checkpoint import Component, build_model
+from t2i.data.dataset import ImageCaptionSet
 from t2i.errors import InputError
 from t2i.train.options import UNetOptions
+from t2i.train.stages import GroupDraw
 from t2i.train.trainer import TrainConfig, Trainer
 from t2i.train.unet_stage import CONTRAST_TEMPERATURE, UNetStage
 
@@ -210,3 +213,21 @@ def test_a_high_noise_expert_previews_its_layout_and_refuses_to_sample_a_chain(t
     cond, _ = text_conditions(enc.tokens, enc.mask)
     with pytest.raises(InputError, match="steps 900 and up only"):
         sample_unet(component, cond, steps=2)
+
+
+def test_balanced_groups_draw_each_group_as_often_as_a_single_image() -> None:
+    groups = np.array([5, 5, 5, 5, 5, 5, 2, 9])  # an emoji with five skin-tone variants, and two single emoji
+    draw = GroupDraw(groups, len(groups))
+    share = np.bincount(draw(torch.Generator().manual_seed(0), 30000).numpy(), minlength=8) / 30000
+    assert np.allclose(share[6:], 1 / 3, atol=0.015) and np.allclose(share[:6], 1 / 18, atol=0.01)
+    assert torch.equal(draw(torch.Generator().manual_seed(4), 64), draw(torch.Generator().manual_seed(4), 64))
+    plain = np.bincount(GroupDraw(None, 4)(torch.Generator().manual_seed(0), 20000).numpy()) / 20000
+    assert np.allclose(plain, 0.25, atol=0.015)  # no groups: every image its own, drawn uniformly
+    # the stage's option draws through it: each image's pixels say which one it is
+    images = np.repeat(np.arange(8, dtype=np.uint8)[:, None, None, None] * 30, 16, 1).repeat(16, 2).repeat(3, 3)
+    data = ImageCaptionSet(images, [[f"emoji {g}"] for g in groups], groups=groups)
+    component = Component(model=_text_unet(), role="unet", settings={"diffusion": {"objective": "v"}})
+    stage = UNetStage(component, data, balance_groups=True)
+    x0 = stage.batch(0, 3000, torch.Generator().manual_seed(1))["x0"]
+    drawn = torch.round((x0[:, 0, 0, 0] + 1) * 127.5 / 30).long()
+    assert abs(float((drawn >= 6).float().mean()) - 2 / 3) < 0.03

@@ -23,7 +23,8 @@ class CaptionTable:
 
     With augment = p > 0, each drawn caption is replaced, with chance p, by one of its variants
     (t2i.text.augment: an article, a framing such as "a picture of …", a rephrasing), encoded
-    in the same table; `templates` are the framings that suit the dataset.
+    in the same table; `templates` are the framings that suit the dataset. With first = p > 0,
+    each image's first caption is drawn with chance p (and otherwise one of all its captions).
 
     With phrase_mix = p > 0, each caption that lists phrases ("and", commas, "plus", ...) is drawn, with chance p,
     with its phrases' token states mixed towards those phrases encoded alone, at a weight drawn
@@ -31,9 +32,11 @@ class CaptionTable:
 
     def __init__(self, data: ImageCaptionSet, *, max_length: int = 32, progress: bool = False, negatives: bool = False,
                  negative_kinds: tuple[str, ...] = KINDS, augment: float = 0.0, templates: tuple[str, ...] = (), text_layers: int = 0,
-                 phrase_mix: float = 0.0, negate_rephrasings: bool = False) -> None:
-        if not 0.0 <= augment <= 1.0:
-            raise InputError(f"caption augmentation must be a chance from 0 to 1, got {augment}")
+                 phrase_mix: float = 0.0, negate_rephrasings: bool = False, first: float = 0.0) -> None:
+        for what, p in (("caption augmentation", augment), ("first_caption", first)):
+            if not 0.0 <= p <= 1.0:
+                raise InputError(f"{what} must be a chance from 0 to 1, got {p}")
+        self.first = first
         if not 0.0 <= phrase_mix <= 1.0:
             raise InputError(f"phrase_mix must be a chance from 0 to 1, got {phrase_mix}")
         self.augment = augment
@@ -74,6 +77,8 @@ class CaptionTable:
         equal where no variant replaced the caption. The same draws as `draw`."""
         u = torch.rand(len(image_index), generator=generator)
         pick = (u * self.counts[image_index]).long().clamp(max=self.counts[image_index] - 1)
+        if self.first > 0:  # draws only when set: a run without it keeps its old batches
+            pick = torch.where(torch.rand(len(image_index), generator=generator) < self.first, 0, pick)
         captions = rows = self.rows[self.starts[image_index] + pick]
         if self.augment > 0:  # draws only when augmenting: a run without it keeps its old batches
             swap = torch.rand(len(rows), generator=generator) < self.augment

@@ -56,6 +56,9 @@ class CaptionOptions:
 
     max_length: int = count(32)  # text tokens kept per caption
     caption_augment: float = rate(0.0)  # the chance that a drawn caption is replaced by a rephrasing (t2i.text.augment)
+    # the chance that an image's first caption (an emoji's name) is drawn instead of one of all its
+    # captions at random: a caption memory hands on names, so sampling reads them far more often
+    first_caption: float = rate(0.0)
 
     def __post_init__(self) -> None:
         check_kinds(self)
@@ -74,6 +77,8 @@ class DenoiserOptions(CaptionOptions):
     # rephrased captions (caption_augment) get hard negatives too: the contrast reads every wording
     contrast_rephrased: bool = flag(False)
     min_step: int = count(0)  # train on diffusion steps from this one up (0: all): a high-noise expert (see UNetStage)
+    # draw each group of images (an emoji and its skin-tone variants) equally often, not each image (t2i.train.stages.GroupDraw)
+    balance_groups: bool = flag(False)
     # train only the weights whose names hold one of these comma-separated pieces ("attn,text");
     # the rest stay as --init-from left them (empty: train every weight)
     train_only: str = ""

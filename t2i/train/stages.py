@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -39,6 +40,24 @@ class Stage:
 
 def draw_rows(step_gen: torch.Generator, n: int, size: int) -> torch.Tensor:
     return torch.randint(0, n, (size,), generator=step_gen)
+
+
+class GroupDraw:
+    """Draws a group uniformly, then one of its images: each group (an emoji with its skin-tone
+    variants) as often as a single image, where drawing images uniformly gives a group of six six
+    times the draws. Data without groups: every image is its own group, and this is uniform."""
+
+    def __init__(self, groups: np.ndarray | None, n: int) -> None:
+        _, inverse = np.unique(np.arange(n) if groups is None else groups, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        self.members = torch.as_tensor(order, dtype=torch.long)  # image indices, group by group
+        self.counts = torch.as_tensor(np.bincount(inverse), dtype=torch.long)
+        self.starts = torch.cumsum(self.counts, 0) - self.counts
+
+    def __call__(self, step_gen: torch.Generator, size: int) -> torch.Tensor:
+        group = torch.randint(0, len(self.counts), (size,), generator=step_gen)
+        pick = (torch.rand(size, generator=step_gen) * self.counts[group]).long().clamp(max=self.counts[group] - 1)
+        return self.members[self.starts[group] + pick]
 
 
 def noised_embeddings(embeds: torch.Tensor, max_sigma: float, generator: torch.Generator) -> torch.Tensor:

@@ -37,7 +37,7 @@ from t2i.pipelines.sampling import clip_image_embeds, diffusion_config, diffusio
 from t2i.text.negatives import negative_kinds
 from t2i.train.captions import CaptionTable
 from t2i.train.options import UNetOptions, sampling_settings
-from t2i.train.stages import PREVIEW_COUNT, Stage, draw_rows, noised_embeddings
+from t2i.train.stages import PREVIEW_COUNT, GroupDraw, Stage, draw_rows, noised_embeddings
 from t2i.train.trainable import freeze_all_but
 
 # what a batch holds for text_consistency and caption_contrast beside the model's conditions
@@ -66,7 +66,8 @@ class UNetStage(Stage):
                  embed_noise: float = 0.0, max_length: int = 32, caption_augment: float = 0.0, templates: tuple[str, ...] = (),
                  low_res_size: int = 32, max_aug_level: int = 0, sample_aug_level: int = 0, sample_start_level: int = 0, text_layers: int = 0,
                  text_consistency: float = 0.0, caption_contrast: float = 0.0, contrast_negatives: str = "all", contrast_rephrased: bool = False,
-                 min_step: int = 0, train_only: str = "", phrase_mix: float = 0.0) -> None:
+                 min_step: int = 0, train_only: str = "", phrase_mix: float = 0.0, first_caption: float = 0.0,
+                 balance_groups: bool = False) -> None:
         # sample_*: sampling-time options, kept in the component's settings (see settings), not used in training
         cfg = component.model.config
         if cfg.embed_dim and clip is None:
@@ -93,17 +94,18 @@ class UNetStage(Stage):
             raise InputError(f"min_step must be from 0 to {self.diffusion.num_steps - 1}, got {min_step}")
         self.min_step = min_step
         self.data = data.resized(cfg.image_size)
+        self.group_draw = GroupDraw(data.groups, len(data)) if balance_groups else None
         self.embeds = clip_image_embeds(clip, data.resized(clip.model.config.image_size).images) if cfg.embed_dim else None
         self.captions = CaptionTable(data, max_length=max_length, progress=True, augment=caption_augment, templates=templates,
                                      text_layers=text_layers, negatives=caption_contrast > 0, negative_kinds=kinds, phrase_mix=phrase_mix,
-                                     negate_rephrasings=contrast_rephrased) if cfg.text_dim else None
+                                     negate_rephrasings=contrast_rephrased, first=first_caption) if cfg.text_dim else None
         self.low_size, self.max_aug = (int(component.settings.get("low_res_size", low_res_size)), int(component.settings.get("max_aug_level", max_aug_level))) if cfg.low_res else (0, 0)
 
     def _low(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, size=(self.low_size, self.low_size), mode="area")
 
     def batch(self, step, size, generator):
-        idx = draw_rows(generator, len(self.data), size)
+        idx = self.group_draw(generator, size) if self.group_draw else draw_rows(generator, len(self.data), size)
         out = {"x0": to_model_range(self.data.images[idx.numpy()])}
         if self.embeds is not None:
             out.update(embed=self.embeds[idx], embed_keep=torch.rand(size, generator=generator) >= self.drop_embed)

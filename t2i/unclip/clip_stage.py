@@ -67,11 +67,12 @@ class ClipStage(Stage):
         heldout = load_dataset(data, size=size, split="heldout") if data in ("emoji", "shapes") else None
         return cls(component, train, heldout=heldout, max_length=options.max_length, hard_negatives=options.hard_negatives, match_only=options.match_only,
                    text_only=options.text_only, caption_augment=options.caption_augment, templates=templates,
-                   contrast_rephrased=options.contrast_rephrased)
+                   contrast_rephrased=options.contrast_rephrased, first_caption=options.first_caption)
 
     def __init__(self, component: Component, data: ImageCaptionSet, *, heldout: ImageCaptionSet | None = None, max_length: int = 32,
                  hard_negatives: bool = False, match_only: bool = False, text_only: bool = False,
-                 caption_augment: float = 0.0, templates: tuple[str, ...] = (), contrast_rephrased: bool = False) -> None:
+                 caption_augment: float = 0.0, templates: tuple[str, ...] = (), contrast_rephrased: bool = False,
+                 first_caption: float = 0.0) -> None:
         self.component, self.hard_negatives, self.match_only, self.text_only = component, hard_negatives, match_only, text_only
         self.contrast_rephrased = contrast_rephrased
         model = component.model
@@ -87,7 +88,7 @@ class ClipStage(Stage):
                 param.requires_grad_(name.startswith("text_") or name == "logit_scale")
         self.data = data.resized(model.config.image_size)
         self.captions = CaptionTable(self.data, max_length=max_length, progress=True, negatives=hard_negatives,
-                                     augment=caption_augment, templates=templates, negate_rephrasings=contrast_rephrased)
+                                     augment=caption_augment, templates=templates, negate_rephrasings=contrast_rephrased, first=first_caption)
         self._image_embeds: torch.Tensor | None = None
         self.heldout = heldout.resized(model.config.image_size) if heldout is not None and len(heldout) else None
         # with negatives: the preview measures how far CLIP is from a bag of words, trained on them or not

@@ -58,14 +58,14 @@ class PriorStage(Stage):
     def from_data(cls, component: Component, data: str, options: PriorOptions, needs: dict[str, Component], templates: tuple[str, ...]) -> PriorStage:
         clip = needs["clip"]
         return cls(component, clip, load_dataset(data, size=clip.model.config.image_size), drop_text=options.drop_text, max_length=options.max_length,
-                   caption_augment=options.caption_augment, templates=templates)
+                   caption_augment=options.caption_augment, templates=templates, first_caption=options.first_caption)
 
     def __init__(self, component: Component, clip: Component, data: ImageCaptionSet, *, drop_text: float = 0.1, max_length: int = 32,
-                 caption_augment: float = 0.0, templates: tuple[str, ...] = ()) -> None:
+                 caption_augment: float = 0.0, templates: tuple[str, ...] = (), first_caption: float = 0.0) -> None:
         self.component, self.drop_text = component, drop_text
         self.diffusion = diffusion_of(component)
         self.scale = component.settings.get("embed_scale", math.sqrt(component.model.config.embed_dim))
-        self.captions = CaptionTable(data, max_length=max_length, progress=True, augment=caption_augment, templates=templates)
+        self.captions = CaptionTable(data, max_length=max_length, progress=True, augment=caption_augment, templates=templates, first=first_caption)
         self.image_embeds = clip_image_embeds(clip, data.resized(clip.model.config.image_size).images)
         self.text_embeds = clip_text_embeds(clip, self.captions)
         self.count = len(data)
