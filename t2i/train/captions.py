@@ -33,13 +33,10 @@ class CaptionTable:
     def __init__(self, data: ImageCaptionSet, *, max_length: int = 32, progress: bool = False, negatives: bool = False,
                  negative_kinds: tuple[str, ...] = KINDS, augment: float = 0.0, templates: tuple[str, ...] = (), text_layers: int = 0,
                  phrase_mix: float = 0.0, negate_rephrasings: bool = False, first: float = 0.0) -> None:
-        for what, p in (("caption augmentation", augment), ("first_caption", first)):
+        for what, p in (("caption augmentation", augment), ("first_caption", first), ("phrase_mix", phrase_mix)):
             if not 0.0 <= p <= 1.0:
                 raise InputError(f"{what} must be a chance from 0 to 1, got {p}")
-        self.first = first
-        if not 0.0 <= phrase_mix <= 1.0:
-            raise InputError(f"phrase_mix must be a chance from 0 to 1, got {phrase_mix}")
-        self.augment = augment
+        self.augment, self.first = augment, first
         flat = [c for caps in data.captions for c in caps]
         unique = sorted(set(flat))
         negs = [hard_negatives(c, negative_kinds) for c in unique] if negatives else []
