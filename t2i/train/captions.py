@@ -72,8 +72,7 @@ class CaptionTable:
     def draw_with_captions(self, image_index: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """As `draw`, with the rows of the captions drawn before augmentation: (rows, caption rows),
         equal where no variant replaced the caption. The same draws as `draw`."""
-        u = torch.rand(len(image_index), generator=generator)
-        pick = (u * self.counts[image_index]).long().clamp(max=self.counts[image_index] - 1)
+        pick = uniform_below(self.counts[image_index], generator)
         if self.first > 0:  # draws only when set: a run without it keeps its old batches
             pick = torch.where(torch.rand(len(image_index), generator=generator) < self.first, 0, pick)
         captions = rows = self.rows[self.starts[image_index] + pick]
@@ -109,6 +108,11 @@ class CaptionTable:
         own = self.phrase_tokens[table.clamp(min=0), : enc.tokens.shape[1]].to(torch.float32)
         weight = torch.where(table >= 0, weight, 0.0)[:, None, None]
         return TextEncoding(enc.tokens + weight * (own - enc.tokens), enc.mask, enc.pooled)
+
+
+def uniform_below(counts: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """(B,) positive counts -> (B,) an index below each count, uniformly: one draw per row."""
+    return (torch.rand(len(counts), generator=generator) * counts).long().clamp(max=counts - 1)
 
 
 def _row_lists(num_rows: int, owners: list[str], lists: list[list[str]], row_of: dict[str, int]) -> torch.Tensor:

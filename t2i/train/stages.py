@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from t2i.checkpoint import Component
+from t2i.train.captions import uniform_below
 
 PREVIEW_COUNT = 8
 
@@ -56,8 +57,7 @@ class GroupDraw:
 
     def __call__(self, step_gen: torch.Generator, size: int) -> torch.Tensor:
         group = torch.randint(0, len(self.counts), (size,), generator=step_gen)
-        pick = (torch.rand(size, generator=step_gen) * self.counts[group]).long().clamp(max=self.counts[group] - 1)
-        return self.members[self.starts[group] + pick]
+        return self.members[self.starts[group] + uniform_below(self.counts[group], step_gen)]
 
 
 def noised_embeddings(embeds: torch.Tensor, max_sigma: float, generator: torch.Generator) -> torch.Tensor:
