@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The quality figures quoted in the README, on fixed seeds:
 #   bash scripts/evaluate_shipped.sh [out-dir]
-# The two lanes (shapes, emoji) are independent; on 2 cores run them side by side with
+# The lanes (shapes, emoji, imagen) are independent; on 2 cores run two side by side, e.g.
 #   LANE=shapes bash scripts/evaluate_shipped.sh & LANE=emoji bash scripts/evaluate_shipped.sh
 set -euo pipefail
 out=${1:-eval}
@@ -30,4 +30,13 @@ if [[ $lane == all || $lane == emoji ]]; then
   t2i eval prompts --model emoji --samples 4 --seed 0 -o "$out/prompts-emoji"
   t2i eval sweep --model emoji --param decoder-guidance --values 1 2 3 5 --samples 2 --seed 0 --limit 50 -o "$out/sweep-emoji"
   t2i eval ablation --model emoji --samples 2 --seed 0 --limit 50 -o "$out/ablation-emoji"
+fi
+if [[ $lane == all || $lane == imagen ]]; then
+  # imagen-shapes: the benchmark at three seeds, and the paraphrases
+  for seed in 0 1 2; do t2i eval shapes --model imagen-shapes --samples 4 --seed "$seed" --limit 25 -o "$out/imagen-shapes-seed$seed"; done
+  t2i eval prompts --model imagen-shapes --samples 4 --seed 0 -o "$out/prompts-imagen-shapes"
+  # imagen-emoji: 100 training and 100 held-out names, 2 images each; everyday prompts; the SR against bicubic
+  t2i eval emoji --model imagen-emoji --limit 100 --samples 2 --seed 0 -o "$out/imagen-emoji"
+  t2i eval prompts --model imagen-emoji --samples 4 --seed 0 -o "$out/prompts-imagen-emoji"
+  t2i eval upsampling --model imagen-emoji --samples 1 --limit 50 --seed 0 -o "$out/upsampling-imagen-emoji"
 fi
