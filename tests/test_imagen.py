@@ -297,3 +297,41 @@ def test_an_expert_trained_in_a_few_layers_is_stored_as_its_differences_from_the
                  "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no weight of this model is named with 'cross'" in err
+
+
+@torch.no_grad()
+def test_sr_stages_stops_the_cascade_early_on_the_same_first_stage_images(tiny_imagen) -> None:
+    """A cascade may ship a UNet it does not run by default (imagen-shapes' 64 -> 128)."""
+    import dataclasses
+
+    pipe = t2i.load_pipeline(tiny_imagen.pipeline)
+    first = pixels(pipe.without_upsampling()(["a red apple", "a blue car"], seed=2, **FAST))
+    stopped = pixels(pipe(["a red apple", "a blue car"], seed=2, sr_stages=0, **FAST))
+    assert stopped[0].shape == (32, 32, 3) and all(np.array_equal(a, b) for a, b in zip(first, stopped))
+    assert pixels(pipe("a red apple", seed=2, sr_stages=5, **FAST))[0].shape == (64, 64, 3)  # more than it has: all of them
+    assert pipe.image_size == 64
+    pipe.defaults = dataclasses.replace(pipe.defaults, sr_stages=0)
+    assert pipe.image_size == 32 and pixels(pipe("a red apple", seed=2, **FAST))[0].shape == (32, 32, 3)
+    with pytest.raises(ValueError, match="sr-stages must be 0 or more"):
+        pipe("a red apple", sr_stages=-1)
+
+
+@torch.no_grad()
+def test_a_third_unet_is_measured_against_bicubic_resizing_of_the_stage_before_it(tiny_imagen) -> None:
+    """A 64 -> 128 UNet (here the tiny 32 -> 64 one's weights at twice the size) must beat resizing
+    the 64-pixel images it gets, not only the base's."""
+    import dataclasses
+
+    from t2i.eval.upsampling import upsampling_benchmark
+
+    pipe = t2i.load_pipeline(tiny_imagen.pipeline)
+    sr = pipe.super_res[0]
+    big = UNet(dataclasses.replace(sr.model.config, image_size=128)).eval()
+    big.load_state_dict(sr.model.state_dict())
+    three = ImagenPipeline(base=pipe.base, super_res=[sr, Component(model=big, role="imagen-sr", settings={**sr.settings, "low_res_size": 64})],
+                           defaults=pipe.defaults)
+    assert three.image_size == 128 and pixels(three("a red apple", seed=1, sr_stages=1, **FAST))[0].shape == (64, 64, 3)
+    rows = upsampling_benchmark(three, benchmark="shapes", samples=1, limit=1, **FAST)["rows"]
+    assert [r["upsampling"] for r in rows] == ["bicubic", "upsamplers to 64, then bicubic", "pipeline upsampler"]
+    assert {r["size"] for r in rows} == {"32->128"} and len({r["patch_fd"] for r in rows}) == 3
+    assert [r["upsampling"] for r in upsampling_benchmark(three, benchmark="shapes", samples=1, limit=1, sr_stages=1, **FAST)["rows"]] == ["bicubic", "pipeline upsampler"]

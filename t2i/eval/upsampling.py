@@ -45,8 +45,14 @@ def upsampling_benchmark(pipe, *, benchmark: str, samples: int = 2, seed: int = 
     real = real_images(benchmark, texts, samples, seed, size)
     real_hf = high_frequency_energy(real)
     real_patches = patch_features(real)
+    compared = [("bicubic", resize_uint8(low, size))]
+    if len(pipe.upsampling_stages()) > 1:  # the last UNet against bicubic resizing of what the ones before it made
+        before = generate_images(pipe.with_upsampling(len(pipe.upsampling_stages()) - 1), texts, samples=samples, seed=seed, batch_size=batch_size,
+                                 options=options, desc="all but the last upsampler")
+        if before.shape[1] not in (low.shape[1], size):
+            compared.append((f"upsamplers to {before.shape[1]}, then bicubic", resize_uint8(before, size)))
     rows = []
-    for name, images in (("bicubic", resize_uint8(low, size)), ("pipeline upsampler", cascade)):
+    for name, images in (*compared, ("pipeline upsampler", cascade)):
         row = {"upsampling": name, "size": f"{low.shape[1]}->{size}", "patch_fd": frechet_distance(patch_features(images), real_patches),
                "hf_energy_vs_real": high_frequency_energy(images) / real_hf}
         if scored:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from t2i.errors import InputError
 from t2i.pipelines.options import SAMPLERS, SPACINGS, THRESHOLDS, SamplingOptionsBase, option, stage_sampler
 
 
@@ -24,6 +25,8 @@ class ImagenSamplingOptions(SamplingOptionsBase):
     # nearest training caption by the frozen sentence encoder (t2i/pipelines/caption_memory.py)
     caption_memory: float = option(0.0, "0 to 1: how far the prompt's conditioning moves to that of its nearest training captions (pipelines with a caption memory)",
                                     fraction=True)
+    # a cascade may hold more super-resolution UNets than it runs by default (imagen-shapes: 64 -> 128)
+    sr_stages: int | None = option(None, "how many of the cascade's super-resolution UNets run, lowest resolution first (default: all)", kind=int)
     sr_steps: int = option(20)
     sr_guidance: float = option(1.0)
     sr_threshold: str = option("static", "the super-resolution UNets' x0 clipping", THRESHOLDS)
@@ -36,3 +39,5 @@ class ImagenSamplingOptions(SamplingOptionsBase):
 
     def __post_init__(self) -> None:
         self.check_ranges()
+        if self.sr_stages is not None and self.sr_stages < 0:
+            raise InputError(f"sr-stages must be 0 or more, got {self.sr_stages}")

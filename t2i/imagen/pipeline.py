@@ -114,7 +114,9 @@ class ImagenPipeline(Pipeline):
 
     @property
     def image_size(self) -> int:
-        return (self.super_res[-1] if self.super_res else self.base).model.config.image_size
+        """The side of the images a call makes at the default options."""
+        running = self.super_res[: self.defaults.sr_stages]
+        return (running[-1] if running else self.base).model.config.image_size
 
     def components(self) -> dict[str, Component]:
         return {"base": self.base, **{f"base-from-{e.settings['min_step']}": e for e in self.base_experts},
@@ -169,7 +171,7 @@ class ImagenPipeline(Pipeline):
                         threshold=opts.base_threshold, generator=generator, progress=progress,
                         experts=self.base_experts if opts.base_experts == "on" else (),
                         toward=text_conditions(*toward)[0] if toward else None, toward_weight=opts.caption_memory)
-        for sr in self.super_res:
+        for sr in self.super_res[: opts.sr_stages]:
             level = round(opts.sr_aug_level * (diffusion_of(sr).num_steps - 1))
             x = run_upsampler(sr, x, tokens, mask, steps=opts.sr_steps, guidance=opts.sr_guidance, aug_level=level, sampler=opts.sampler_of("sr"), spacing=opts.spacing,
                               threshold=opts.sr_threshold, generator=generator, progress=progress, toward_tokens=toward, toward_weight=opts.caption_memory)

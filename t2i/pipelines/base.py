@@ -61,9 +61,14 @@ class Pipeline:
     def without_upsampling(self) -> Pipeline:
         """A shallow copy that stops at the first stage: its images, with the same seeds, are the
         ones the upsamplers of this pipeline would get."""
+        return self.with_upsampling(0)
+
+    def with_upsampling(self, count: int) -> Pipeline:
+        """A shallow copy that keeps only its first `count` upsampling stages (same seeds, same images
+        up to there)."""
         clone = copy.copy(self)
         if self.upsampling_attribute:
-            setattr(clone, self.upsampling_attribute, [])
+            setattr(clone, self.upsampling_attribute, self.upsampling_stages()[:count])
         return clone
 
     def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, first_index: int = 0, **options: Any) -> list[Image.Image]:
