@@ -112,7 +112,8 @@ def test_shipped_imagen_emoji_model_draws_the_named_training_emoji() -> None:
 
     names = ["red apple", "dog face", "elephant", "fire", "sun", "rainbow", "cat face", "snowman"]
     everything = load_emoji(64, "all")
-    targets = np.array([everything.groups[[c[0] for c in everything.captions].index(n)] for n in names])
+    first_captions = [c[0] for c in everything.captions]
+    targets = np.array([everything.groups[first_captions.index(n)] for n in names])
     images = t2i.load_pipeline("imagen-emoji")(names, seed=0)
     assert all(im.size == (64, 64) for im in images)
     hits = [fidelity_at_k(np.asarray(im)[None], targets[i : i + 1], everything.images, everything.groups) for i, im in enumerate(images)]

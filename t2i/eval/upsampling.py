@@ -46,11 +46,12 @@ def upsampling_benchmark(pipe, *, benchmark: str, samples: int = 2, seed: int = 
     real_hf = high_frequency_energy(real)
     real_patches = patch_features(real)
     compared = [("bicubic", resize_uint8(low, size))]
-    if len(pipe.upsampling_stages()) > 1:  # the last UNet against bicubic resizing of what the ones before it made
-        before = generate_images(pipe.with_upsampling(len(pipe.upsampling_stages()) - 1), texts, samples=samples, seed=seed, batch_size=batch_size,
-                                 options=options, desc="all but the last upsampler")
-        if before.shape[1] not in (low.shape[1], size):
-            compared.append((f"upsamplers to {before.shape[1]}, then bicubic", resize_uint8(before, size)))
+    stages = len(pipe.upsampling_stages())
+    # the last UNet against bicubic resizing of what the ones before it made, where the cascade ran it
+    before_pipe = pipe.with_upsampling(stages - 1) if stages > 1 else None
+    if before_pipe is not None and low.shape[1] < before_pipe.image_size < size:
+        before = generate_images(before_pipe, texts, samples=samples, seed=seed, batch_size=batch_size, options=options, desc="all but the last upsampler")
+        compared.append((f"upsamplers to {before.shape[1]}, then bicubic", resize_uint8(before, size)))
     rows = []
     for name, images in (*compared, ("pipeline upsampler", cascade)):
         row = {"upsampling": name, "size": f"{low.shape[1]}->{size}", "patch_fd": frechet_distance(patch_features(images), real_patches),
