@@ -98,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the caption memory's retrieval keys in N dimensions (the captions' top singular directions; default all 384): a smaller memory")
     weights = a.add_mutually_exclusive_group()
     weights.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16, half the size)")
-    weights.add_argument("--int8", action="store_true", help="keep weight matrices and kernels as int8 with a scale per output channel (half of fp16's size)")
+    weights.add_argument("--int8", nargs="?", const="all", metavar="PARTS",
+                         help="keep weight matrices and kernels as int8 with a scale per output channel (half of fp16's size); "
+                              "with PARTS (comma-separated component names, e.g. sr-64,sr-128) only those, the rest fp16")
     a.add_argument("-o", "--output", required=True, help="new pipeline folder")
     a.add_argument("--overwrite", action="store_true", help="replace -o if it is a pipeline folder (never any other file or folder)")
 

@@ -211,7 +211,11 @@ def cmd_assemble(args: argparse.Namespace) -> int:
     data = next((found for runs in stages.values() for run in runs if (found := _trained_on(run))), {})  # the dataset the runs record
     pipe = systems[0].load_pipeline_class().assemble(stages, preset=read_preset(args.config) if args.config else None, caption_memory=args.caption_memory,
                                                      memory_dims=args.memory_dims, info={"sources": sources, **data})
-    path = pipe.save(args.output, dtype=torch.float32 if args.fp32 else torch.int8 if args.int8 else torch.float16, overwrite=args.overwrite)
+    int8_parts = [] if args.int8 in (None, "all") else [p.strip() for p in args.int8.split(",") if p.strip()]
+    if args.int8 not in (None, "all") and not int8_parts:
+        raise UsageError("--int8 PARTS names components, e.g. --int8 sr-64,sr-128 (or --int8 alone for all)")
+    whole = torch.float32 if args.fp32 else torch.int8 if args.int8 == "all" else torch.float16
+    path = pipe.save(args.output, dtype=whole, dtypes=dict.fromkeys(int8_parts, torch.int8), overwrite=args.overwrite)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     print(f"{path} ({size / 1e6:.1f} MB)")
     return 0

@@ -13,6 +13,7 @@ from tiny import pixels
 import t2i
 from t2i.checkpoint import CheckpointError, Component
 from t2i.cli import main
+from t2i.errors import InputError
 from t2i.imagen.pipeline import ImagenPipeline
 from t2i.imagen.stages import ImagenBaseStage
 from t2i.models.unet import UNet, UNetConfig
@@ -335,3 +336,31 @@ def test_a_third_unet_is_measured_against_bicubic_resizing_of_the_stage_before_i
     assert [r["upsampling"] for r in rows] == ["bicubic", "upsamplers to 64, then bicubic", "pipeline upsampler"]
     assert {r["size"] for r in rows} == {"32->128"} and len({r["patch_fd"] for r in rows}) == 3
     assert [r["upsampling"] for r in upsampling_benchmark(three, benchmark="shapes", samples=1, limit=1, sr_stages=1, **FAST)["rows"]] == ["bicubic", "pipeline upsampler"]
+
+
+def test_assemble_stores_only_the_named_components_as_int8(tiny_imagen, tmp_path, capsys) -> None:
+    """`--int8 sr-64` halves the super-resolution UNet and leaves the base's fp16 bits as they were
+    (imagen-shapes fits its 15 MB with a second SR UNet this way)."""
+    from safetensors import safe_open
+
+    from t2i.checkpoint import INT8_SCALE
+
+    def dtypes(folder):
+        with safe_open(str(folder / "model.safetensors"), "pt") as f:
+            return {f.get_tensor(k).dtype for k in f.keys() if not k.endswith(INT8_SCALE)}
+
+    runs = ["--imagen-base", str(tiny_imagen.runs["imagen-base"]), "--imagen-sr", str(tiny_imagen.runs["imagen-sr"]), "--config", "tiny"]
+    assert main(["assemble", *runs, "-o", str(tmp_path / "fp16")]) == 0
+    assert main(["assemble", *runs, "--int8", "sr-64", "-o", str(tmp_path / "mixed")]) == 0
+    assert (tmp_path / "mixed" / "base" / "model.safetensors").read_bytes() == (tmp_path / "fp16" / "base" / "model.safetensors").read_bytes()
+    assert dtypes(tmp_path / "mixed" / "base") == {torch.float16} and torch.int8 in dtypes(tmp_path / "mixed" / "sr-64")
+    full, mixed = t2i.load_pipeline(tmp_path / "fp16"), t2i.load_pipeline(tmp_path / "mixed")
+    a, b = full.super_res[0].model.state_dict(), mixed.super_res[0].model.state_dict()
+    err = max((a[k] - b[k]).abs().max().item() / a[k].abs().max().clamp(min=1e-8).item() for k in a)
+    assert 0 < err < 0.01  # int8 rounding: at most half a step of 1/127 of the row's largest value
+    capsys.readouterr()
+    assert main(["assemble", *runs, "--int8", "sr-128", "-o", str(tmp_path / "typo")]) == 2
+    err_line = capsys.readouterr().err
+    assert err_line.count("\n") == 1 and "no component 'sr-128'" in err_line and not (tmp_path / "typo").exists()
+    with pytest.raises(InputError, match="no component 'decoder'"):
+        full.save(tmp_path / "typo", dtypes={"decoder": torch.int8})

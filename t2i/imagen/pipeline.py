@@ -17,7 +17,7 @@ wording then draws what the model learnt from the thing's name.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,16 +94,16 @@ class ImagenPipeline(Pipeline):
                    super_res=[load_component(part_folder(path, p), role="imagen-sr") for p in spec.get("super_res", [])],
                    defaults=defaults, info=spec.get("info", {}), memory=CaptionMemory.load(part_folder(path, spec["memory"])) if spec.get("memory") else None)
 
-    def save(self, path: str | Path, *, dtype: torch.dtype = torch.float16, overwrite: bool = False) -> Path:
-        """Write the whole pipeline atomically (fp16 weights by default); an existing `path` is
-        replaced only with overwrite=True, and only if it is a pipeline folder."""
+    def save(self, path: str | Path, *, dtype: torch.dtype = torch.float16, dtypes: Mapping[str, torch.dtype] | None = None, overwrite: bool = False) -> Path:
+        """Write the whole pipeline atomically (fp16 weights by default, `dtypes` per component by
+        name); an existing `path` is replaced only with overwrite=True, and only if it is a pipeline folder."""
         path = Path(path)
-        parts = self.components()
+        parts, storage = self.components(), self.storage_dtypes(dtype, dtypes)
         with atomic_folder(path, overwrite=overwrite, owned=is_pipeline_folder) as tmp:
             for name, comp in parts.items():
                 (tmp / name).mkdir()
                 # an expert fine-tuned from the base in a few layers (options.train_only) stores those alone
-                write_component_files(tmp / name, comp, dtype=dtype, shared_with=self.base if name.startswith("base-from-") else None)
+                write_component_files(tmp / name, comp, dtype=storage[name], shared_with=self.base if name.startswith("base-from-") else None)
             experts = [name for name in parts if name.startswith("base-from-")]
             extra = {"base_experts": experts} if experts else {}
             if self.memory is not None:

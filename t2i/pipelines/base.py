@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,15 @@ class Pipeline:
         if self.upsampling_attribute:
             setattr(clone, self.upsampling_attribute, self.upsampling_stages()[:count])
         return clone
+
+    def storage_dtypes(self, dtype: torch.dtype, dtypes: Mapping[str, torch.dtype] | None = None) -> dict[str, torch.dtype]:
+        """Each component's weight storage for save(): `dtype`, except where `dtypes` names the
+        component (say int8 for the upsamplers alone, to fit a size budget)."""
+        names = self.components()
+        unknown = sorted(set(dtypes or {}) - set(names))
+        if unknown:
+            raise InputError(f"no component {unknown[0]!r} in this pipeline (it has {', '.join(names)})")
+        return {name: (dtypes or {}).get(name, dtype) for name in names}
 
     def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, first_index: int = 0, **options: Any) -> list[Image.Image]:
         raise NotImplementedError

@@ -7,7 +7,7 @@ A pipeline folder holds one component folder per stage and `pipeline.json`:
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,16 +80,18 @@ class UnclipPipeline(Pipeline):
                    upsamplers=[load_component(part_folder(path, p), role="upsampler") for p in spec.get("upsamplers", [])],
                    defaults=defaults, info=spec.get("info", {}), memory=CaptionMemory.load(part_folder(path, spec["memory"])) if spec.get("memory") else None)
 
-    def save(self, path: str | Path, *, dtype: torch.dtype = torch.float16, overwrite: bool = False) -> Path:
-        """Write the whole pipeline atomically (fp16 weights by default: half the size, loaded as fp32).
-        An existing `path` is replaced only with overwrite=True, and only if it is a pipeline folder."""
+    def save(self, path: str | Path, *, dtype: torch.dtype = torch.float16, dtypes: Mapping[str, torch.dtype] | None = None, overwrite: bool = False) -> Path:
+        """Write the whole pipeline atomically (fp16 weights by default: half the size, loaded as fp32;
+        `dtypes` per component by name). An existing `path` is replaced only with overwrite=True, and
+        only if it is a pipeline folder."""
         path = Path(path)
         names = {"clip": self.clip, "prior": self.prior, "decoder": self.decoder}
         ups = [f"upsampler-{u.model.config.image_size}" for u in self.upsamplers]
+        storage = self.storage_dtypes(dtype, dtypes)
         with atomic_folder(path, overwrite=overwrite, owned=is_pipeline_folder) as tmp:
             for name, comp in [*names.items(), *zip(ups, self.upsamplers)]:
                 (tmp / name).mkdir()
-                write_component_files(tmp / name, comp, dtype=dtype)
+                write_component_files(tmp / name, comp, dtype=storage[name])
             parts = {**{k: k for k in names}, "upsamplers": ups}
             if self.memory is not None:
                 self.memory.save(tmp / "memory")
