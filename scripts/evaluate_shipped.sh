@@ -35,6 +35,8 @@ if [[ $lane == all || $lane == imagen ]]; then
   # imagen-shapes: the benchmark at three seeds, and the paraphrases
   for seed in 0 1 2; do t2i eval shapes --model imagen-shapes --samples 4 --seed "$seed" --limit 25 -o "$out/imagen-shapes-seed$seed"; done
   t2i eval prompts --model imagen-shapes --samples 4 --seed 0 -o "$out/prompts-imagen-shapes"
+  # its 64 -> 128 UNet (off by default) against resizing the stages before it
+  t2i eval upsampling --model imagen-shapes --sr-stages 2 --samples 4 --limit 25 --seed 0 -o "$out/upsampling-imagen-shapes-128"
   # imagen-emoji: 100 training and 100 held-out names, 2 images each; everyday prompts; the SR against bicubic
   t2i eval emoji --model imagen-emoji --limit 100 --samples 2 --seed 0 -o "$out/imagen-emoji"
   t2i eval prompts --model imagen-emoji --samples 4 --seed 0 -o "$out/prompts-imagen-emoji"

@@ -7,7 +7,8 @@
 # (options.first_caption: the caption memory hands prompts on as names) and each emoji group as
 # often as a single image (options.balance_groups); sessions 35-40 trained three rounds, 49,000
 # steps, without them, to fidelity@5 0.46 (session 41 in the docs).
-# The super-resolution UNet starts from imagen-shapes' (the same architecture). Every run resumes:
+# The super-resolution UNet starts from imagen-shapes' (the same architecture; int8 since session 43,
+# the shipped run started from its fp16 weights). Every run resumes:
 # run the script again after a kill and it goes on from the last checkpoint. About 40 minutes on
 # one thread for the super-resolution UNet.
 set -euo pipefail
