@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from t2i.eval.metrics import clip_score, frechet_distance, frechet_distance_from_stats, gaussian_stats, pixel_features16, r_precision
+from t2i.eval.metrics import (
+    bootstrap_mean_interval,
+    clip_score,
+    frechet_distance,
+    frechet_distance_from_stats,
+    gaussian_stats,
+    pixel_features16,
+    r_precision,
+)
 
 
 def _closed_form_diagonal(mu1, var1, mu2, var2) -> float:
@@ -73,3 +81,18 @@ def test_pixel_features_are_area_means_at_16() -> None:
     image[0, :4, :4] = 255  # exactly the top-left 4×4 block: one feature pixel
     f = pixel_features16(image).view(3, 16, 16)
     assert f[:, 0, 0].tolist() == [1.0, 1.0, 1.0] and float(f.sum()) == 3.0
+
+
+def test_bootstrap_interval_of_a_mean_has_the_width_of_its_standard_error() -> None:
+    assert bootstrap_mean_interval(np.full(32, -0.25)) == (-0.25, -0.25)  # nothing varies: no width
+    # 32 prompts' gaps of +1 or -1 in equal numbers: mean 0, standard error 1/sqrt(32) = 0.177,
+    # so a 95% interval of about ±1.96 * 0.177 = ±0.35
+    lo, hi = bootstrap_mean_interval(np.array([1.0, -1.0] * 16))
+    assert lo < 0 < hi and hi - lo == pytest.approx(2 * 1.96 / math.sqrt(32), rel=0.1)
+    assert bootstrap_mean_interval(np.array([1.0, -1.0] * 16)) == (lo, hi)  # a fixed seed: repeatable
+    wide, narrow = bootstrap_mean_interval(np.array([1.0, -1.0] * 16), level=0.99), bootstrap_mean_interval(np.array([1.0, -1.0] * 16), level=0.5)
+    assert wide[1] - wide[0] > hi - lo > narrow[1] - narrow[0]
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_mean_interval(np.ones(3), level=1.0)
+    with pytest.raises(ValueError, match="no values"):
+        bootstrap_mean_interval(np.array([]))

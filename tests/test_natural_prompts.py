@@ -136,7 +136,9 @@ def test_eval_prompts_runs_on_a_tiny_model_and_writes_its_tables(tiny_run, tmp_p
     assert "| train: natural prompts | 2 | 2 |" in (tmp_path / "prompts-emoji.md").read_text()
     assert main(["eval", "prompts", "--data", "shapes", *common, "-o", str(tmp_path)]) == 0
     shapes = json.loads((tmp_path / "prompts-shapes.json").read_text())
-    assert [r["prompts"] for r in shapes["rows"]] == ["paraphrase", "canonical", "paraphrase − canonical"]
+    assert [r["prompts"] for r in shapes["rows"]] == ["paraphrase", "canonical", "paraphrase − canonical", "gap, 95% interval over prompts"]
+    gaps = shapes["rows"][2]
+    assert set(shapes["gap_interval"]) == set(TASKS) and all(lo <= gaps[t] + 1e-12 and gaps[t] <= hi + 1e-12 for t, (lo, hi) in shapes["gap_interval"].items())
     assert shapes["count"] == 2 * len(TASKS) and set(shapes["summary"]["paraphrase"]) == {*TASKS, "overall"}
     per_prompt = shapes["per_prompt"]  # each paraphrase's pass rate; their mean per task is the summary
     assert [p["prompt"] for p in per_prompt] == [p.prompt for t in TASKS for p in [q for q in shapes_paraphrases() if q.task == t][:2]]

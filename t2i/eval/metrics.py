@@ -106,3 +106,17 @@ def r_precision(image_embeds: Tensor, caption_ids: Tensor, caption_embeds: Tenso
         sims = cap[others] @ img[i]
         hits += int(bool((cap[true] @ img[i] > sims).all()))
     return hits / n
+
+
+def bootstrap_mean_interval(values: np.ndarray, *, level: float = 0.95, draws: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """The percentile bootstrap interval of the mean of `values` (one per prompt: say a paraphrase's
+    pass rate minus its canonical prompt's), resampling prompts with replacement. It says how far
+    a mean over this many prompts moves with the prompts drawn; a fixed seed makes it repeatable."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if len(x) == 0:
+        raise ValueError("no values to bootstrap")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be between 0 and 1, got {level}")
+    means = x[np.random.default_rng(seed).integers(0, len(x), (draws, len(x)))].mean(axis=1)
+    tail = (1.0 - level) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from t2i.eval.common import generate_images, markdown_table, write_json
+from t2i.eval.metrics import bootstrap_mean_interval
 from t2i.eval.sheets import save_sheet
 from t2i.text.augment import all_variants, templates_for
 from t2i.text.held_out import EVALUATION_PROMPTS_DIR as PROMPTS_DIR  # one folder: what is evaluated is what augmentation avoids
@@ -188,9 +189,14 @@ def shapes_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: in
     rows.append({"prompts": "paraphrase − canonical", **{k: summary["paraphrase"][k] - summary["canonical"][k] for k in summary["canonical"]}})
     # each paraphrase's pass rate beside its canonical prompt's: which wordings a model misreads
     rate = {kind: np.asarray(passed, float).reshape(len(chosen), samples).mean(1) for kind, (_, passed) in graded.items()}
+    # how far each task's gap moves with the prompts drawn (32 a task: about ±0.1, the size of the gaps themselves)
+    tasks_of = np.array([p.task for p in chosen])
+    interval = {t: bootstrap_mean_interval((rate["paraphrase"] - rate["canonical"])[tasks_of == t]) for t in TASKS if t in set(tasks_of)}
+    rows.append({"prompts": "gap, 95% interval over prompts", **{t: f"{lo:+.3f} to {hi:+.3f}" for t, (lo, hi) in interval.items()}})
     per_prompt = [{"prompt": p.prompt, "canonical": p.canonical, "task": p.task, "paraphrase_pass": float(rate["paraphrase"][i]),
                    "canonical_pass": float(rate["canonical"][i])} for i, p in enumerate(chosen)]
-    result = {"summary": summary, "rows": rows, "samples": samples, "seed": seed, "count": len(chosen), "per_prompt": per_prompt}
+    result = {"summary": summary, "rows": rows, "samples": samples, "seed": seed, "count": len(chosen), "per_prompt": per_prompt,
+              "gap_interval": {t: list(bounds) for t, bounds in interval.items()}}
     if out_dir is not None:
         out = Path(out_dir)
         write_json(out, "prompts-shapes.json", result)
