@@ -123,8 +123,11 @@ def test_eval_prompts_runs_on_a_tiny_model_and_writes_its_tables(tiny_run, tmp_p
     common = ["--model", str(tiny_run.pipeline), "--samples", "1", "--limit", "2", "--decoder-steps", "2", "--prior-steps", "2", "--upsampler-steps", "1"]
     assert main(["eval", "prompts", "--data", "emoji", *common, "-o", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "prompts-emoji.json").read_text())
-    assert [r["split"] for r in result["rows"]][:3] == ["train: natural prompts", "train: exact names", "train: lookup (no generation)"]
-    assert all(0.0 <= r["fidelity@5"] <= 1.0 for r in result["rows"])
+    assert [r["split"] for r in result["rows"]][:4] == ["train: natural prompts", "train: exact names", "train: lookup (no generation)", "train: natural − names"]
+    assert all(0.0 <= r["fidelity@5"] <= 1.0 for r in result["rows"] if "−" not in r["split"])  # the gap rows may be negative
+    train = result["summary"]["train"]
+    lo, hi = train["natural − names interval"]
+    assert train["natural − names"] == pytest.approx(train["natural prompts"] - train["exact names"]) and lo <= train["natural − names"] <= hi
     # the lookup needs no model: it scores the share of prompts whose retrieved image is of the target
     from t2i.data.emoji import load_emoji
 

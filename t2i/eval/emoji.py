@@ -35,12 +35,16 @@ COLUMNS = ["split", "images", "fidelity@5", "clip_score", "r_precision", "fd_cli
 PER_CATEGORY_SHOWN = 8
 
 
-def fidelity_at_k(generated: np.ndarray, target_groups: np.ndarray, reference: np.ndarray, reference_groups: np.ndarray, k: int = 5) -> float:
-    """Fraction of generated images whose k nearest reference images (pixel L2 at 16×16)
-    include one of their target group (the emoji in any skin tone)."""
+def fidelity_hits(generated: np.ndarray, target_groups: np.ndarray, reference: np.ndarray, reference_groups: np.ndarray, k: int = 5) -> np.ndarray:
+    """For each generated image, whether its k nearest reference images (pixel L2 at 16×16)
+    include one of its target group (the emoji in any skin tone)."""
     nearest = torch.cdist(pixel_features16(generated), pixel_features16(reference)).topk(k, largest=False).indices
-    hits = (torch.from_numpy(reference_groups)[nearest] == torch.from_numpy(target_groups)[:, None]).any(dim=1)
-    return float(hits.float().mean())
+    return (torch.from_numpy(reference_groups)[nearest] == torch.from_numpy(target_groups)[:, None]).any(dim=1).numpy()
+
+
+def fidelity_at_k(generated: np.ndarray, target_groups: np.ndarray, reference: np.ndarray, reference_groups: np.ndarray, k: int = 5) -> float:
+    """Fraction of generated images that pass fidelity_hits."""
+    return float(fidelity_hits(generated, target_groups, reference, reference_groups, k).mean())
 
 
 def _halves_fd(features: torch.Tensor, seed: int = 0) -> float:

@@ -37,7 +37,7 @@ EMOJI_PROMPTS = PROMPTS_DIR / "emoji-natural.jsonl"
 EMOJI_DEV_PROMPTS = PROMPTS_DIR / "emoji-natural-dev.jsonl"
 SHAPES_PROMPTS = PROMPTS_DIR / "shapes-paraphrases.jsonl"
 SHAPES_DEV_PROMPTS = PROMPTS_DIR / "shapes-paraphrases-dev.jsonl"  # other wordings than the evaluation's, to tune on
-EMOJI_COLUMNS = ["split", "prompts", "images", "fidelity@5"]
+EMOJI_COLUMNS = ["split", "prompts", "images", "fidelity@5", "95% interval over prompts"]
 SHEET_SHOWN = 24
 
 
@@ -132,7 +132,7 @@ def emoji_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: int
     """Per split: fidelity@5 on natural prompts, on the exact names of the same emoji, and of the lookup."""
     from t2i.data.dataset import resize_uint8
     from t2i.data.emoji import load_emoji
-    from t2i.eval.emoji import fidelity_at_k
+    from t2i.eval.emoji import fidelity_hits
 
     everything = load_emoji(64, "all")
     groups = emoji_target_groups()
@@ -142,15 +142,21 @@ def emoji_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: int
         if not chosen:
             continue
         targets = np.array([groups[p.target] for p in chosen])
-        fid = lambda images, per, targets=targets: fidelity_at_k(images if images.shape[1] == 64 else resize_uint8(images, 64), np.repeat(targets, per),  # noqa: E731
-                                                everything.images, everything.groups)
+        # each prompt's share of passing images: (prompts,)
+        hits = lambda images, per, targets=targets: fidelity_hits(images if images.shape[1] == 64 else resize_uint8(images, 64), np.repeat(targets, per),  # noqa: E731
+                                                   everything.images, everything.groups).reshape(len(targets), per).mean(axis=1)
         natural = generate_images(pipe, [p.prompt for p in chosen], samples=samples, seed=seed, batch_size=batch_size, options=options, desc=f"natural {split}")
         exact = generate_images(pipe, [p.target for p in chosen], samples=samples, seed=seed, batch_size=batch_size, options=options, desc=f"names {split}")
         looked_up, captions = retrieval_images([p.prompt for p in chosen])
-        figures = {"natural prompts": fid(natural, samples), "exact names": fid(exact, samples), "lookup (no generation)": fid(looked_up, 1)}
-        summary[split] = {"prompts": len(chosen), **figures}
+        rates = {"natural prompts": hits(natural, samples), "exact names": hits(exact, samples), "lookup (no generation)": hits(looked_up, 1)}
+        figures = {name: float(r.mean()) for name, r in rates.items()}
+        gap = rates["natural prompts"] - rates["exact names"]  # issue 17's aim: within 0.1
+        interval = bootstrap_mean_interval(gap)
+        summary[split] = {"prompts": len(chosen), **figures, "natural − names": float(gap.mean()), "natural − names interval": list(interval)}
         rows += [{"split": f"{split}: {name}", "prompts": len(chosen), "images": len(chosen) * (1 if name.startswith("lookup") else samples), "fidelity@5": value}
                  for name, value in figures.items()]
+        rows.append({"split": f"{split}: natural − names", "prompts": len(chosen), "fidelity@5": float(gap.mean()),
+                     "95% interval over prompts": f"{interval[0]:+.3f} to {interval[1]:+.3f}"})
         sheets[split] = (natural, chosen, captions)
     result = {"summary": summary, "rows": rows, "samples": samples, "seed": seed}
     if out_dir is not None:
