@@ -47,11 +47,17 @@ def frechet_distance(features_a: Tensor, features_b: Tensor) -> float:
     return frechet_distance_from_stats(*gaussian_stats(features_a), *gaussian_stats(features_b))
 
 
+def _as_float(images: np.ndarray) -> Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [0, 1], via a float copy: the images may be a
+    read-only memory map, which torch.from_numpy would warn about."""
+    return torch.from_numpy(np.array(images, dtype=np.float32)).permute(0, 3, 1, 2) / 255.0
+
+
 def pixel_features16(images: np.ndarray) -> Tensor:
     """uint8 (N, H, W, 3) -> (N, 768) in [0, 1]: area-downsampled to 16×16 and flattened.
 
     A model-independent feature space for a pixel Fréchet distance."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+    x = _as_float(images)
     return F.interpolate(x, size=(16, 16), mode="area").flatten(1)
 
 
@@ -59,7 +65,7 @@ def patch_features(images: np.ndarray, patch: int = 8) -> Tensor:
     """uint8 (N, H, W, 3) -> (N * (H/patch) * (W/patch), 3 * patch^2) in [0, 1]: every
     non-overlapping patch at full resolution. Their Fréchet distance sees fine detail (edges,
     blur, noise) that a distance over downsampled images cannot: an upsampler's job."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+    x = _as_float(images)
     return F.unfold(x, kernel_size=patch, stride=patch).transpose(1, 2).reshape(-1, 3 * patch * patch)
 
 
