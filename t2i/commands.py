@@ -211,8 +211,9 @@ def cmd_assemble(args: argparse.Namespace) -> int:
     data = next((found for runs in stages.values() for run in runs if (found := _trained_on(run))), {})  # the dataset the runs record
     pipe = systems[0].load_pipeline_class().assemble(stages, preset=read_preset(args.config) if args.config else None, caption_memory=args.caption_memory,
                                                      memory_dims=args.memory_dims, info={"sources": sources, **data})
-    int8_parts = [] if args.int8 in (None, "all") else [p.strip() for p in args.int8.split(",") if p.strip()]
-    if args.int8 not in (None, "all") and not int8_parts:
+    named = args.int8 not in (None, "all")  # --int8 PARTS: those components alone
+    int8_parts = [p.strip() for p in args.int8.split(",") if p.strip()] if named else []
+    if named and not int8_parts:
         raise UsageError("--int8 PARTS names components, e.g. --int8 sr-64,sr-128 (or --int8 alone for all)")
     whole = torch.float32 if args.fp32 else torch.int8 if args.int8 == "all" else torch.float16
     path = pipe.save(args.output, dtype=whole, dtypes=dict.fromkeys(int8_parts, torch.int8), overwrite=args.overwrite)

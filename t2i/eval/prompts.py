@@ -197,7 +197,7 @@ def shapes_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: in
     rate = {kind: np.asarray(passed, float).reshape(len(chosen), samples).mean(1) for kind, (_, passed) in graded.items()}
     # how far each task's gap moves with the prompts drawn (32 a task: about ±0.1, the size of the gaps themselves)
     tasks_of = np.array([p.task for p in chosen])
-    interval = {t: bootstrap_mean_interval((rate["paraphrase"] - rate["canonical"])[tasks_of == t]) for t in TASKS if t in set(tasks_of)}
+    interval = {t: bootstrap_mean_interval((rate["paraphrase"] - rate["canonical"])[tasks_of == t]) for t in TASKS if (tasks_of == t).any()}
     rows.append({"prompts": "gap, 95% interval over prompts", **{t: f"{lo:+.3f} to {hi:+.3f}" for t, (lo, hi) in interval.items()}})
     per_prompt = [{"prompt": p.prompt, "canonical": p.canonical, "task": p.task, "paraphrase_pass": float(rate["paraphrase"][i]),
                    "canonical_pass": float(rate["canonical"][i])} for i, p in enumerate(chosen)]

@@ -74,11 +74,11 @@ class Pipeline:
     def storage_dtypes(self, dtype: torch.dtype, dtypes: Mapping[str, torch.dtype] | None = None) -> dict[str, torch.dtype]:
         """Each component's weight storage for save(): `dtype`, except where `dtypes` names the
         component (say int8 for the upsamplers alone, to fit a size budget)."""
-        names = self.components()
-        unknown = sorted(set(dtypes or {}) - set(names))
+        names, dtypes = self.components(), dtypes or {}
+        unknown = sorted(set(dtypes) - set(names))
         if unknown:
             raise InputError(f"no component {unknown[0]!r} in this pipeline (it has {', '.join(names)})")
-        return {name: (dtypes or {}).get(name, dtype) for name in names}
+        return {name: dtypes.get(name, dtype) for name in names}
 
     def __call__(self, prompts: str | list[str], *, num_images: int = 1, seed: int = 0, first_index: int = 0, **options: Any) -> list[Image.Image]:
         raise NotImplementedError

@@ -85,14 +85,12 @@ class UnclipPipeline(Pipeline):
         `dtypes` per component by name). An existing `path` is replaced only with overwrite=True, and
         only if it is a pipeline folder."""
         path = Path(path)
-        names = {"clip": self.clip, "prior": self.prior, "decoder": self.decoder}
-        ups = [f"upsampler-{u.model.config.image_size}" for u in self.upsamplers]
-        storage = self.storage_dtypes(dtype, dtypes)
+        components, storage = self.components(), self.storage_dtypes(dtype, dtypes)
         with atomic_folder(path, overwrite=overwrite, owned=is_pipeline_folder) as tmp:
-            for name, comp in [*names.items(), *zip(ups, self.upsamplers)]:
+            for name, comp in components.items():
                 (tmp / name).mkdir()
                 write_component_files(tmp / name, comp, dtype=storage[name])
-            parts = {**{k: k for k in names}, "upsamplers": ups}
+            parts = {"clip": "clip", "prior": "prior", "decoder": "decoder", "upsamplers": [n for n in components if n.startswith("upsampler-")]}
             if self.memory is not None:
                 self.memory.save(tmp / "memory")
                 parts["memory"] = "memory"
