@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
             ep.add_argument("--data", choices=("shapes", "emoji"), help="benchmark prompts (default: the model's dataset)")
         if name == "prompts":
             ep.add_argument("--dev", action="store_true", help="the development prompts (other emoji, other wordings), for tuning; the evaluation set stays unseen")
+            ep.add_argument("--prompts-file", help="your own prompts instead, JSON lines as in t2i/assets/prompts "
+                            "(shapes: prompt, canonical, task; emoji: prompt, target, split)")
         if name == "sweep":
             ep.add_argument("--param", required=True, help="a sampling option of the model (e.g. decoder-guidance, base-guidance, sampler), or steps (its main step counts, under each sampler)")
             ep.add_argument("--values", required=True, nargs="+")

@@ -276,7 +276,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.eval_command == "prompts":
         from t2i.eval.prompts import prompts_benchmark
 
-        print(markdown_table(prompts_benchmark(pipe, benchmark=benchmark, dev=args.dev, **common)["rows"]), end="")
+        print(markdown_table(prompts_benchmark(pipe, benchmark=benchmark, dev=args.dev, prompts_file=args.prompts_file, **common)["rows"]), end="")
         return 0
     if args.eval_command == "upsampling":
         from t2i.eval.upsampling import upsampling_benchmark

@@ -14,7 +14,7 @@ from t2i.cli import main
 from t2i.data.dataset import ImageCaptionSet
 from t2i.data.shapes_eval import TASKS, parse_prompt, prompt_is_held_out
 from t2i.errors import InputError
-from t2i.eval.prompts import EMOJI_DEV_PROMPTS, SHAPES_DEV_PROMPTS, emoji_prompts, emoji_target_groups, retrieval_images, shapes_paraphrases, training_strings
+from t2i.eval.prompts import EMOJI_DEV_PROMPTS, SHAPES_DEV_PROMPTS, SHAPES_PROMPTS, emoji_prompts, emoji_target_groups, retrieval_images, shapes_paraphrases, training_strings
 from t2i.text.augment import ADJECTIVES, EMOJI_TEMPLATES, SHAPES_TEMPLATES, VARIANTS_PER_CAPTION, all_variants, caption_variants, fill, rephrasings
 from t2i.text.held_out import normalize_prompt
 from t2i.train.captions import CaptionTable
@@ -96,11 +96,14 @@ def test_evaluation_prompt_sets_are_well_formed() -> None:
     assert len(dev) >= 250 and all(p.target in groups for p in dev) and len({p.target for p in dev}) == len(dev)
     assert not {groups[p.target] for p in dev} & {groups[p.target] for p in emoji}
     assert not {normalize_prompt(p.prompt) for p in dev} & {normalize_prompt(p.prompt) for p in emoji}
-    shapes, shapes_dev = shapes_paraphrases(), shapes_paraphrases(SHAPES_DEV_PROMPTS)
-    for paraphrases in (shapes, shapes_dev):
-        assert len(paraphrases) >= 150 and set(Counter(p.task for p in paraphrases)) == set(TASKS)
+    first, second, shapes_dev = (shapes_paraphrases(path) for path in (*SHAPES_PROMPTS, SHAPES_DEV_PROMPTS))
+    assert shapes_paraphrases() == first + second  # the evaluation set: both files, in order
+    for paraphrases, per_task in ((first, 32), (second, 96), (shapes_dev, 32)):
+        assert Counter(p.task for p in paraphrases) == dict.fromkeys(TASKS, per_task)
         assert all(parse_prompt(p.canonical).task == p.task and not prompt_is_held_out(p.canonical) for p in paraphrases)
-    assert not {normalize_prompt(p.prompt) for p in shapes_dev} & {normalize_prompt(p.prompt) for p in shapes}
+        assert all(normalize_prompt(p.prompt) != normalize_prompt(p.canonical) for p in paraphrases)
+    said = [normalize_prompt(p.prompt) for p in first + second + shapes_dev]
+    assert len(set(said)) == len(said)  # no wording is asked twice, within or across the sets
 
 
 def test_evaluation_prompts_are_never_trained_on() -> None:
@@ -151,6 +154,22 @@ def test_eval_prompts_runs_on_a_tiny_model_and_writes_its_tables(tiny_run, tmp_p
     dev = json.loads((tmp_path / "dev" / "prompts-shapes.json").read_text())["per_prompt"]
     assert [p["prompt"] for p in dev] == [p.prompt for t in TASKS for p in [q for q in shapes_paraphrases(SHAPES_DEV_PROMPTS) if q.task == t][:2]]
     assert (tmp_path / "dev" / "prompts-shapes.md").read_text().startswith(f"Shapes, paraphrased prompts ({SHAPES_DEV_PROMPTS.name})")
+    mine = tmp_path / "mine.jsonl"  # a user's own paraphrases
+    mine.write_text(json.dumps({"prompt": "3 squares please", "canonical": "three squares", "task": "counting"}) + "\n")
+    assert main(["eval", "prompts", "--data", "shapes", "--prompts-file", str(mine), *common, "-o", str(tmp_path / "mine")]) == 0
+    assert [p["prompt"] for p in json.loads((tmp_path / "mine" / "prompts-shapes.json").read_text())["per_prompt"]] == ["3 squares please"]
+
+
+@pytest.mark.parametrize("line, message", [("{not json", "mine.jsonl:1: not JSON"), ('{"prompt": "3 squares"}', "needs the text fields canonical, task"),
+                                           ('{"prompt": "3 squares", "canonical": "three squares", "task": "colors"}', "not a 'colors' prompt"),
+                                           ('{"prompt": "3 squares", "canonical": "three squarish things", "task": "counting"}', "not a 'counting' prompt")])
+def test_a_bad_prompts_file_is_a_one_line_error(tmp_path, capsys, line, message) -> None:
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text(line + "\n")
+    with pytest.raises(InputError, match=re.escape(message)):
+        shapes_paraphrases(mine)
+    assert main(["eval", "prompts", "--model", "shapes", "--data", "shapes", "--prompts-file", str(mine)]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_text_only_clip_training_keeps_every_image_embedding(tiny_run, tmp_path) -> None:
