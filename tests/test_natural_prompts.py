@@ -14,7 +14,7 @@ from t2i.cli import main
 from t2i.data.dataset import ImageCaptionSet
 from t2i.data.shapes_eval import TASKS, parse_prompt, prompt_is_held_out
 from t2i.errors import InputError
-from t2i.eval.prompts import EMOJI_DEV_PROMPTS, SHAPES_DEV_PROMPTS, SHAPES_PROMPTS, emoji_prompts, emoji_target_groups, retrieval_images, shapes_paraphrases, training_strings
+from t2i.eval.prompts import EMOJI_DEV_PROMPTS, SHAPES_DEV_PROMPTS, SHAPES_PROMPTS, checked_prompts, emoji_prompts, emoji_target_groups, retrieval_images, shapes_paraphrases, training_strings
 from t2i.text.augment import ADJECTIVES, EMOJI_TEMPLATES, SHAPES_TEMPLATES, VARIANTS_PER_CAPTION, all_variants, caption_variants, fill, rephrasings
 from t2i.text.held_out import normalize_prompt
 from t2i.train.captions import CaptionTable
@@ -160,16 +160,21 @@ def test_eval_prompts_runs_on_a_tiny_model_and_writes_its_tables(tiny_run, tmp_p
     assert [p["prompt"] for p in json.loads((tmp_path / "mine" / "prompts-shapes.json").read_text())["per_prompt"]] == ["3 squares please"]
 
 
-@pytest.mark.parametrize("line, message", [("{not json", "mine.jsonl:1: not JSON"), ('{"prompt": "3 squares"}', "needs the text fields canonical, task"),
-                                           ('{"prompt": "3 squares", "canonical": "three squares", "task": "colors"}', "not a 'colors' prompt"),
-                                           ('{"prompt": "3 squares", "canonical": "three squarish things", "task": "counting"}', "not a 'counting' prompt")])
-def test_a_bad_prompts_file_is_a_one_line_error(tmp_path, capsys, line, message) -> None:
+@pytest.mark.parametrize("data, line, message", [
+    ("shapes", "{not json", "mine.jsonl:1: not JSON"),
+    ("shapes", '{"prompt": "3 squares"}', "mine.jsonl:1: needs the text fields canonical, task"),
+    ("shapes", '{"prompt": "3 squares", "canonical": "three squares", "task": "colors"}', "'three squares' is not a 'colors' prompt"),
+    ("shapes", '{"prompt": "3 squares", "canonical": "three squarish things", "task": "counting"}', "not a 'counting' prompt"),
+    ("emoji", '{"prompt": "a big elephant", "target": "mammoth-ish", "split": "train"}', "needs a target that is an emoji's CLDR name")])
+def test_a_bad_prompts_file_is_a_one_line_error_before_any_model_loads(tmp_path, capsys, data, line, message) -> None:
     mine = tmp_path / "mine.jsonl"
     mine.write_text(line + "\n")
     with pytest.raises(InputError, match=re.escape(message)):
-        shapes_paraphrases(mine)
-    assert main(["eval", "prompts", "--model", "shapes", "--data", "shapes", "--prompts-file", str(mine)]) == 2
+        checked_prompts(mine, data)
+    # the model does not exist: the file is checked first
+    assert main(["eval", "prompts", "--model", str(tmp_path / "no-model"), "--data", data, "--prompts-file", str(mine)]) == 2
     assert message in capsys.readouterr().err
+    assert main(["eval", "prompts", "--model", "shapes", "--dev", "--prompts-file", str(mine)]) == 2
 
 
 def test_text_only_clip_training_keeps_every_image_embedding(tiny_run, tmp_path) -> None:

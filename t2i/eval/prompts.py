@@ -99,6 +99,18 @@ def shapes_paraphrases(paths: Path | tuple[Path, ...] = SHAPES_PROMPTS) -> list[
     return out
 
 
+def checked_prompts(path: Path | tuple[Path, ...], benchmark: str) -> list[EmojiPrompt] | list[Paraphrase]:
+    """A prompts file read for a benchmark, every row one it can grade (else an InputError)."""
+    if benchmark == "shapes":
+        return shapes_paraphrases(path)
+    prompts, groups = emoji_prompts(path), emoji_target_groups()
+    for p in prompts:
+        if p.target not in groups or p.split not in ("train", "heldout"):
+            raise InputError(f"{path}: {p.prompt!r} needs a target that is an emoji's CLDR name and a split of train or heldout, "
+                             f"got {p.target!r} and {p.split!r}")
+    return prompts
+
+
 def training_strings(data: str) -> set[str]:  # data: "emoji" or "shapes"
     """Every caption of the dataset's training split (emoji: held-out emoji's too, since a
     prompt must not be an emoji's own name) and every augmentation variant of each, normalised."""
@@ -161,11 +173,7 @@ def emoji_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: int
 
     everything = load_emoji(64, "all")
     groups = emoji_target_groups()
-    prompts = emoji_prompts(prompts_path)
-    unknown = [p for p in prompts if p.target not in groups or p.split not in ("train", "heldout")]
-    if unknown:
-        raise InputError(f"{prompts_path}: {unknown[0].prompt!r} needs a target that is an emoji's CLDR name and a split of train or heldout, "
-                         f"got {unknown[0].target!r}, {unknown[0].split!r}")
+    prompts = checked_prompts(prompts_path, "emoji")
     summary, rows, sheets = {}, [], {}
     for split in ("train", "heldout"):
         chosen = [p for p in prompts if p.split == split][:limit]
@@ -251,11 +259,11 @@ def prompts_benchmark(pipe, *, benchmark: str, dev: bool = False, prompts_file: 
     """The natural-prompts evaluation of a benchmark: on its evaluation prompts, its development
     prompts (dev=True), or a file of the same format (prompts_file)."""
     if dev and prompts_file is not None:
-        raise InputError("give the development prompts or a prompts file, not both")
+        raise InputError("dev and prompts_file each choose the prompts: give one")
     if benchmark == "shapes":
         return shapes_prompts_benchmark(pipe, prompts_path=prompts_file or (SHAPES_DEV_PROMPTS if dev else SHAPES_PROMPTS), **kw)
     return emoji_prompts_benchmark(pipe, prompts_path=prompts_file or (EMOJI_DEV_PROMPTS if dev else EMOJI_PROMPTS), **kw)
 
 
-__all__ = ["EmojiPrompt", "Paraphrase", "emoji_prompts", "shapes_paraphrases", "training_strings", "retrieval_images",
+__all__ = ["EmojiPrompt", "Paraphrase", "emoji_prompts", "shapes_paraphrases", "checked_prompts", "training_strings", "retrieval_images",
            "emoji_prompts_benchmark", "shapes_prompts_benchmark", "prompts_benchmark"]
