@@ -1,0 +1,33 @@
+"""A fingerprint of every string training can show a model, to prove a change leaves it alone.
+
+    python scripts/training_strings_digest.py
+
+Prints, per dataset, the number of captions and variants and a SHA-256 over each caption's
+drawn variants (what t2i.train.captions.CaptionTable samples from) and all its variants (what
+the disjointness test checks). Augmentation never says an evaluation prompt, so a new file in
+t2i/assets/prompts can change training: run this before and after adding one (session 44:
+the second shapes paraphrase set left both digests unchanged).
+"""
+import hashlib
+
+from t2i.data.emoji import load_emoji
+from t2i.data.shapes import training_captions
+from t2i.text.augment import all_variants, caption_variants, templates_for
+
+
+def main() -> None:
+    for data in ("shapes", "emoji"):
+        if data == "emoji":
+            captions = sorted({c for caps in load_emoji(16, "all").captions for c in caps})
+        else:  # the shapes training set's captions (load_dataset's default count and seed; 32 px, as the presets)
+            captions = sorted({c for caps in training_captions(20000, 32, 0) for c in caps})
+        templates, digest, count = templates_for(data), hashlib.sha256(), 0
+        for caption in captions:
+            drawn, every = caption_variants(caption, templates), all_variants(caption, templates)
+            count += len(every)
+            digest.update("\0".join([caption, *drawn, "\1", *every, "\2"]).encode())
+        print(f"{data}: {len(captions)} captions, {count} variants, sha256 {digest.hexdigest()[:16]}")
+
+
+if __name__ == "__main__":
+    main()
