@@ -2,11 +2,11 @@
 
     python scripts/probe_paraphrase_stages.py shapes --tasks counting
 
-For each paraphrase of the evaluation set (t2i/assets/prompts/shapes-paraphrases.jsonl) of the
+For each paraphrase of the evaluation set (t2i/assets/prompts/shapes-paraphrases*.jsonl) of the
 given tasks, 4 images at the pipeline's defaults, graded against the canonical prompt: the prior
 reads the paraphrase (P) or its canonical prompt (C), and the decoder, given the prior's
 embeddings, reads P or C. The prior's noise is the same in the P and C rows, and so is the
-decoder's: only the text differs. About 8 minutes for the 32 counting paraphrases on one thread.
+decoder's: only the text differs. About 8 minutes per 32 paraphrases on one thread (the set has 128 a task).
 """
 import argparse
 

@@ -245,7 +245,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     values = parse_values(args.param, args.values) if args.eval_command == "sweep" else None
     if getattr(args, "sweep_values", None):
         values = parse_values("decoder-guidance", [f"{v:g}" for v in args.sweep_values])  # every guidance scale has the same range
-    if getattr(args, "prompts_file", None):
+    if getattr(args, "prompts_file", None) is not None:
         if args.dev:
             raise UsageError("--dev and --prompts-file each choose the prompts: give one")
         if args.data:  # without --data the model says which benchmark the file is for

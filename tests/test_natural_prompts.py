@@ -14,7 +14,18 @@ from t2i.cli import main
 from t2i.data.dataset import ImageCaptionSet
 from t2i.data.shapes_eval import TASKS, parse_prompt, prompt_is_held_out
 from t2i.errors import InputError
-from t2i.eval.prompts import EMOJI_DEV_PROMPTS, SHAPES_DEV_PROMPTS, SHAPES_PROMPTS, checked_prompts, emoji_prompts, emoji_target_groups, retrieval_images, shapes_paraphrases, training_strings
+from t2i.eval.prompts import (
+    EMOJI_DEV_PROMPTS,
+    EMOJI_PROMPTS,
+    SHAPES_DEV_PROMPTS,
+    SHAPES_PROMPTS,
+    checked_prompts,
+    emoji_prompts,
+    emoji_target_groups,
+    retrieval_images,
+    shapes_paraphrases,
+    training_strings,
+)
 from t2i.text.augment import ADJECTIVES, EMOJI_TEMPLATES, SHAPES_TEMPLATES, VARIANTS_PER_CAPTION, all_variants, caption_variants, fill, rephrasings
 from t2i.text.held_out import normalize_prompt
 from t2i.train.captions import CaptionTable
@@ -97,7 +108,10 @@ def test_evaluation_prompt_sets_are_well_formed() -> None:
     assert not {groups[p.target] for p in dev} & {groups[p.target] for p in emoji}
     assert not {normalize_prompt(p.prompt) for p in dev} & {normalize_prompt(p.prompt) for p in emoji}
     first, second, shapes_dev = (shapes_paraphrases(path) for path in (*SHAPES_PROMPTS, SHAPES_DEV_PROMPTS))
-    assert shapes_paraphrases() == first + second  # the evaluation set: both files, in order
+    # the evaluation set is both files; its first 32 a task are the first file, in order (`--limit 32` keeps every earlier figure)
+    assert SHAPES_PROMPTS[0].name == "shapes-paraphrases.jsonl" and shapes_paraphrases() == first + second
+    assert [p for t in TASKS for p in [q for q in first + second if q.task == t][:32]] == [p for t in TASKS for p in first if p.task == t]
+    assert checked_prompts(EMOJI_PROMPTS, "emoji") == emoji and checked_prompts(EMOJI_DEV_PROMPTS, "emoji") == dev  # targets on their split
     for paraphrases, per_task in ((first, 32), (second, 96), (shapes_dev, 32)):
         assert Counter(p.task for p in paraphrases) == dict.fromkeys(TASKS, per_task)
         assert all(parse_prompt(p.canonical).task == p.task and not prompt_is_held_out(p.canonical) for p in paraphrases)
@@ -162,10 +176,13 @@ def test_eval_prompts_runs_on_a_tiny_model_and_writes_its_tables(tiny_run, tmp_p
 
 @pytest.mark.parametrize("data, line, message", [
     ("shapes", "{not json", "mine.jsonl:1: not JSON"),
+    ("shapes", "[1, 2]", "mine.jsonl:1: not a JSON object"),
     ("shapes", '{"prompt": "3 squares"}', "mine.jsonl:1: needs the text fields canonical, task"),
-    ("shapes", '{"prompt": "3 squares", "canonical": "three squares", "task": "colors"}', "'three squares' is not a 'colors' prompt"),
+    ("shapes", '{"prompt": " ", "canonical": "three squares", "task": "counting"}', "mine.jsonl:1: needs the text field prompt"),
+    ("shapes", '{"prompt": "3 squares", "canonical": "three squares", "task": "colors"}', "mine.jsonl:1: canonical prompt 'three squares' is not a 'colors' prompt"),
     ("shapes", '{"prompt": "3 squares", "canonical": "three squarish things", "task": "counting"}', "not a 'counting' prompt"),
-    ("emoji", '{"prompt": "a big elephant", "target": "mammoth-ish", "split": "train"}', "needs a target that is an emoji's CLDR name")])
+    ("emoji", '{"prompt": "a big elephant", "target": "mammoth-ish", "split": "train"}', "mine.jsonl:1: target 'mammoth-ish' is not an emoji's CLDR name"),
+    ("emoji", '{"prompt": "a big elephant", "target": "elephant", "split": "heldout"}', "mine.jsonl:1: 'elephant' is a train emoji, not 'heldout'")])
 def test_a_bad_prompts_file_is_a_one_line_error_before_any_model_loads(tmp_path, capsys, data, line, message) -> None:
     mine = tmp_path / "mine.jsonl"
     mine.write_text(line + "\n")
@@ -174,7 +191,15 @@ def test_a_bad_prompts_file_is_a_one_line_error_before_any_model_loads(tmp_path,
     # the model does not exist: the file is checked first
     assert main(["eval", "prompts", "--model", str(tmp_path / "no-model"), "--data", data, "--prompts-file", str(mine)]) == 2
     assert message in capsys.readouterr().err
-    assert main(["eval", "prompts", "--model", "shapes", "--dev", "--prompts-file", str(mine)]) == 2
+
+
+def test_prompts_file_and_dev_are_exclusive_and_a_binary_file_is_refused(tmp_path, capsys) -> None:
+    mine = tmp_path / "mine.jsonl"
+    mine.write_bytes(b"\xff\xfe\x00 binary")
+    assert main(["eval", "prompts", "--model", str(tmp_path / "no-model"), "--data", "shapes", "--prompts-file", str(mine)]) == 2
+    assert "mine.jsonl: not a UTF-8 text file" in capsys.readouterr().err
+    assert main(["eval", "prompts", "--model", str(tmp_path / "no-model"), "--dev", "--prompts-file", str(mine)]) == 2
+    assert "--dev and --prompts-file each choose the prompts" in capsys.readouterr().err
 
 
 def test_text_only_clip_training_keeps_every_image_embedding(tiny_run, tmp_path) -> None:

@@ -62,25 +62,34 @@ class Paraphrase:
     task: str
 
 
-def _read_jsonl(path: Path, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+def _read_jsonl(path: Path, keys: tuple[str, ...]) -> list[tuple[str, dict[str, str]]]:
+    """(where, row) per line of a JSON-lines prompts file, `where` being "path:line"; each row an
+    object whose `keys` hold non-blank text."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file") from None
     rows = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
+            where = f"{path}:{number}"
             try:
                 row = json.loads(line)
-            except ValueError as e:
-                raise InputError(f"{path}:{number}: not JSON ({e})") from None
-            missing = [k for k in keys if not isinstance(row, dict) or not isinstance(row.get(k), str)]
+            except (ValueError, RecursionError) as e:
+                raise InputError(f"{where}: not JSON ({e})") from None
+            if not isinstance(row, dict):
+                raise InputError(f"{where}: not a JSON object")
+            missing = [k for k in keys if not isinstance(row.get(k), str) or not row[k].strip()]
             if missing:
-                raise InputError(f"{path}:{number}: needs the text field{'s' * (len(missing) > 1)} {', '.join(missing)}")
-            rows.append(row)
+                raise InputError(f"{where}: needs the text field{'s' * (len(missing) > 1)} {', '.join(missing)}")
+            rows.append((where, row))
     if not rows:
         raise InputError(f"{path}: no prompts")
     return rows
 
 
 def emoji_prompts(path: Path = EMOJI_PROMPTS) -> list[EmojiPrompt]:
-    return [EmojiPrompt(r["prompt"], r["target"], r["split"]) for r in _read_jsonl(path, ("prompt", "target", "split"))]
+    return [EmojiPrompt(r["prompt"], r["target"], r["split"]) for _, r in _read_jsonl(path, ("prompt", "target", "split"))]
 
 
 def shapes_paraphrases(paths: Path | tuple[Path, ...] = SHAPES_PROMPTS) -> list[Paraphrase]:
@@ -88,13 +97,13 @@ def shapes_paraphrases(paths: Path | tuple[Path, ...] = SHAPES_PROMPTS) -> list[
     scorer can grade, of the task it is filed under."""
     out = []
     for path in (paths,) if isinstance(paths, (str, Path)) else paths:
-        for r in _read_jsonl(path, ("prompt", "canonical", "task")):
+        for where, r in _read_jsonl(path, ("prompt", "canonical", "task")):
             try:
                 task = parse_prompt(r["canonical"]).task
             except ValueError:
                 task = None
             if task != r["task"]:
-                raise InputError(f"{path}: canonical prompt {r['canonical']!r} is not a {r['task']!r} prompt the shapes scorer can grade")
+                raise InputError(f"{where}: canonical prompt {r['canonical']!r} is not a {r['task']!r} prompt the shapes scorer can grade")
             out.append(Paraphrase(r["prompt"], r["canonical"], r["task"]))
     return out
 
@@ -103,12 +112,17 @@ def checked_prompts(path: Path | tuple[Path, ...], benchmark: str) -> list[Emoji
     """A prompts file read for a benchmark, every row one it can grade (else an InputError)."""
     if benchmark == "shapes":
         return shapes_paraphrases(path)
-    prompts, groups = emoji_prompts(path), emoji_target_groups()
-    for p in prompts:
-        if p.target not in groups or p.split not in ("train", "heldout"):
-            raise InputError(f"{path}: {p.prompt!r} needs a target that is an emoji's CLDR name and a split of train or heldout, "
-                             f"got {p.target!r} and {p.split!r}")
-    return prompts
+    from t2i.data.emoji import load_emoji
+
+    rows, groups = _read_jsonl(path, ("prompt", "target", "split")), emoji_target_groups()
+    held_out = set(load_emoji(16, "heldout").groups.tolist())
+    for where, r in rows:
+        if r["target"] not in groups:
+            raise InputError(f"{where}: target {r['target']!r} is not an emoji's CLDR name")
+        split = "heldout" if groups[r["target"]] in held_out else "train"
+        if r["split"] != split:
+            raise InputError(f"{where}: {r['target']!r} is a {split} emoji, not {r['split']!r}")
+    return [EmojiPrompt(r["prompt"], r["target"], r["split"]) for _, r in rows]
 
 
 def training_strings(data: str) -> set[str]:  # data: "emoji" or "shapes"
@@ -233,7 +247,7 @@ def shapes_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: in
     rows.append({"prompts": "paraphrase − canonical", **{k: summary["paraphrase"][k] - summary["canonical"][k] for k in summary["canonical"]}})
     # each paraphrase's pass rate beside its canonical prompt's: which wordings a model misreads
     rate = {kind: np.asarray(passed, float).reshape(len(chosen), samples).mean(1) for kind, (_, passed) in graded.items()}
-    # how far each task's gap moves with the prompts drawn (32 a task: about ±0.1, the size of the gaps themselves)
+    # how far each task's gap moves with the prompts drawn (32 a task: about ±0.1, the size of the gaps themselves; 128: about ±0.05)
     tasks_of = np.array([p.task for p in chosen])
     interval = {t: bootstrap_mean_interval((rate["paraphrase"] - rate["canonical"])[tasks_of == t]) for t in TASKS if (tasks_of == t).any()}
     rows.append({"prompts": "gap, 95% interval over prompts", **{t: f"{lo:+.3f} to {hi:+.3f}" for t, (lo, hi) in interval.items()}})
@@ -261,8 +275,10 @@ def prompts_benchmark(pipe, *, benchmark: str, dev: bool = False, prompts_file: 
     if dev and prompts_file is not None:
         raise InputError("dev and prompts_file each choose the prompts: give one")
     if benchmark == "shapes":
-        return shapes_prompts_benchmark(pipe, prompts_path=prompts_file or (SHAPES_DEV_PROMPTS if dev else SHAPES_PROMPTS), **kw)
-    return emoji_prompts_benchmark(pipe, prompts_path=prompts_file or (EMOJI_DEV_PROMPTS if dev else EMOJI_PROMPTS), **kw)
+        default = SHAPES_DEV_PROMPTS if dev else SHAPES_PROMPTS
+        return shapes_prompts_benchmark(pipe, prompts_path=default if prompts_file is None else prompts_file, **kw)
+    default = EMOJI_DEV_PROMPTS if dev else EMOJI_PROMPTS
+    return emoji_prompts_benchmark(pipe, prompts_path=default if prompts_file is None else prompts_file, **kw)
 
 
 __all__ = ["EmojiPrompt", "Paraphrase", "emoji_prompts", "shapes_paraphrases", "checked_prompts", "training_strings", "retrieval_images",
