@@ -7,8 +7,8 @@
   generates nothing: the training caption nearest to the prompt by the frozen MiniLM's
   sentence embedding, and that caption's image (the reference a generator should approach).
 - shapes (t2i/assets/prompts/shapes-paraphrases.jsonl and shapes-paraphrases-2.jsonl, 32 and
-  96 a task, both written blind to the training captions' grammar): paraphrases of benchmark
-  prompts ("3 triangles.", "a square, and to its left a circle"), each graded by the exact scorer
+  96 a task; the training grammar of wordings was later fitted to the first's failures, the
+  second was written without sight of it): paraphrases of benchmark prompts ("3 triangles.", "a square, and to its left a circle"), each graded by the exact scorer
   against its canonical prompt; per task beside the canonical prompts themselves, on the same
   seeds. The second file exists because 32 prompts a task leave a gap's 95% interval about ±0.1
   wide, twice the issue's 0.05 aim; 128 a task bring it near ±0.05.
@@ -41,7 +41,7 @@ from t2i.text.held_out import normalize_prompt
 EMOJI_PROMPTS = PROMPTS_DIR / "emoji-natural.jsonl"
 # for tuning retrieval and the like (scripts/probe_memory_keys.py); other emoji than the evaluation's, never reported as a result
 EMOJI_DEV_PROMPTS = PROMPTS_DIR / "emoji-natural-dev.jsonl"
-# the first file alone reproduces the figures of sessions 41-43 (`--limit 32`: the same prompts at the same indices)
+# `--limit 32` is the first file alone, the same prompts at the same indices: every figure from before the second
 SHAPES_PROMPTS = (PROMPTS_DIR / "shapes-paraphrases.jsonl", PROMPTS_DIR / "shapes-paraphrases-2.jsonl")
 SHAPES_DEV_PROMPTS = PROMPTS_DIR / "shapes-paraphrases-dev.jsonl"  # other wordings than the evaluation's, to tune on
 EMOJI_COLUMNS = ["split", "prompts", "images", "fidelity@5", "95% interval over prompts"]
