@@ -8,9 +8,9 @@
   sentence embedding, and that caption's image (the reference a generator should approach).
 - shapes (t2i/assets/prompts/shapes-paraphrases.jsonl and shapes-paraphrases-2.jsonl, 32 and
   96 a task; the training grammar of wordings was later fitted to the first's failures, the
-  second was written without sight of it): paraphrases of benchmark prompts ("3 triangles.", "a square, and to its left a circle"), each graded by the exact scorer
-  against its canonical prompt; per task beside the canonical prompts themselves, on the same
-  seeds. The second file exists because 32 prompts a task leave a gap's 95% interval about ±0.1
+  second was written without sight of it): paraphrases of benchmark prompts ("3 triangles.",
+  "a square, and to its left a circle"), each graded by the exact scorer against its canonical
+  prompt; per task beside the canonical prompts themselves, on the same seeds. The second file exists because 32 prompts a task leave a gap's 95% interval about ±0.1
   wide, twice the issue's 0.05 aim; 128 a task bring it near ±0.05.
 - emoji-natural-dev.jsonl and shapes-paraphrases-dev.jsonl: development prompts in the same
   style (other emoji; other wordings), to tune on without touching the evaluation sets
