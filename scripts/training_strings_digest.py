@@ -10,17 +10,13 @@ the second shapes paraphrase set left both digests unchanged).
 """
 import hashlib
 
-from t2i.data.emoji import load_emoji
-from t2i.data.shapes import training_captions
+from t2i.eval.prompts import training_caption_set
 from t2i.text.augment import all_variants, caption_variants, templates_for
 
 
 def main() -> None:
     for data in ("shapes", "emoji"):
-        if data == "emoji":
-            captions = sorted({c for caps in load_emoji(16, "all").captions for c in caps})
-        else:  # the shapes training set's captions (load_dataset's default count and seed; 32 px, as the presets)
-            captions = sorted({c for caps in training_captions(20000, 32, 0) for c in caps})
+        captions = sorted(training_caption_set(data))
         templates, digest, count = templates_for(data), hashlib.sha256(), 0
         for caption in captions:
             drawn, every = caption_variants(caption, templates), all_variants(caption, templates)

@@ -10,8 +10,9 @@
   96 a task; the training grammar of wordings was later fitted to the first's failures, the
   second was written without sight of it): paraphrases of benchmark prompts ("3 triangles.",
   "a square, and to its left a circle"), each graded by the exact scorer against its canonical
-  prompt; per task beside the canonical prompts themselves, on the same seeds. The second file exists because 32 prompts a task leave a gap's 95% interval about ±0.1
-  wide, twice the issue's 0.05 aim; 128 a task bring it near ±0.05.
+  prompt; per task beside the canonical prompts themselves, on the same seeds. The second file
+  exists because 32 prompts a task leave a gap's 95% interval about ±0.1 wide, twice the issue's
+  0.05 aim; 128 a task bring it near ±0.05.
 - emoji-natural-dev.jsonl and shapes-paraphrases-dev.jsonl: development prompts in the same
   style (other emoji; other wordings), to tune on without touching the evaluation sets
   (`t2i eval prompts --dev`). No figure of a result is taken from them.
@@ -92,11 +93,16 @@ def emoji_prompts(path: Path = EMOJI_PROMPTS) -> list[EmojiPrompt]:
     return [EmojiPrompt(r["prompt"], r["target"], r["split"]) for _, r in _read_jsonl(path, ("prompt", "target", "split"))]
 
 
+def _files(paths: str | Path | tuple[Path, ...]) -> tuple[Path, ...]:
+    """One prompts file or several, as a tuple."""
+    return (Path(paths),) if isinstance(paths, (str, Path)) else tuple(paths)
+
+
 def shapes_paraphrases(paths: Path | tuple[Path, ...] = SHAPES_PROMPTS) -> list[Paraphrase]:
     """The paraphrases of one file, or of several in order; each canonical prompt must be one the
     scorer can grade, of the task it is filed under."""
     out = []
-    for path in (paths,) if isinstance(paths, (str, Path)) else paths:
+    for path in _files(paths):
         for where, r in _read_jsonl(path, ("prompt", "canonical", "task")):
             try:
                 task = parse_prompt(r["canonical"]).task
@@ -125,19 +131,23 @@ def checked_prompts(path: Path | tuple[Path, ...], benchmark: str) -> list[Emoji
     return [EmojiPrompt(r["prompt"], r["target"], r["split"]) for _, r in rows]
 
 
-def training_strings(data: str) -> set[str]:  # data: "emoji" or "shapes"
+def training_caption_set(data: str) -> set[str]:  # data: "emoji" or "shapes"
     """Every caption of the dataset's training split (emoji: held-out emoji's too, since a
-    prompt must not be an emoji's own name) and every augmentation variant of each, normalised."""
+    prompt must not be an emoji's own name)."""
     if data == "emoji":
         from t2i.data.emoji import load_emoji
 
-        captions = {c for caps in load_emoji(16, "all").captions for c in caps}
-    else:  # the shapes training set's captions (load_dataset's default count and seed; 32 px, as the presets)
-        from t2i.data.shapes import training_captions
+        return {c for caps in load_emoji(16, "all").captions for c in caps}
+    # the shapes training set's captions (load_dataset's default count and seed; 32 px, as the presets)
+    from t2i.data.shapes import training_captions
 
-        captions = {c for caps in training_captions(20000, 32, 0) for c in caps}
+    return {c for caps in training_captions(20000, 32, 0) for c in caps}
+
+
+def training_strings(data: str) -> set[str]:  # data: "emoji" or "shapes"
+    """Every training caption (training_caption_set) and every augmentation variant of each, normalised."""
     templates = templates_for(data)
-    return {normalize_prompt(s) for c in captions for s in (c, *all_variants(c, templates))}
+    return {normalize_prompt(s) for c in training_caption_set(data) for s in (c, *all_variants(c, templates))}
 
 
 # ----------------------------------------------------------------------------- emoji
@@ -258,7 +268,7 @@ def shapes_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: in
     if out_dir is not None:
         out = Path(out_dir)
         write_json(out, "prompts-shapes.json", result)
-        names = " + ".join(Path(p).name for p in ((prompts_path,) if isinstance(prompts_path, (str, Path)) else prompts_path))
+        names = " + ".join(p.name for p in _files(prompts_path))
         header = f"Shapes, paraphrased prompts ({names}): {len(chosen)} paraphrases × {samples} images, seed {seed}, " \
                  "graded against their canonical prompts; the canonical row is those prompts themselves on the same seeds.\n\n"
         (out / "prompts-shapes.md").write_text(header + markdown_table(rows))
@@ -281,5 +291,5 @@ def prompts_benchmark(pipe, *, benchmark: str, dev: bool = False, prompts_file: 
     return emoji_prompts_benchmark(pipe, prompts_path=default if prompts_file is None else prompts_file, **kw)
 
 
-__all__ = ["EmojiPrompt", "Paraphrase", "emoji_prompts", "shapes_paraphrases", "checked_prompts", "training_strings", "retrieval_images",
+__all__ = ["EmojiPrompt", "Paraphrase", "emoji_prompts", "shapes_paraphrases", "checked_prompts", "training_caption_set", "training_strings", "retrieval_images",
            "emoji_prompts_benchmark", "shapes_prompts_benchmark", "prompts_benchmark"]
