@@ -6,7 +6,7 @@ For each paraphrase of the evaluation set (t2i/assets/prompts/shapes-paraphrases
 given tasks, 4 images at the pipeline's defaults, graded against the canonical prompt: the prior
 reads the paraphrase (P) or its canonical prompt (C), and the decoder, given the prior's
 embeddings, reads P or C. The prior's noise is the same in the P and C rows, and so is the
-decoder's: only the text differs. About 8 minutes per 32 paraphrases on one thread (the set has 128 a task).
+decoder's: only the text differs. About 8 minutes per 32 paraphrases on one thread (the set has 192 a task).
 """
 import argparse
 

@@ -107,16 +107,19 @@ def test_evaluation_prompt_sets_are_well_formed() -> None:
     assert len(dev) >= 250 and all(p.target in groups for p in dev) and len({p.target for p in dev}) == len(dev)
     assert not {groups[p.target] for p in dev} & {groups[p.target] for p in emoji}
     assert not {normalize_prompt(p.prompt) for p in dev} & {normalize_prompt(p.prompt) for p in emoji}
-    first, second, shapes_dev = (shapes_paraphrases(path) for path in (*SHAPES_PROMPTS, SHAPES_DEV_PROMPTS))
-    # the evaluation set is both files; its first 32 a task are the first file, in order (`--limit 32` keeps every earlier figure)
-    assert SHAPES_PROMPTS[0].name == "shapes-paraphrases.jsonl" and shapes_paraphrases() == first + second
-    assert [p for t in TASKS for p in [q for q in first + second if q.task == t][:32]] == [p for t in TASKS for p in first if p.task == t]
+    first, second, third, shapes_dev = (shapes_paraphrases(path) for path in (*SHAPES_PROMPTS, SHAPES_DEV_PROMPTS))
+    # the evaluation set is the three files; its first 32 a task are the first file and its first 128 the first two, in
+    # order (`--limit 32` and `--limit 128` keep every earlier figure)
+    assert SHAPES_PROMPTS[0].name == "shapes-paraphrases.jsonl" and shapes_paraphrases() == first + second + third
+    union = first + second + third
+    for limit, files in ((32, first), (128, first + second)):
+        assert [p for t in TASKS for p in [q for q in union if q.task == t][:limit]] == [p for t in TASKS for p in files if p.task == t]
     assert checked_prompts(EMOJI_PROMPTS, "emoji") == emoji and checked_prompts(EMOJI_DEV_PROMPTS, "emoji") == dev  # targets on their split
-    for paraphrases, per_task in ((first, 32), (second, 96), (shapes_dev, 32)):
+    for paraphrases, per_task in ((first, 32), (second, 96), (third, 64), (shapes_dev, 32)):
         assert Counter(p.task for p in paraphrases) == dict.fromkeys(TASKS, per_task)
         assert all(parse_prompt(p.canonical).task == p.task and not prompt_is_held_out(p.canonical) for p in paraphrases)
         assert all(normalize_prompt(p.prompt) != normalize_prompt(p.canonical) for p in paraphrases)
-    said = [normalize_prompt(p.prompt) for p in first + second + shapes_dev]
+    said = [normalize_prompt(p.prompt) for p in union + shapes_dev]
     assert len(set(said)) == len(said)  # no wording is asked twice, within or across the sets
 
 

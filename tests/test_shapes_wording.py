@@ -76,3 +76,24 @@ def test_a_relation_turned_around_is_the_same_scene() -> None:
             continue
         checked += 1
     assert checked > 200
+
+
+def test_a_scene_said_with_its_number_of_shapes_says_the_right_number() -> None:
+    """'three shapes: a circle and two squares' must count every object of the scene; one group of
+    several ('three circles') is never given a total, and a lone object is 'one shape'."""
+    number = {"one": 1, "1": 1, "a single": 1, "two": 2, "2": 2, "three": 3, "4": 4, "3": 3, "four": 4}
+    said_total = re.compile(r"\b(one|1|a single|two|2|three|3|four|4) (shapes?|objects?)\b")
+    checked = 0
+    for caption in sorted({c for caps in training_captions(1000, 32, 2) for c in caps}):
+        scene = parse_caption(caption)
+        total = sum(g.count for g in scene.groups)
+        for wording in wordings(caption):
+            found = said_total.search(wording.replace("one shape only", "1 shape").replace("just one shape", "1 shape"))
+            if found:
+                assert number[found.group(1)] == total and not (len(scene.groups) == 1 and total > 1), (caption, wording)
+                checked += 1
+    assert checked > 100
+    # and the other new words reach the wordings
+    said = " | ".join(w for c in sorted({c for caps in training_captions(1000, 32, 2) for c in caps}) for w in wordings(c))
+    for form in ("a collection of", "separate", "no other shapes", "clip art", "diagram", " shape", "shapes in total"):
+        assert form in said, form

@@ -6,9 +6,10 @@
   model on the exact CLDR names of the same emoji (what it memorised); and a lookup that
   generates nothing: the training caption nearest to the prompt by the frozen MiniLM's
   sentence embedding, and that caption's image (the reference a generator should approach).
-- shapes (t2i/assets/prompts/shapes-paraphrases.jsonl and shapes-paraphrases-2.jsonl, 32 and
-  96 a task; the training grammar of wordings was later fitted to the first's failures, the
-  second was written without sight of it): paraphrases of benchmark prompts ("3 triangles.",
+- shapes (t2i/assets/prompts/shapes-paraphrases.jsonl, -2.jsonl and -3.jsonl, 32, 96 and 64
+  a task; the training grammar of wordings was later fitted to the first's failures, then
+  widened after the second's; the third was written after that, without sight of the grammar
+  or the other sets): paraphrases of benchmark prompts ("3 triangles.",
   "a square, and to its left a circle"), each graded by the exact scorer against its canonical
   prompt; per task beside the canonical prompts themselves, on the same seeds. The second file
   exists because 32 prompts a task leave a gap's 95% interval about ±0.1 wide, twice the issue's
@@ -42,8 +43,9 @@ from t2i.text.held_out import normalize_prompt
 EMOJI_PROMPTS = PROMPTS_DIR / "emoji-natural.jsonl"
 # for tuning retrieval and the like (scripts/probe_memory_keys.py); other emoji than the evaluation's, never reported as a result
 EMOJI_DEV_PROMPTS = PROMPTS_DIR / "emoji-natural-dev.jsonl"
-# `--limit 32` is the first file alone, the same prompts at the same indices: every figure from before the second
-SHAPES_PROMPTS = (PROMPTS_DIR / "shapes-paraphrases.jsonl", PROMPTS_DIR / "shapes-paraphrases-2.jsonl")
+# `--limit 32` is the first file alone and `--limit 128` the first two, the same prompts at the same indices: every
+# figure from before the second (or the third) file
+SHAPES_PROMPTS = tuple(PROMPTS_DIR / f"shapes-paraphrases{suffix}.jsonl" for suffix in ("", "-2", "-3"))
 SHAPES_DEV_PROMPTS = PROMPTS_DIR / "shapes-paraphrases-dev.jsonl"  # other wordings than the evaluation's, to tune on
 EMOJI_COLUMNS = ["split", "prompts", "images", "fidelity@5", "95% interval over prompts"]
 SHEET_SHOWN = 24

@@ -33,9 +33,17 @@ _RELATION_OF = {w: r for r, more in RELATION_PARAPHRASES.items() for w in (r, *m
 
 # ------------------------------------------------------------------ the grammar's choices
 SIZE_WORDS = {"small": ("small", "little"), "large": ("large", "big")}
-NUMBER_WORDS = {1: ("a", "a", "a", "one", "a single", "1"), 2: ("two", "2", "a pair of", "a couple of", "exactly two"),
-                3: ("three", "3", "a trio of", "a group of three", "a set of three", "exactly three"),
-                4: ("four", "4", "a group of four", "a set of four", "a quartet of", "exactly four")}
+NUMBER_WORDS = {1: ("a", "a", "a", "one", "a single", "1"),
+                2: ("two", "2", "a pair of", "a couple of", "exactly two", "a set of two", "a group of two", "two separate"),
+                3: ("three", "3", "a trio of", "a group of three", "a set of three", "exactly three", "a collection of three",
+                    "a total of three", "three separate"),
+                4: ("four", "4", "a group of four", "a set of four", "a quartet of", "exactly four", "a collection of four",
+                    "a total of four", "four separate")}
+# the number of shapes in the whole scene, said around it: "two shapes: a circle and a square"
+TOTAL_WORDS = {1: ("one", "1", "a single"), 2: ("two", "2"), 3: ("three", "3"), 4: ("four", "4")}
+TOTAL_FORMS = ("{n} {shapes}: {s}", "{n} {shapes}, {s}", "{n} {shapes} - {s}", "{s} ({n} {shapes})", "{s}, {n} {shapes} in total",
+               "{s}, {n} {shapes} in all", "a picture of {n} {shapes}: {s}", "{n} {objects}: {s}", "{s}, {n} {objects} in total",
+               "exactly {n} {shapes}: {s}", "{n} {shapes} in total: {s}", "{s}: {n} {shapes}")
 RELATION_WORDS = {
     "to the left of": ("to the left of", "left of", "on the left of", "on the left side of", "on the left-hand side of", "just left of",
                        "further left than", "farther left than", "more to the left than"),
@@ -58,10 +66,20 @@ PLACES = {"to the left of": ("left", "right"), "above": ("top", "bottom")}
 PREFIXES = ("draw", "sketch", "paint", "make", "create", "render", "generate", "show", "show me", "give me", "please draw",
             "please make", "can you draw", "could you paint", "i want", "i'd like", "i would like", "there is", "the image shows",
             "the picture shows", "the image contains", "a picture with", "an image with", "an image containing", "a canvas with",
-            "just", "only", "place", "put", "add", "depict", "illustrate")
+            "just", "only", "place", "put", "add", "depict", "illustrate",
+            # words about the picture's style, which every picture of the shapes world fits
+            "clip art of", "clip art:", "a diagram of", "a diagram:", "a geometric drawing of", "a simple illustration of",
+            "an illustration of", "a flat illustration of", "a minimal drawing of", "a vector drawing of", "a doodle of",
+            "flat design:", "simple shapes:", "geometry:")
 SUFFIXES = ("please", ", please", ", thanks", "only", ", only", "and nothing else", ", nothing else", ", no more", "alone",
             "in the picture", "in the image", "on a blank canvas", "on an empty background", "on a plain background",
-            "on a white canvas", ", that's all", "and no more", ", and that is all", ", no more, no less", "and nothing more")
+            "on a white canvas", ", that's all", "and no more", ", and that is all", ", no more, no less", "and nothing more",
+            # nothing else is drawn: every scene is all the shapes in its picture
+            ", no other shapes", "and no other shapes", ", no other objects", "with no other shapes", ", no extra shapes",
+            ", nothing else in the picture", "and nothing else around", ", no other shapes anywhere",
+            # the picture's style
+            ", clip art", ", flat design", ", vector art", ", simple geometric shapes", ", minimal style", "in flat style",
+            ", geometric illustration", ", diagram")
 ENDINGS = ("", "", "", ".", "!")
 
 
@@ -123,11 +141,25 @@ def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
 
 def _say(rng: np.random.Generator, scene: Scene) -> str:
     if scene.relation is not None:
-        return _say_relation(rng, scene)
+        return _with_total(rng, scene, _say_relation(rng, scene))
     if len(scene.groups) == 1:
-        return _say_group(rng, scene.groups[0], alone=True)
+        return _with_total(rng, scene, _say_group(rng, scene.groups[0], alone=True))
     order = rng.permutation(len(scene.groups)) if rng.random() < 0.5 else range(len(scene.groups))  # a list has no order
-    return _join(rng, [_say_group(rng, scene.groups[i]) for i in order])
+    return _with_total(rng, scene, _join(rng, [_say_group(rng, scene.groups[i]) for i in order]))
+
+
+def _with_total(rng: np.random.Generator, scene: Scene, words: str) -> str:
+    """Sometimes the scene's number of shapes around it ("three shapes: a circle and two
+    squares", "a red circle, one shape only"); not for one group of several, whose count is
+    already said ("three circles"), nor around places ("left: a circle, right: a square")."""
+    total = sum(g.count for g in scene.groups)
+    if (len(scene.groups) == 1 and total > 1) or ":" in words or rng.random() >= 0.2:
+        return words
+    if total == 1 and rng.random() < 0.3:
+        return _pick(rng, ("{s}, one shape only", "{s}, the only shape", "only one shape: {s}", "just one shape, {s}")).format(s=words)
+    n = _pick(rng, TOTAL_WORDS[total])
+    plural = total > 1
+    return _pick(rng, TOTAL_FORMS).format(n=n, s=words, shapes="shapes" if plural else "shape", objects="objects" if plural else "object")
 
 
 def _join(rng: np.random.Generator, phrases: list[str]) -> str:
@@ -142,6 +174,8 @@ def _join(rng: np.random.Generator, phrases: list[str]) -> str:
 def _say_group(rng: np.random.Generator, g: Group, *, alone: bool = False, definite: bool = False) -> str:
     size = _pick(rng, SIZE_WORDS[g.size]) if g.size else None
     noun = g.shape if g.count == 1 else g.shape + "s"
+    if rng.random() < 0.1:  # "a red circle shape", "two triangle shapes"
+        noun = g.shape + (" shape" if g.count == 1 else " shapes")
     number = "the" if definite else _pick(rng, NUMBER_WORDS[g.count])
     where = rng.random()
     if g.color is None or where < 0.5:  # the usual order: size, colour, noun
