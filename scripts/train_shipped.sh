@@ -78,7 +78,16 @@ if [[ $data == shapes ]]; then
   t2i train clip --data shapes --init-from "$runs/shapes-clip-words" --set model.match_depth=3 --set options.match_only=true \
       --set options.hard_negatives=true --set options.contrast_rephrased=true --steps 1500 --lr 3e-4 \
       --out "$runs/shapes-match-words" --no-progress
-  clip=$runs/shapes-match-words prior=$runs/shapes-prior-words decoder=$runs/shapes-decoder-words
+  # session 45: the text tower, the prior and the decoder once more from those, the grammar widened
+  # (a scene's number of shapes, exclusions, collective counts, style words; commit a2374ae)
+  t2i train clip --data shapes --init-from "$runs/shapes-match-words" --set model.match_depth=3 \
+      --set options.text_only=true --steps 1500 --batch-size 256 --lr 3e-4 --out "$runs/shapes-clip-wider" --no-progress
+  t2i train prior --data shapes --clip "$runs/shapes-clip-wider" --init-from "$runs/shapes-prior-words" --steps 2500 \
+      --batch-size 64 --lr 1e-4 --out "$runs/shapes-prior-wider" --no-progress &
+  t2i train decoder --data shapes --clip "$runs/shapes-match-words" --init-from "$runs/shapes-decoder-words" \
+      --set options.drop_text=0.1 --steps 1500 --lr 1e-4 --seed 4 --out "$runs/shapes-decoder-wider" --no-progress
+  wait
+  clip=$runs/shapes-clip-wider prior=$runs/shapes-prior-wider decoder=$runs/shapes-decoder-wider
 fi
 # emoji keeps its training captions, and emojilib's search words (t2i/assets/emoji/search_words.json),
 # for retrieval-augmented text conditioning (--caption-memory); keys in 192 dimensions keep it small
