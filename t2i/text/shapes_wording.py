@@ -141,11 +141,13 @@ def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
 
 def _say(rng: np.random.Generator, scene: Scene) -> str:
     if scene.relation is not None:
-        return _with_total(rng, scene, _say_relation(rng, scene))
-    if len(scene.groups) == 1:
-        return _with_total(rng, scene, _say_group(rng, scene.groups[0], alone=True))
-    order = rng.permutation(len(scene.groups)) if rng.random() < 0.5 else range(len(scene.groups))  # a list has no order
-    return _with_total(rng, scene, _join(rng, [_say_group(rng, scene.groups[i]) for i in order]))
+        words = _say_relation(rng, scene)
+    elif len(scene.groups) == 1:
+        words = _say_group(rng, scene.groups[0], alone=True)
+    else:
+        order = rng.permutation(len(scene.groups)) if rng.random() < 0.5 else range(len(scene.groups))  # a list has no order
+        words = _join(rng, [_say_group(rng, scene.groups[i]) for i in order])
+    return _with_total(rng, scene, words)
 
 
 def _with_total(rng: np.random.Generator, scene: Scene, words: str) -> str:
