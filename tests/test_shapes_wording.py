@@ -97,3 +97,31 @@ def test_a_scene_said_with_its_number_of_shapes_says_the_right_number() -> None:
     said = " | ".join(w for c in captions for w in wordings(c))
     for form in ("a collection of", "separate", "no other shapes", "clip art", "diagram", " shape", "shapes in total"):
         assert form in said, form
+
+
+def test_colours_said_in_a_later_clause_go_to_the_right_shapes() -> None:
+    """'a circle and a square; the circle is red, the square blue', 'make the square blue',
+    '… red and blue respectively', 'two squares, make them blue': each colour named after the
+    shapes must be the one its shape has in the caption."""
+    colour = "|".join(COLORS)
+    named = re.compile(rf"\bthe ({'|'.join(SHAPES)})s? (?:is |are |should be |in )?({colour})\b")
+    pronoun = re.compile(rf"\b(?:it|them|they|each)(?: is| are| should(?: all)? be|)? ({colour})\b|color: ({colour})|, each ({colour})")
+    captions, seen = sorted({c for caps in training_captions(3000, 32, 3) for c in caps}), {"named": 0, "respectively": 0, "pronoun": 0}
+    for caption in captions:
+        scene = parse_caption(caption)
+        colour_of = {g.shape: g.color for g in scene.groups}
+        if len(colour_of) < len(scene.groups):  # "the square" would not say which; such scenes keep their colours in place
+            continue
+        for wording in wordings(caption):
+            if "respectively" in wording:  # the shapes are said without colours, so every colour word is the clause's
+                order = sorted((g for g in scene.groups), key=lambda g: wording.index(g.shape))
+                assert re.findall(rf"\b({colour})\b", wording) == [g.color for g in order], (caption, wording)
+                seen["respectively"] += 1
+            elif named.search(wording) and len(scene.groups) > 1:
+                for shape, said in named.findall(wording):
+                    assert colour_of[shape] == said, (caption, wording)
+                seen["named"] += 1
+            elif len(scene.groups) == 1 and pronoun.search(wording):
+                assert [c for c in pronoun.search(wording).groups() if c] == [scene.groups[0].color], (caption, wording)
+                seen["pronoun"] += 1
+    assert min(seen.values()) >= 10, seen

@@ -149,7 +149,8 @@ def test_contrast_rephrased_gives_the_rephrased_captions_negatives_too(tmp_path)
     assert bool(b["negated"].all())  # now each has its mirror image
     table = rephrased.captions
     pairs = {table.texts[r]: table.texts[n] for r, n in enumerate(table.negatives[:, 0].tolist()) if n >= 0}
-    assert pairs["left: a yellow circle, right: a single triangle that is red"] == "right: a yellow circle, left: a single triangle that is red"
+    assert pairs["left: one triangle that is green, right: a circle of red color on an empty background!"] == \
+        "right: one triangle that is green, left: a circle of red color on an empty background!"
     assert pairs["2 shapes in total: a single triangle in red and, left of it, a single circle of yellow color and no more!"] == \
         "2 shapes in total: a single triangle in red and, right of it, a single circle of yellow color and no more!"
     with pytest.raises(InputError, match="contrast_rephrased"):

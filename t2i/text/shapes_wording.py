@@ -6,7 +6,8 @@ circles", "circles, two of them", "a circle that is red", "both a circle and a s
 circle, right: square", "please draw a circle!". A caption is parsed back into its scene (the
 objects' counts, sizes, colours and shapes, and a relation between two of them) and said again
 with each part chosen from a grammar of English wordings: count words and numerals, attributes
-before or after the noun, list joiners, relations turned around ("B to the right of A" is the
+before or after the noun or in a clause after the shapes ("a circle and a square; the circle is
+red, the square blue"), list joiners, relations turned around ("B to the right of A" is the
 scene "A to the left of B"), framings and closing words. Every wording is true of the scene the
 caption describes, so it stays true of the image.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -128,26 +129,92 @@ def wordings(caption: str, count: int = WORDINGS_PER_CAPTION) -> list[str]:
     scene = parse_caption(caption)
     if scene is None:
         return []
-    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(f"wording\0{caption}".encode()).digest()[:8], "little"))
-    said = (_say(rng, scene) for _ in range(count))
+    # colours said in a later clause draw from a generator of their own, so adding them left every
+    # other wording as it was
+    rng, later = _seeded("wording", caption), _seeded("colours later", caption)
+    said = (_say(rng, scene, later) for _ in range(count))
     # an evaluation prompt is never said, nor framed ("2 circles", so not "sketch 2 circles, please")
     out = [_frame(rng, s) for s in said if normalize_prompt(s) not in evaluation_prompts()]
     return [w for w in dict.fromkeys(out) if w != caption]
+
+
+def _seeded(purpose: str, caption: str) -> np.random.Generator:
+    return np.random.default_rng(int.from_bytes(hashlib.sha256(f"{purpose}\0{caption}".encode()).digest()[:8], "little"))
 
 
 def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
     return options[int(rng.integers(len(options)))]
 
 
-def _say(rng: np.random.Generator, scene: Scene) -> str:
-    if scene.relation is not None:
-        words = _say_relation(rng, scene)
-    elif len(scene.groups) == 1:
-        words = _say_group(rng, scene.groups[0], alone=True)
-    else:
-        order = rng.permutation(len(scene.groups)) if rng.random() < 0.5 else range(len(scene.groups))  # a list has no order
-        words = _join(rng, [_say_group(rng, scene.groups[i]) for i in order])
+def _say(rng: np.random.Generator, scene: Scene, later: np.random.Generator | None = None) -> str:
+    words = _say_scene(rng, scene)
+    if later is not None and _colours_go_later(later, scene):
+        bare = Scene(tuple(replace(g, color=None) for g in scene.groups), scene.relation)
+        words = _with_colours_after(later, scene, _say_scene(later, bare))
     return _with_total(rng, scene, words)
+
+
+def _say_scene(rng: np.random.Generator, scene: Scene) -> str:
+    if scene.relation is not None:
+        return _say_relation(rng, scene)
+    if len(scene.groups) == 1:
+        return _say_group(rng, scene.groups[0], alone=True)
+    order = rng.permutation(len(scene.groups)) if rng.random() < 0.5 else range(len(scene.groups))  # a list has no order
+    return _join(rng, [_say_group(rng, scene.groups[i]) for i in order])
+
+
+def _colours_go_later(rng: np.random.Generator, scene: Scene) -> bool:
+    """Whether to name the shapes first and their colours in a clause after them ("a circle and a
+    square; the circle is red, the square blue"). Only when "the square" names one group: every
+    group a different shape."""
+    shapes = [g.shape for g in scene.groups]
+    if not any(g.color for g in scene.groups) or len(set(shapes)) < len(shapes):
+        return False
+    return rng.random() < (0.2 if len(shapes) > 1 else 0.1)
+
+
+def _with_colours_after(rng: np.random.Generator, scene: Scene, words: str) -> str:
+    """`words` (the scene said without colours) and a clause giving each group its colour."""
+    if len(scene.groups) == 1:
+        g = scene.groups[0]
+        it = ("it", "is") if g.count == 1 else ("them", "are")
+        forms = (("{s}, make {it} {c}", "{s}. {It} {be} {c}", "{s}; {it} should be {c}", "{s}, and make {it} {c}", "{s}. color: {c}",
+                  "{s}. colour {it} {c}") if g.count == 1 else
+                 ("{s}, make {it} {c}", "{s}. {It} {be} {c}", "{s}, all of {it} {c}", "{s}, each {c}", "{s}; {it} should all be {c}",
+                  "{s}. color {it} {c}", "{s}, each of {it} {c}"))
+        pronoun = "they" if it[0] == "them" else "it"
+        return _pick(rng, forms).format(s=words, it=it[0], It=pronoun.capitalize() if rng.random() < 0.5 else pronoun, be=it[1], c=g.color)
+    said = sorted(scene.groups, key=lambda g: words.index(g.shape))  # the order the words name them in
+    if all(g.color for g in said) and rng.random() < 0.2:  # "a circle and a square, red and blue respectively"
+        colours = _and(rng, [g.color for g in said])
+        return _pick(rng, ("{s}, {c} respectively", "{s}, colored {c} respectively", "{s} in {c} respectively",
+                           "{s}; {c}, respectively")).format(s=words, c=colours)
+    coloured = [g for g in said if g.color]
+    if rng.random() < 0.3:
+        coloured.reverse()
+    things = [(f"the {g.shape}" + ("s" if g.count > 1 else ""), "is" if g.count == 1 else "are", g.color) for g in coloured]
+    form = _pick(rng, ("sentences", "elided", "make", "with", "should", "in"))
+    if form == "sentences":  # "the circle is red and the square is blue", ", where the circle is red ..."
+        clause = ("where " if rng.random() < 0.25 else "") + _and(rng, [f"{t} {be} {c}" for t, be, c in things])
+    elif form == "elided":  # "the circle is red, the square blue"
+        clause = ", ".join([f"{things[0][0]} {things[0][1]} {things[0][2]}"] + [f"{t} {c}" for t, _, c in things[1:]])
+    elif form == "should":
+        clause = _and(rng, [f"{t} should be {c}" for t, _, c in things])
+    elif form == "in":  # "the circle in red, the square in blue"
+        clause = ", ".join(f"{t} in {c}" for t, _, c in things)
+    else:  # "make the circle red and the square blue", "with the circle red, the square blue"
+        clause = (_pick(rng, ("make", "color", "colour", "paint")) if form == "make" else "with") + " " + \
+            _and(rng, [f"{t} {c}" for t, _, c in things])
+    joined = clause.startswith(("with ", "where "))  # not "a circle and a square. with the circle red"
+    separators = (", ", " ") if joined else ("; ", ". ", ", ", " - ")
+    return f"{words}{_pick(rng, separators)}{clause}"
+
+
+def _and(rng: np.random.Generator, parts: list[str]) -> str:
+    """'x', 'x and y', 'x, y', 'x, y and z', 'x, y, and z'."""
+    if len(parts) == 1:
+        return parts[0]
+    return ", ".join(parts[:-1]) + _pick(rng, (" and ", ", ") + ((", and ",) if len(parts) > 2 else ())) + parts[-1]
 
 
 def _with_total(rng: np.random.Generator, scene: Scene, words: str) -> str:
