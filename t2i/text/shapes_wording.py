@@ -129,8 +129,8 @@ def wordings(caption: str, count: int = WORDINGS_PER_CAPTION) -> list[str]:
     scene = parse_caption(caption)
     if scene is None:
         return []
-    # colours said in a later clause draw from a generator of their own, so adding them left every
-    # other wording as it was
+    # colours said in a later clause draw from a generator of their own: a caption that never gets one
+    # keeps every wording it had before they were added
     rng, later = _seeded("wording", caption), _seeded("colours later", caption)
     said = (_say(rng, scene, later) for _ in range(count))
     # an evaluation prompt is never said, nor framed ("2 circles", so not "sketch 2 circles, please")
@@ -146,9 +146,9 @@ def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
     return options[int(rng.integers(len(options)))]
 
 
-def _say(rng: np.random.Generator, scene: Scene, later: np.random.Generator | None = None) -> str:
+def _say(rng: np.random.Generator, scene: Scene, later: np.random.Generator) -> str:
     words = _say_scene(rng, scene)
-    if later is not None and _colours_go_later(later, scene):
+    if _colours_go_later(later, scene):
         bare = Scene(tuple(replace(g, color=None) for g in scene.groups), scene.relation)
         words = _with_colours_after(later, scene, _say_scene(later, bare))
     return _with_total(rng, scene, words)
@@ -177,13 +177,13 @@ def _with_colours_after(rng: np.random.Generator, scene: Scene, words: str) -> s
     """`words` (the scene said without colours) and a clause giving each group its colour."""
     if len(scene.groups) == 1:
         g = scene.groups[0]
-        it = ("it", "is") if g.count == 1 else ("them", "are")
-        forms = (("{s}, make {it} {c}", "{s}. {It} {be} {c}", "{s}; {it} should be {c}", "{s}, and make {it} {c}", "{s}. color: {c}",
+        it, they, be = ("it", "it", "is") if g.count == 1 else ("them", "they", "are")
+        forms = (("{s}, make {it} {c}", "{s}. {They} {be} {c}", "{s}; {it} should be {c}", "{s}, and make {it} {c}", "{s}. color: {c}",
                   "{s}. colour {it} {c}") if g.count == 1 else
-                 ("{s}, make {it} {c}", "{s}. {It} {be} {c}", "{s}, all of {it} {c}", "{s}, each {c}", "{s}; {it} should all be {c}",
+                 ("{s}, make {it} {c}", "{s}. {They} {be} {c}", "{s}, all of {it} {c}", "{s}, each {c}", "{s}; {it} should all be {c}",
                   "{s}. color {it} {c}", "{s}, each of {it} {c}"))
-        pronoun = "they" if it[0] == "them" else "it"
-        return _pick(rng, forms).format(s=words, it=it[0], It=pronoun.capitalize() if rng.random() < 0.5 else pronoun, be=it[1], c=g.color)
+        form = _pick(rng, forms)
+        return form.format(s=words, it=it, They=they.capitalize() if rng.random() < 0.5 else they, be=be, c=g.color)
     said = sorted(scene.groups, key=lambda g: words.index(g.shape))  # the order the words name them in
     if all(g.color for g in said) and rng.random() < 0.2:  # "a circle and a square, red and blue respectively"
         colours = _and(rng, [g.color for g in said])
