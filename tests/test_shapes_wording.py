@@ -105,7 +105,7 @@ def test_colours_said_in_a_later_clause_go_to_the_right_shapes() -> None:
     shapes must be the one its shape has in the caption."""
     colour = "|".join(COLORS)
     named = re.compile(rf"\bthe ({'|'.join(SHAPES)})s? (?:is |are |should be |in )?({colour})\b")
-    pronoun = re.compile(rf"\b(?:it|them|they|each)(?: is| are| should(?: all)? be|)? ({colour})\b|color: ({colour})|, each ({colour})")
+    pronoun = re.compile(rf"\b(?:it|them|they|each)(?: is| are| should(?: all)? be|)? ({colour})\b|color: ({colour})")
     captions, seen = sorted({c for caps in training_captions(3000, 32, 3) for c in caps}), {"named": 0, "respectively": 0, "pronoun": 0}
     for caption in captions:
         scene = parse_caption(caption)
@@ -114,7 +114,7 @@ def test_colours_said_in_a_later_clause_go_to_the_right_shapes() -> None:
             continue
         for wording in wordings(caption):
             if "respectively" in wording:  # the shapes are said without colours, so every colour word is the clause's
-                order = sorted((g for g in scene.groups), key=lambda g: wording.index(g.shape))
+                order = sorted(scene.groups, key=lambda g: wording.index(g.shape))
                 assert re.findall(rf"\b({colour})\b", wording) == [g.color for g in order], (caption, wording)
                 seen["respectively"] += 1
             elif named.search(wording) and len(scene.groups) > 1:
