@@ -147,7 +147,7 @@ def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
 
 
 def _say(rng: np.random.Generator, scene: Scene, later: np.random.Generator) -> str:
-    words = _say_scene(rng, scene)
+    words = _say_scene(rng, scene)  # said even when replaced below, so `rng` draws as it did before later clauses
     if _colours_go_later(later, scene):
         bare = Scene(tuple(replace(g, color=None) for g in scene.groups), scene.relation)
         words = _with_colours_after(later, scene, _say_scene(later, bare))
@@ -197,7 +197,7 @@ def _with_colours_after(rng: np.random.Generator, scene: Scene, words: str) -> s
     if form == "sentences":  # "the circle is red and the square is blue", ", where the circle is red ..."
         clause = ("where " if rng.random() < 0.25 else "") + _and(rng, [f"{t} {be} {c}" for t, be, c in things])
     elif form == "elided":  # "the circle is red, the square blue"
-        clause = ", ".join([f"{things[0][0]} {things[0][1]} {things[0][2]}"] + [f"{t} {c}" for t, _, c in things[1:]])
+        clause = ", ".join([" ".join(things[0])] + [f"{t} {c}" for t, _, c in things[1:]])
     elif form == "should":
         clause = _and(rng, [f"{t} should be {c}" for t, _, c in things])
     elif form == "in":  # "the circle in red, the square in blue"
