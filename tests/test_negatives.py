@@ -181,7 +181,7 @@ def test_clip_stage_gives_rephrased_captions_hard_negatives_on_both_sides():
         owners = batch["neg_owner"].tolist()
         assert owners and all("circle" not in texts[i] for i in owners)
         for i, neg in zip(owners, batch["neg_rows"].tolist()):
-            assert stage.captions.texts[neg] != texts[i] and "squares" in stage.captions.texts[neg]
+            assert stage.captions.texts[neg] != texts[i] and "square" in stage.captions.texts[neg]  # "squares", "square shapes"
         # image side: for each reworded "n squares", the image of the caption's count-changed scene
         drawn = batch["images"]
         for i, image in zip(batch["neg_image_owner"].tolist(), batch["neg_images"]):

@@ -6,9 +6,10 @@ import re
 import numpy as np
 
 from t2i.data.shapes import COLORS, SHAPES, training_captions
+from t2i.text import context_words
 from t2i.text.augment import SHAPES_TEMPLATES, caption_variants
 from t2i.text.held_out import evaluation_prompts, normalize_prompt
-from t2i.text.shapes_wording import WORDINGS_PER_CAPTION, Group, Scene, _say_relation, parse_caption, wordings
+from t2i.text.shapes_wording import CONTEXT_PER_CAPTION, WORDINGS_PER_CAPTION, Group, Scene, _say_relation, parse_caption, wordings
 
 
 def test_captions_parse_back_into_their_scene() -> None:
@@ -29,7 +30,7 @@ def test_every_training_caption_gets_its_wordings_the_same_way_each_time() -> No
     assert all(parse_caption(c) is not None for c in captions)
     said = {c: wordings(c) for c in captions}
     assert said == {c: wordings(c) for c in captions}  # seeded by the caption alone
-    assert 5 <= np.mean([len(w) for w in said.values()]) <= WORDINGS_PER_CAPTION
+    assert 5 + CONTEXT_PER_CAPTION <= np.mean([len(w) for w in said.values()]) <= WORDINGS_PER_CAPTION + CONTEXT_PER_CAPTION
     assert all(c not in w for c, w in said.items())
     # they reach training: a caption's variants hold its wordings, less any evaluation prompt
     # (tests/test_natural_prompts.py checks that none is one)
@@ -125,3 +126,33 @@ def test_colours_said_in_a_later_clause_go_to_the_right_shapes() -> None:
                 assert [c for c in pronoun.search(wording).groups() if c] == [scene.groups[0].color], (caption, wording)
                 seen["pronoun"] += 1
     assert min(seen.values()) >= 10, seen
+
+
+def test_context_words_name_nothing_a_picture_could_show() -> None:
+    """'for my slides, …' must be true of every picture: no colour, size, number, shape or place
+    ("white", "two", "shapes", "left", "corner", "middle"), so a scene's words are its own."""
+    scene_words = {*COLORS, *SHAPES, "small", "little", "large", "big", "tiny", "huge", "white", "black", "grey", "gray", "one", "two",
+                   "three", "four", "single", "pair", "couple", "both", "few", "several", "shape", "object", "figure", "dot", "line",
+                   "left", "right", "top", "bottom", "above", "below", "under", "over", "beneath", "underneath", "atop", "higher", "lower",
+                   "beside", "centre", "center", "middle", "corner", "side", "next"}
+    lists = {name: getattr(context_words, name) for name in ("BEFORE", "AFTER", "SENTENCES", "REQUESTS")}
+    for name, phrases in lists.items():
+        assert len(phrases) >= 30 and len(set(phrases)) == len(phrases), name
+        for phrase in phrases:
+            words = set(re.findall(r"[a-z]+", phrase))
+            assert not (words | {w.removesuffix("s") for w in words}) & scene_words and not re.search(r"\d", phrase), (name, phrase)
+            assert len(phrase.split()) <= 8, phrase
+
+
+def test_some_wordings_come_among_context_words() -> None:
+    """Nearly every caption has wordings among words that leave the picture alone, and across
+    captions every kind (before the scene, after it, a sentence, a request) is used."""
+    captions = sorted({c for caps in training_captions(1000, 32, 4) for c in caps})
+    used, with_context = dict.fromkeys(("BEFORE", "AFTER", "SENTENCES", "REQUESTS"), 0), 0
+    for caption in captions:
+        found = [{name for name in used for phrase in getattr(context_words, name) if phrase.strip(", ") in wording} for wording in wordings(caption)]
+        with_context += any(kinds - {"REQUESTS"} for kinds in found)  # a request alone is not context
+        for kinds in found:
+            for name in kinds:
+                used[name] += 1
+    assert with_context >= 0.95 * len(captions) and min(used.values()) > 50, (with_context, len(captions), used)

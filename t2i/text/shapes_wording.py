@@ -8,8 +8,11 @@ objects' counts, sizes, colours and shapes, and a relation between two of them) 
 with each part chosen from a grammar of English wordings: count words and numerals, attributes
 before or after the noun or in a clause after the shapes ("a circle and a square; the circle is
 red, the square blue"), list joiners, relations turned around ("B to the right of A" is the
-scene "A to the left of B"), framings and closing words. Every wording is true of the scene the
-caption describes, so it stays true of the image.
+scene "A to the left of B"), framings and closing words. A few are said among words that leave
+the picture alone ("for my kid's worksheet, ...", "..., it's for a slide deck"; from
+t2i.text.context_words), since people say why they want a picture and a model must not draw
+their reasons. Every wording is true of the scene the caption describes, so it stays true of the
+image.
 
 Which wordings a caption gets is drawn by a generator seeded from the caption's hash: the same
 strings in every run, so their encodings stay cached.
@@ -23,10 +26,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from t2i.data.shapes import COLORS, COUNT_WORDS, RELATION_PARAPHRASES, SHAPES, SIZES
+from t2i.text.context_words import AFTER, BEFORE, REQUESTS, SENTENCES
 from t2i.text.held_out import evaluation_prompts, normalize_prompt
 from t2i.text.negatives import RELATIONS as MIRRORED  # "to the left of" -> "to the right of", ...
 
 WORDINGS_PER_CAPTION = 6
+CONTEXT_PER_CAPTION = 3  # more wordings, said with words around them that leave the picture alone
+CONTEXT_MAX_WORDS = 20  # a longer scene takes context only after it: 32 tokens would cut the scene short
 
 _COUNT_OF = {"a": 1, **{w: n for n, w in COUNT_WORDS.items()}}
 _PHRASE = re.compile(rf"(a|{'|'.join(COUNT_WORDS.values())}) (?:({'|'.join(SIZES)}) )?(?:({'|'.join(COLORS)}) )?({'|'.join(SHAPES)})(s?)")
@@ -135,6 +141,11 @@ def wordings(caption: str, count: int = WORDINGS_PER_CAPTION) -> list[str]:
     said = (_say(rng, scene, later) for _ in range(count))
     # an evaluation prompt is never said, nor framed ("2 circles", so not "sketch 2 circles, please")
     out = [_frame(rng, s) for s in said if normalize_prompt(s) not in evaluation_prompts()]
+    # and a few said among words that leave the picture alone ("for my slides, ..."), from a generator of
+    # their own too
+    context = _seeded("context", caption)
+    said = (_say(context, scene, context) for _ in range(CONTEXT_PER_CAPTION))
+    out += [_with_context(context, s) for s in said if normalize_prompt(s) not in evaluation_prompts()]
     return [w for w in dict.fromkeys(out) if w != caption]
 
 
@@ -296,6 +307,27 @@ def _say_relation(rng: np.random.Generator, scene: Scene) -> str:
     form = _pick(rng, ("{near}: {a}, {far}: {b}", "{at_near} {a}, {at_far} {b}", "{a} {at_near} and {b} {at_far}",
                        "from {along}: {a}, then {b}", "{a} {at_near}, {b} {at_far}"))
     return form.format(near=near, far=far, a=pa, b=pb, at_near=at[near], at_far=at[far], along=along)
+
+
+def _with_context(rng: np.random.Generator, words: str) -> str:
+    """The scene among words that say why, for whom, or how politely, true of any picture of
+    it ("for a school worksheet, could you whip up a circle and a square, thanks")."""
+    scene, short = words, len(words.split()) <= CONTEXT_MAX_WORDS - 8  # room for the longest context in front
+    # "could you whip up a circle", not "... up left: a circle" nor "... up the circle is left of the square"
+    if short and rng.random() < 0.5 and ":" not in words and not words.startswith("the "):
+        scene = f"{_pick(rng, REQUESTS + PREFIXES[:12])} {words}"
+    form = _pick(rng, ("before", "after", "sentence first", "sentence last", "both") if short else ("after", "sentence last"))
+    if form == "before":
+        text = f"{_pick(rng, BEFORE)} {scene}"
+    elif form == "after":
+        text = f"{scene}{_pick(rng, AFTER)}"
+    elif form == "sentence first":
+        text = f"{_pick(rng, SENTENCES)}{_pick(rng, ('. ', '! ', ', ', ' - '))}{scene}"
+    elif form == "sentence last":
+        text = f"{scene}{_pick(rng, ('. ', '! ', ', ', ' - '))}{_pick(rng, SENTENCES)}"
+    else:
+        text = f"{_pick(rng, BEFORE)} {scene}{_pick(rng, AFTER)}"
+    return text + _pick(rng, ENDINGS)
 
 
 def _frame(rng: np.random.Generator, words: str) -> str:
