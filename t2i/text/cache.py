@@ -74,7 +74,10 @@ def encode_cached(
 
     encoding = _encode_reusing(folder, unique, max_length, layers, progress)
     _save_atomic(encoding, path, {"captions": json.dumps(unique, ensure_ascii=False), "max_length": str(max_length), "layers": str(layers)})
-    return encoding, index
+    try:  # read back mapped, so the table a run trains from is on disk, not in its memory, from its first run too
+        return _load(path, len(unique)), index
+    except Exception:
+        return encoding, index
 
 
 def _encode_reusing(folder: Path, unique: list[str], max_length: int, layers: int, progress: bool) -> TextEncoding:
