@@ -32,7 +32,7 @@ from t2i.text.negatives import RELATIONS as MIRRORED  # "to the left of" -> "to 
 
 WORDINGS_PER_CAPTION = 6
 CONTEXT_PER_CAPTION = 3  # more wordings, said with words around them that leave the picture alone
-CONTEXT_MAX_WORDS = 20  # a longer scene takes context only after it: 32 tokens would cut the scene short
+FRONT_CONTEXT_MAX_WORDS = 12  # a longer scene takes context only after it: in front, it would push the scene past 32 tokens
 
 _COUNT_OF = {"a": 1, **{w: n for n, w in COUNT_WORDS.items()}}
 _PHRASE = re.compile(rf"(a|{'|'.join(COUNT_WORDS.values())}) (?:({'|'.join(SIZES)}) )?(?:({'|'.join(COLORS)}) )?({'|'.join(SHAPES)})(s?)")
@@ -312,7 +312,7 @@ def _say_relation(rng: np.random.Generator, scene: Scene) -> str:
 def _with_context(rng: np.random.Generator, words: str) -> str:
     """The scene among words that say why, for whom, or how politely, true of any picture of
     it ("for a school worksheet, could you whip up a circle and a square, thanks")."""
-    scene, short = words, len(words.split()) <= CONTEXT_MAX_WORDS - 8  # room for the longest context in front
+    scene, short = words, len(words.split()) <= FRONT_CONTEXT_MAX_WORDS
     # "could you whip up a circle", not "... up left: a circle" nor "... up the circle is left of the square"
     if short and rng.random() < 0.5 and ":" not in words and not words.startswith("the "):
         scene = f"{_pick(rng, REQUESTS + PREFIXES[:12])} {words}"
