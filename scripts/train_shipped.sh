@@ -87,7 +87,16 @@ if [[ $data == shapes ]]; then
   t2i train decoder --data shapes --clip "$runs/shapes-match-words" --init-from "$runs/shapes-decoder-words" \
       --set options.drop_text=0.1 --steps 1500 --lr 1e-4 --seed 4 --out "$runs/shapes-decoder-wider" --no-progress
   wait
-  clip=$runs/shapes-clip-wider prior=$runs/shapes-prior-wider decoder=$runs/shapes-decoder-wider
+  # session 47: the three once more, from those, with scenes said among words that leave the picture
+  # alone ("for my slides, ...", t2i/text/context_words.py; commit 2f9d551)
+  t2i train clip --data shapes --init-from "$runs/shapes-clip-wider" --set model.match_depth=3 \
+      --set options.text_only=true --steps 1500 --batch-size 256 --lr 3e-4 --out "$runs/shapes-clip-context" --no-progress
+  t2i train prior --data shapes --clip "$runs/shapes-clip-context" --init-from "$runs/shapes-prior-wider" --steps 2500 \
+      --batch-size 64 --lr 1e-4 --out "$runs/shapes-prior-context" --no-progress &
+  t2i train decoder --data shapes --clip "$runs/shapes-match-words" --init-from "$runs/shapes-decoder-wider" \
+      --set options.drop_text=0.1 --steps 1500 --lr 1e-4 --seed 4 --out "$runs/shapes-decoder-context" --no-progress
+  wait
+  clip=$runs/shapes-clip-context prior=$runs/shapes-prior-context decoder=$runs/shapes-decoder-context
 fi
 # emoji keeps its training captions, and emojilib's search words (t2i/assets/emoji/search_words.json),
 # for retrieval-augmented text conditioning (--caption-memory); keys in 192 dimensions keep it small
