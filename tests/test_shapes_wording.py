@@ -9,7 +9,14 @@ from t2i.data.shapes import COLORS, SHAPES, training_captions
 from t2i.text import context_words
 from t2i.text.augment import SHAPES_TEMPLATES, caption_variants
 from t2i.text.held_out import evaluation_prompts, normalize_prompt
-from t2i.text.shapes_wording import CONTEXT_PER_CAPTION, WORDINGS_PER_CAPTION, Group, Scene, _say_relation, parse_caption, wordings
+from t2i.text.shapes_wording import CONTEXT_PER_CAPTION, OTHER_NAMES, WORDINGS_PER_CAPTION, Group, Scene, _say_relation, parse_caption, wordings
+
+
+def plain_names(wording: str) -> str:
+    """A wording with the shapes' other names ("a round shape", "two three-sided shapes") back to theirs."""
+    for shape, names in OTHER_NAMES.items():
+        wording = re.sub(rf"\b({'|'.join(names)})", shape, wording)
+    return wording
 
 
 def test_captions_parse_back_into_their_scene() -> None:
@@ -30,7 +37,7 @@ def test_every_training_caption_gets_its_wordings_the_same_way_each_time() -> No
     assert all(parse_caption(c) is not None for c in captions)
     said = {c: wordings(c) for c in captions}
     assert said == {c: wordings(c) for c in captions}  # seeded by the caption alone
-    assert 5 + CONTEXT_PER_CAPTION <= np.mean([len(w) for w in said.values()]) <= WORDINGS_PER_CAPTION + CONTEXT_PER_CAPTION
+    assert 5 + CONTEXT_PER_CAPTION <= np.mean([len(w) for w in said.values()]) <= WORDINGS_PER_CAPTION + CONTEXT_PER_CAPTION + 1  # + other names
     assert all(c not in w for c, w in said.items())
     # they reach training: a caption's variants hold its wordings, less any evaluation prompt
     # (tests/test_natural_prompts.py checks that none is one)
@@ -42,7 +49,7 @@ def test_every_training_caption_gets_its_wordings_the_same_way_each_time() -> No
 def test_a_wording_names_every_colour_and_shape_of_its_scene_and_no_other() -> None:
     words = lambda text, vocabulary: {w for w in vocabulary if re.search(rf"\b{w}", text)}  # noqa: E731 ("circles" names a circle)
     for caption in sorted({c for caps in training_captions(1000, 32, 1) for c in caps}):
-        for wording in wordings(caption):
+        for wording in map(plain_names, wordings(caption)):
             assert words(wording, COLORS) == words(caption, COLORS), (caption, wording)
             assert words(wording, SHAPES) == words(caption, SHAPES), (caption, wording)
 
@@ -113,7 +120,7 @@ def test_colours_said_in_a_later_clause_go_to_the_right_shapes() -> None:
         colour_of = {g.shape: g.color for g in scene.groups}
         if len(colour_of) < len(scene.groups):  # "the square" would not say which; such scenes keep their colours in place
             continue
-        for wording in wordings(caption):
+        for wording in map(plain_names, wordings(caption)):
             if "respectively" in wording:  # the shapes are said without colours, so every colour word is the clause's
                 order = sorted(scene.groups, key=lambda g: wording.index(g.shape))
                 assert re.findall(rf"\b({colour})\b", wording) == [g.color for g in order], (caption, wording)
@@ -156,3 +163,16 @@ def test_some_wordings_come_among_context_words() -> None:
             for name in kinds:
                 used[name] += 1
     assert with_context >= 0.95 * len(captions) and min(used.values()) > 50, (with_context, len(captions), used)
+
+
+def test_circles_and_triangles_are_also_called_by_other_names() -> None:
+    """One more wording of a caption with a circle or a triangle calls each by another name, and
+    counts stay counts: "two round shapes" for two circles, never "two round shape"."""
+    captions = sorted({c for caps in training_captions(1000, 32, 5) for c in caps})
+    named = [w for c in captions for w in wordings(c) if re.search(r"\b(round|circular|triangular|three-sided) shape", w)]
+    assert len(named) > 0.5 * len(captions)
+    said = " | ".join(named)
+    for name in ("round shape", "circular shape", "triangular shape", "three-sided shape", "round shapes", "three-sided shapes"):
+        assert name in said, name
+    assert not re.search(r"\b(?:two|three|four|2|3|4|pair of|couple of) (?:\w+ )?(?:round|circular|triangular|three-sided) shape\b", said)
+    assert "shape shape" not in said and "circle" not in said and "triangle" not in said

@@ -88,6 +88,10 @@ SUFFIXES = ("please", ", please", ", thanks", "only", ", only", "and nothing els
             ", clip art", ", flat design", ", vector art", ", simple geometric shapes", ", minimal style", "in flat style",
             ", geometric illustration", ", diagram")
 ENDINGS = ("", "", "", ".", "!")
+# other names people give the shapes, in one more wording of a caption: "a round shape", "two triangular shapes"
+# ("square shape" is already said, and "four-sided shape" is any quadrilateral)
+OTHER_NAMES = {"circle": ("round shape", "circular shape"), "triangle": ("triangular shape", "three-sided shape")}
+_NAMED = re.compile(rf"\b({'|'.join(OTHER_NAMES)})( shape)?(s?)\b")  # "circle", "circles", "circle shape", "circle shapes"
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,11 @@ def wordings(caption: str, count: int = WORDINGS_PER_CAPTION) -> list[str]:
     context = _seeded("context", caption)
     said = (_say(context, scene, context) for _ in range(CONTEXT_PER_CAPTION))
     out += [_with_context(context, s) for s in said if normalize_prompt(s) not in evaluation_prompts()]
-    return [w for w in dict.fromkeys(out) if w != caption]
+    # and one with other names for its circles and triangles ("a round shape"), from a generator of its own
+    if _NAMED.search(caption):
+        names = _seeded("other names", caption)
+        out.append(_with_other_names(names, _frame(names, _say(names, scene, names))))
+    return [w for w in dict.fromkeys(out) if w != caption and normalize_prompt(w) not in evaluation_prompts()]
 
 
 def _seeded(purpose: str, caption: str) -> np.random.Generator:
@@ -307,6 +315,12 @@ def _say_relation(rng: np.random.Generator, scene: Scene) -> str:
     form = _pick(rng, ("{near}: {a}, {far}: {b}", "{at_near} {a}, {at_far} {b}", "{a} {at_near} and {b} {at_far}",
                        "from {along}: {a}, then {b}", "{a} {at_near}, {b} {at_far}"))
     return form.format(near=near, far=far, a=pa, b=pb, at_near=at[near], at_far=at[far], along=along)
+
+
+def _with_other_names(rng: np.random.Generator, words: str) -> str:
+    """Each circle and triangle of `words` called by another name ("a round shape", "two
+    three-sided shapes"), drawn afresh for each mention."""
+    return _NAMED.sub(lambda m: _pick(rng, OTHER_NAMES[m.group(1)]) + m.group(3), words)
 
 
 def _with_context(rng: np.random.Generator, words: str) -> str:
