@@ -8,7 +8,8 @@ objects' counts, sizes, colours and shapes, and a relation between two of them) 
 with each part chosen from a grammar of English wordings: count words and numerals, attributes
 before or after the noun or in a clause after the shapes ("a circle and a square; the circle is
 red, the square blue"), list joiners, relations turned around ("B to the right of A" is the
-scene "A to the left of B"), framings and closing words. A few are said among words that leave
+scene "A to the left of B"), other names for the shapes ("a round shape", "two three-sided
+shapes"), framings and closing words. A few are said among words that leave
 the picture alone ("for my kid's worksheet, ...", "..., it's for a slide deck"; from
 t2i.text.context_words), since people say why they want a picture and a model must not draw
 their reasons. Every wording is true of the scene the caption describes, so it stays true of the
