@@ -43,9 +43,9 @@ from t2i.text.held_out import normalize_prompt
 EMOJI_PROMPTS = PROMPTS_DIR / "emoji-natural.jsonl"
 # for tuning retrieval and the like (scripts/probe_memory_keys.py); other emoji than the evaluation's, never reported as a result
 EMOJI_DEV_PROMPTS = PROMPTS_DIR / "emoji-natural-dev.jsonl"
-# `--limit 32` is the first file alone, `--limit 128` the first two, `--limit 192` the first three and `--limit 256`
-# the first four, the same prompts at the same indices: every figure from before a later file
-SHAPES_PROMPTS = tuple(PROMPTS_DIR / f"shapes-paraphrases{suffix}.jsonl" for suffix in ("", "-2", "-3", "-4", "-5"))
+# `--limit 32` is the first file alone, `--limit 128` the first two, then 64 a task more for each later file, the same
+# prompts at the same indices: every figure from before a later file
+SHAPES_PROMPTS = tuple(PROMPTS_DIR / f"shapes-paraphrases{suffix}.jsonl" for suffix in ("", "-2", "-3", "-4", "-5", "-6"))
 SHAPES_DEV_PROMPTS = PROMPTS_DIR / "shapes-paraphrases-dev.jsonl"  # other wordings than the evaluation's, to tune on
 EMOJI_COLUMNS = ["split", "prompts", "images", "fidelity@5", "95% interval over prompts"]
 SHEET_SHOWN = 24
