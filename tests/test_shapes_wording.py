@@ -6,7 +6,7 @@ import re
 import numpy as np
 
 from t2i.data.shapes import COLORS, SHAPES, training_captions
-from t2i.text import context_words
+from t2i.text import context_words, shapes_wording
 from t2i.text.augment import SHAPES_TEMPLATES, caption_variants
 from t2i.text.held_out import evaluation_prompts, normalize_prompt
 from t2i.text.shapes_wording import CONTEXT_PER_CAPTION, OTHER_NAMES, WORDINGS_PER_CAPTION, Group, Scene, _say_relation, parse_caption, wordings
@@ -151,18 +151,25 @@ def test_context_words_name_nothing_a_picture_could_show() -> None:
             assert len(phrase.split()) <= 8, phrase
 
 
-def test_some_wordings_come_among_context_words() -> None:
-    """Nearly every caption has wordings among words that leave the picture alone, and across
-    captions every kind (before the scene, after it, a sentence, a request) is used."""
+def test_some_wordings_come_among_context_words(monkeypatch) -> None:
+    """CONTEXT_PER_CAPTION more wordings of each caption, each among words that leave the picture
+    alone, added after the others, which stay as they were; every kind (before the scene, after
+    it, a sentence, a request) is used."""
     captions = sorted({c for caps in training_captions(1000, 32, 4) for c in caps})
-    used, with_context = dict.fromkeys(("BEFORE", "AFTER", "SENTENCES", "REQUESTS"), 0), 0
+    said = {c: wordings(c) for c in captions}
+    monkeypatch.setattr(shapes_wording, "CONTEXT_PER_CAPTION", 0)
+    used, added = dict.fromkeys(("BEFORE", "AFTER", "SENTENCES", "REQUESTS"), 0), 0
     for caption in captions:
-        found = [{name for name in used for phrase in getattr(context_words, name) if phrase.strip(", ") in wording} for wording in wordings(caption)]
-        with_context += any(kinds - {"REQUESTS"} for kinds in found)  # a request alone is not context
-        for kinds in found:
+        plain = wordings(caption)
+        extra = [w for w in said[caption] if w not in plain]
+        assert [w for w in said[caption] if w in plain] == plain  # the others unchanged, in order
+        for wording in extra:
+            kinds = {name for name in used for phrase in getattr(context_words, name) if phrase.strip(", ") in wording}
+            assert kinds - {"REQUESTS"}, (caption, wording)  # a request alone is not context
             for name in kinds:
                 used[name] += 1
-    assert with_context >= 0.95 * len(captions) and min(used.values()) > 50, (with_context, len(captions), used)
+        added += len(extra)
+    assert added >= 0.95 * CONTEXT_PER_CAPTION * len(captions) and min(used.values()) > 50, (added, len(captions), used)
 
 
 def test_circles_and_triangles_are_also_called_by_other_names() -> None:

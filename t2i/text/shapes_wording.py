@@ -136,7 +136,9 @@ def parse_caption(caption: str) -> Scene | None:
 
 
 def wordings(caption: str, count: int = WORDINGS_PER_CAPTION) -> list[str]:
-    """`count` wordings of a shapes caption (fewer if some coincide), or [] for other text."""
+    """`count` wordings of a shapes caption, CONTEXT_PER_CAPTION more among context words and,
+    with a circle or a triangle, one with their other names (fewer if some coincide or are
+    evaluation prompts), or [] for other text."""
     scene = parse_caption(caption)
     if scene is None:
         return []
