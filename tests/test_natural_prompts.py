@@ -107,16 +107,16 @@ def test_evaluation_prompt_sets_are_well_formed() -> None:
     assert len(dev) >= 250 and all(p.target in groups for p in dev) and len({p.target for p in dev}) == len(dev)
     assert not {groups[p.target] for p in dev} & {groups[p.target] for p in emoji}
     assert not {normalize_prompt(p.prompt) for p in dev} & {normalize_prompt(p.prompt) for p in emoji}
-    first, second, third, fourth, fifth, sixth, shapes_dev = (shapes_paraphrases(path) for path in (*SHAPES_PROMPTS, SHAPES_DEV_PROMPTS))
+    sets, shapes_dev = [shapes_paraphrases(path) for path in SHAPES_PROMPTS], shapes_paraphrases(SHAPES_DEV_PROMPTS)
     # the evaluation set is the six files; its first 32 a task are the first file, its first 128 the first two, and each
     # 64 a task more the next file, in order (`--limit` keeps every earlier figure)
-    union = first + second + third + fourth + fifth + sixth
+    union = [p for paraphrases in sets for p in paraphrases]
     assert SHAPES_PROMPTS[0].name == "shapes-paraphrases.jsonl" and shapes_paraphrases() == union
-    prefixes = (first, first + second, first + second + third, first + second + third + fourth, first + second + third + fourth + fifth)
-    for limit, files in zip((32, 128, 192, 256, 320), prefixes):
+    for count, limit in enumerate((32, 128, 192, 256, 320), start=1):
+        files = [p for paraphrases in sets[:count] for p in paraphrases]
         assert [p for t in TASKS for p in [q for q in union if q.task == t][:limit]] == [p for t in TASKS for p in files if p.task == t]
     assert checked_prompts(EMOJI_PROMPTS, "emoji") == emoji and checked_prompts(EMOJI_DEV_PROMPTS, "emoji") == dev  # targets on their split
-    for paraphrases, per_task in ((first, 32), (second, 96), (third, 64), (fourth, 64), (fifth, 64), (sixth, 64), (shapes_dev, 32)):
+    for paraphrases, per_task in zip([*sets, shapes_dev], (32, 96, 64, 64, 64, 64, 32), strict=True):  # six files and the development set
         assert Counter(p.task for p in paraphrases) == dict.fromkeys(TASKS, per_task)
         assert all(parse_prompt(p.canonical).task == p.task and not prompt_is_held_out(p.canonical) for p in paraphrases)
         assert all(normalize_prompt(p.prompt) != normalize_prompt(p.canonical) for p in paraphrases)
