@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from t2i.errors import InputError
 from t2i.text import cache as text_cache
 from t2i.text.encoder import EMBED_DIM, TextEncoder, TextEncoding, get_text_encoder
 from t2i.text.minilm import WHEEL_MESSAGE, MiniLM, wheel_path
@@ -208,6 +210,33 @@ def test_corrupt_cache_is_rebuilt(tmp_path, monkeypatch: pytest.MonkeyPatch, enc
     assert torch.equal(rebuilt.tokens, good.tokens)
     again, _ = text_cache.encode_cached(["a cat", "a dog"], cache_dir=tmp_path)  # the rebuilt file is valid
     assert calls == [2, 2] and torch.equal(again.pooled, good.pooled)
+
+
+def test_the_cache_deletes_its_least_recently_used_tables_past_its_limit(tmp_path, monkeypatch: pytest.MonkeyPatch, encoder: TextEncoder) -> None:
+    calls = _count_encodes(monkeypatch, encoder)
+    path_of = {}
+    for age, caption in enumerate(["a cat", "a dog", "a red fish"]):
+        text_cache.encode_cached([caption], cache_dir=tmp_path)
+        (path_of[caption],) = set(tmp_path.iterdir()) - set(path_of.values())
+        os.utime(path_of[caption], (1000 + age, 1000 + age))  # the cat's table is the oldest
+    foreign = tmp_path / "notes.safetensors"  # not named as the cache names its files: never counted or deleted
+    foreign.write_bytes(b"x" * 10**6)
+    text_cache.encode_cached(["a cat"], cache_dir=tmp_path)  # a hit renews the cat's table: now the dog's is the oldest
+    assert calls == [1, 1, 1] and path_of["a cat"].stat().st_mtime > 2000
+    kept = path_of["a cat"].stat().st_size + path_of["a dog"].stat().st_size  # a table for "a cow" is the size of the dog's
+    monkeypatch.setenv(text_cache.LIMIT_VARIABLE, str((kept + 64) / 2**30))
+    with pytest.warns(UserWarning, match="deleted the least recently used table") as caught:
+        text_cache.encode_cached(["a cow"], cache_dir=tmp_path)
+    assert [str(w.message).split()[-1] for w in caught] == [path_of["a dog"].name, path_of["a red fish"].name]
+    assert {p.name for p in tmp_path.iterdir()} == {path_of["a cat"].name, foreign.name, text_cache.cache_key(["a cow"], 32) + ".safetensors"}
+    # the table just written is kept even when it alone is over the limit; pruning never touches other files
+    assert text_cache.prune_cache(tmp_path, keep=path_of["a cat"], limit_bytes=0) == [tmp_path / (text_cache.cache_key(["a cow"], 32) + ".safetensors")]
+    assert {p.name for p in tmp_path.iterdir()} == {path_of["a cat"].name, foreign.name}
+    for bad in ("0", "-3", "nan", "lots"):  # refused before any encoding
+        monkeypatch.setenv(text_cache.LIMIT_VARIABLE, bad)
+        with pytest.raises(InputError, match="T2I_TEXT_CACHE_GB"):
+            text_cache.encode_cached(["a green moon"], cache_dir=tmp_path)
+    assert calls == [1, 1, 1, 1]
 
 
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

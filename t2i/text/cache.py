@@ -9,12 +9,21 @@ A file also lists its captions (metadata), so a new set that shares most of its 
 cached one (a changed caption augmentation, a few more images) encodes only the captions it
 adds: when numerals joined the caption variants, re-encoding all 87,000 strings of the shapes
 set took 12 minutes on this project's CPU.
+
+Each new set leaves the old file behind (the shapes table is 6 GB, and every change to the
+caption augmentation makes a new one: 46 GB had piled up after a few weeks here). So after a
+file is written, the least recently used cache files are deleted until the folder's cache
+files total at most $T2I_TEXT_CACHE_GB gigabytes (16 by default); the file just written is
+always kept. Only files named as this module names them are counted or deleted; a run that
+still reads a deleted file keeps its mapping (the data lives until it is closed).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -24,6 +33,10 @@ import torch
 from t2i.errors import InputError
 from t2i.text import encoder as _encoder
 from t2i.text.encoder import EMBED_DIM, ENCODER_VERSION, TextEncoding
+
+LIMIT_VARIABLE = "T2I_TEXT_CACHE_GB"
+DEFAULT_LIMIT_GB = 16.0  # two or three of the largest tables
+_CACHE_FILE = re.compile(r"[0-9a-f]{64}\.safetensors")  # what encode_cached names a file: pruning touches nothing else
 
 
 def default_cache_dir() -> Path:
@@ -60,6 +73,7 @@ def encode_cached(
         raise InputError("captions must be a list of strings")
     if not captions:
         raise InputError("encode_cached needs at least one caption")
+    limit = limit_gb()  # a bad setting fails before minutes of encoding, not after
     unique = sorted(set(captions))
     row_of = {caption: i for i, caption in enumerate(unique)}
     index = [row_of[caption] for caption in captions]
@@ -68,16 +82,68 @@ def encode_cached(
     path = folder / f"{cache_key(unique, max_length, layers)}.safetensors"
     if path.exists():
         try:
-            return _load(path, len(unique)), index
+            encoding = _load(path, len(unique))
+            _mark_used(path)
+            return encoding, index
         except Exception as err:  # any unreadable or inconsistent file is just a cache miss
             warnings.warn(f"ignoring corrupt text cache {path} ({err}); re-encoding {len(unique)} captions", stacklevel=2)
 
     encoding = _encode_reusing(folder, unique, max_length, layers, progress)
     _save_atomic(encoding, path, {"captions": json.dumps(unique, ensure_ascii=False), "max_length": str(max_length), "layers": str(layers)})
+    for removed in prune_cache(folder, keep=path, limit_bytes=int(limit * 2**30)):
+        warnings.warn(f"text cache over {limit:g} GB: deleted the least recently used table {removed.name}", stacklevel=2)
     try:  # read back mapped, so the table a run trains from is on disk, not in its memory, from its first run too
         return _load(path, len(unique)), index
     except Exception:
         return encoding, index
+
+
+def limit_gb() -> float:
+    """The text cache's size limit in gigabytes: $T2I_TEXT_CACHE_GB, else DEFAULT_LIMIT_GB."""
+    raw = os.environ.get(LIMIT_VARIABLE)
+    if raw is None or not raw.strip():
+        return DEFAULT_LIMIT_GB
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(f"{LIMIT_VARIABLE}={raw!r}: give the text cache's size limit as a positive number of gigabytes")
+    return value
+
+
+def prune_cache(folder: Path, keep: Path | None = None, limit_bytes: int | None = None) -> list[Path]:
+    """Delete the least recently used cache files in `folder` (oldest modification time first;
+    a cache hit renews it) until the cache files total at most `limit_bytes`, never `keep`.
+    Returns the files deleted. Files not named as encode_cached names them are neither counted
+    nor touched."""
+    limit = int(limit_gb() * 2**30) if limit_bytes is None else limit_bytes
+    files = []
+    for path in Path(folder).iterdir() if Path(folder).is_dir() else ():
+        if _CACHE_FILE.fullmatch(path.name):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # another process pruned it meanwhile
+                continue
+            files.append((stat.st_mtime, stat.st_size, path))
+    total, removed = sum(size for _, size, _ in files), []
+    for _, size, path in sorted(files, key=lambda f: f[:1]):
+        if total <= limit:
+            break
+        if keep is not None and path == Path(keep):
+            continue
+        path.unlink(missing_ok=True)
+        total -= size
+        removed.append(path)
+    return removed
+
+
+def _mark_used(path: Path) -> None:
+    """Renew a file's modification time, which orders pruning; a read-only cache is still read."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
 
 
 def _encode_reusing(folder: Path, unique: list[str], max_length: int, layers: int, progress: bool) -> TextEncoding:
