@@ -108,16 +108,17 @@ def test_evaluation_prompt_sets_are_well_formed() -> None:
     assert not {groups[p.target] for p in dev} & {groups[p.target] for p in emoji}
     assert not {normalize_prompt(p.prompt) for p in dev} & {normalize_prompt(p.prompt) for p in emoji}
     sets, shapes_dev = [shapes_paraphrases(path) for path in SHAPES_PROMPTS], shapes_paraphrases(SHAPES_DEV_PROMPTS)
-    # the evaluation set is the six files; its first 32 a task are the first file, its first 128 the first two, and each
-    # 64 a task more the next file, in order (`--limit` keeps every earlier figure)
+    # the evaluation set is the files in order; its first 32 a task are the first file, its first 128 the first two, and each
+    # 64 a task more the next file (`--limit` keeps every earlier figure)
+    per_task = [32, 96] + [64] * (len(sets) - 2)
     union = [p for paraphrases in sets for p in paraphrases]
     assert SHAPES_PROMPTS[0].name == "shapes-paraphrases.jsonl" and shapes_paraphrases() == union
-    for count, limit in enumerate((32, 128, 192, 256, 320), start=1):
+    for count, limit in enumerate(np.cumsum(per_task)[:-1].tolist(), start=1):
         files = [p for paraphrases in sets[:count] for p in paraphrases]
         assert [p for t in TASKS for p in [q for q in union if q.task == t][:limit]] == [p for t in TASKS for p in files if p.task == t]
     assert checked_prompts(EMOJI_PROMPTS, "emoji") == emoji and checked_prompts(EMOJI_DEV_PROMPTS, "emoji") == dev  # targets on their split
-    for paraphrases, per_task in zip([*sets, shapes_dev], (32, 96, 64, 64, 64, 64, 32), strict=True):  # six files and the development set
-        assert Counter(p.task for p in paraphrases) == dict.fromkeys(TASKS, per_task)
+    for paraphrases, count in zip([*sets, shapes_dev], [*per_task, 32], strict=True):  # the files and the development set
+        assert Counter(p.task for p in paraphrases) == dict.fromkeys(TASKS, count)
         assert all(parse_prompt(p.canonical).task == p.task and not prompt_is_held_out(p.canonical) for p in paraphrases)
         assert all(normalize_prompt(p.prompt) != normalize_prompt(p.canonical) for p in paraphrases)
     said = [normalize_prompt(p.prompt) for p in union + shapes_dev]
