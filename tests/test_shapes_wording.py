@@ -9,13 +9,20 @@ from t2i.data.shapes import COLORS, SHAPES, training_captions
 from t2i.text import context_words, shapes_wording
 from t2i.text.augment import SHAPES_TEMPLATES, caption_variants
 from t2i.text.held_out import evaluation_prompts, normalize_prompt
-from t2i.text.shapes_wording import CONTEXT_PER_CAPTION, OTHER_NAMES, WORDINGS_PER_CAPTION, Group, Scene, _say_relation, parse_caption, wordings
+from t2i.text.shapes_wording import CONTEXT_PER_CAPTION, OTHER_NAMES, SYNONYM_WORDINGS, WORDINGS_PER_CAPTION, Group, Scene, _say_relation, parse_caption, wordings
+from t2i.text.synonyms import COLOUR_NAMES, SHAPE_NAMES, SIZE_NAMES
+
+# every other word for a shape, colour or size -> its own ("round shapes" -> "circle", "scarlet" -> "red"), longest first
+OTHER_WORDS = sorted({**{n: shape for shape, names in OTHER_NAMES.items() for n in names},
+                      **{n: shape for shape, pairs in SHAPE_NAMES.items() for pair in pairs for n in pair},
+                      **{n: word for table in (COLOUR_NAMES, SIZE_NAMES) for word, names in table.items() for n in names}}.items(),
+                     key=lambda item: -len(item[0]))
 
 
 def plain_names(wording: str) -> str:
-    """A wording with the shapes' other names ("a round shape", "two three-sided shapes") back to theirs."""
-    for shape, names in OTHER_NAMES.items():
-        wording = re.sub(rf"\b({'|'.join(names)})", shape, wording)
+    """A wording with the other words for shapes, colours and sizes ("a round shape", "two scarlet discs") back to theirs."""
+    for name, plain in OTHER_WORDS:
+        wording = re.sub(rf"\b{re.escape(name)}\b", plain, wording)
     return wording
 
 
@@ -37,7 +44,8 @@ def test_every_training_caption_gets_its_wordings_the_same_way_each_time() -> No
     assert all(parse_caption(c) is not None for c in captions)
     said = {c: wordings(c) for c in captions}
     assert said == {c: wordings(c) for c in captions}  # seeded by the caption alone
-    assert 5 + CONTEXT_PER_CAPTION <= np.mean([len(w) for w in said.values()]) <= WORDINGS_PER_CAPTION + CONTEXT_PER_CAPTION + 1  # + other names
+    assert 5 + CONTEXT_PER_CAPTION + SYNONYM_WORDINGS <= np.mean([len(w) for w in said.values()]) <= (
+        WORDINGS_PER_CAPTION + CONTEXT_PER_CAPTION + 1 + SYNONYM_WORDINGS)  # + other names
     assert all(c not in w for c, w in said.items())
     # they reach training: a caption's variants hold its wordings, less any evaluation prompt
     # (tests/test_natural_prompts.py checks that none is one)
@@ -172,9 +180,10 @@ def test_some_wordings_come_among_context_words(monkeypatch) -> None:
     assert added >= 0.95 * CONTEXT_PER_CAPTION * len(captions) and min(used.values()) > 50, (added, len(captions), used)
 
 
-def test_circles_and_triangles_are_also_called_by_other_names() -> None:
+def test_circles_and_triangles_are_also_called_by_other_names(monkeypatch) -> None:
     """One more wording of a caption with a circle or a triangle calls each by another name, and
     counts stay counts: "two round shapes" for two circles, never "two round shape"."""
+    monkeypatch.setattr(shapes_wording, "SYNONYM_WORDINGS", 0)  # those say some shapes in other words, some not
     captions = sorted({c for caps in training_captions(1000, 32, 5) for c in caps})
     named = [w for c in captions for w in wordings(c) if re.search(r"\b(round|circular|triangular|three-sided) shape", w)]
     assert len(named) > 0.5 * len(captions)
@@ -183,3 +192,32 @@ def test_circles_and_triangles_are_also_called_by_other_names() -> None:
         assert name in said, name
     assert not re.search(r"\b(?:two|three|four|2|3|4|pair of|couple of) (?:\w+ )?(?:round|circular|triangular|three-sided) shape\b", said)
     assert "shape shape" not in said and "circle" not in said and "triangle" not in said
+
+
+def test_shapes_colours_and_sizes_are_also_said_in_other_words(monkeypatch) -> None:
+    """SYNONYM_WORDINGS more wordings of each caption say its shapes, colours and sizes in other
+    everyday words, after the others, which stay as they were; every word of the lexicon is used,
+    counts keep their plurals, articles agree ("an emerald disc"), and said back in the plain
+    words each is its caption's scene, sizes too."""
+    captions = sorted({c for caps in training_captions(3000, 32, 6) for c in caps})
+    said = {c: wordings(c) for c in captions}
+    monkeypatch.setattr(shapes_wording, "SYNONYM_WORDINGS", 0)
+    other = []
+    for caption in captions:
+        plain = wordings(caption)
+        assert said[caption][:len(plain)] == plain  # the others unchanged, in order
+        other += [(caption, w) for w in said[caption][len(plain):]]
+    assert len(other) >= 0.95 * SYNONYM_WORDINGS * len(captions)
+    text = " | ".join(w for _, w in other)
+    lexicon = [n for pairs in SHAPE_NAMES.values() for pair in pairs for n in pair] + [n for t in (COLOUR_NAMES, SIZE_NAMES) for ns in t.values() for n in ns]
+    assert [n for n in lexicon if not re.search(rf"\b{re.escape(n)}\b", text)] == []
+    singular = "|".join(re.escape(pair[0]) for pairs in SHAPE_NAMES.values() for pair in pairs)
+    assert not re.search(rf"\b(?:two|three|four|2|3|4|pair of|couple of) (?:[\w-]+ )?(?:{singular})\b(?! (?:tile|shape|figure|form))", text)
+    assert not re.search(r"\ban [^aeiou\s]|\ba [aeiou]", text.replace("an image", "").replace("an illustration", ""))
+    sizes = {"small": ("small", "little"), "large": ("large", "big")}
+    for caption, wording in other:
+        back = plain_names(wording)
+        for word in (*COLORS, *SHAPES):
+            assert bool(re.search(rf"\b{word}", back)) == bool(re.search(rf"\b{word}", caption)), (caption, wording)
+        for size, words in sizes.items():
+            assert bool(re.search(rf"\b({'|'.join(words)})\b", back)) == (size in caption), (caption, wording)

@@ -9,7 +9,9 @@ with each part chosen from a grammar of English wordings: count words and numera
 before or after the noun or in a clause after the shapes ("a circle and a square; the circle is
 red, the square blue"), list joiners, relations turned around ("B to the right of A" is the
 scene "A to the left of B"), other names for the shapes ("a round shape", "two three-sided
-shapes"), framings and closing words. A few are said among words that leave
+shapes"), framings and closing words. Two more say the shapes, colours and sizes in other
+everyday words ("a disc", "two scarlet squares", "a tiny triangle"; from t2i.text.synonyms). A
+few are said among words that leave
 the picture alone ("for my kid's worksheet, ...", "..., it's for a slide deck"; from
 t2i.text.context_words), since people say why they want a picture and a model must not draw
 their reasons. Every wording is true of the scene the caption describes, so it stays true of the
@@ -30,9 +32,12 @@ from t2i.data.shapes import COLORS, COUNT_WORDS, RELATION_PARAPHRASES, SHAPES, S
 from t2i.text.context_words import AFTER, BEFORE, REQUESTS, SENTENCES
 from t2i.text.held_out import evaluation_prompts, normalize_prompt
 from t2i.text.negatives import RELATIONS as MIRRORED  # "to the left of" -> "to the right of", ...
+from t2i.text.synonyms import COLOUR_NAMES, SHAPE_NAMES, SIZE_NAMES
 
 WORDINGS_PER_CAPTION = 6
 CONTEXT_PER_CAPTION = 3  # more wordings, said with words around them that leave the picture alone
+SYNONYM_WORDINGS = 2  # more wordings, in other words for the shapes, colours and sizes ("a disc", "a scarlet square")
+SYNONYM_ODDS = 0.75  # the share of a synonym wording's shapes, colours and sizes said in other words
 FRONT_CONTEXT_MAX_WORDS = 12  # a longer scene takes context only after it: in front, it would push the scene past 32 tokens
 
 _COUNT_OF = {"a": 1, **{w: n for n, w in COUNT_WORDS.items()}}
@@ -93,6 +98,9 @@ ENDINGS = ("", "", "", ".", "!")
 # ("square shape" is already said, and "four-sided shape" is any quadrilateral)
 OTHER_NAMES = {"circle": ("round shape", "circular shape"), "triangle": ("triangular shape", "three-sided shape")}
 _NAMED = re.compile(rf"\b({'|'.join(OTHER_NAMES)})( shape)?(s?)\b")  # "circle", "circles", "circle shape", "circle shapes"
+_SIZE_OF = {word: size for size, words in SIZE_WORDS.items() for word in words}  # "big" -> "large"
+# a shape ("circle", "circle shapes"), colour or size, with the article before it, if any, to agree with its other word
+_NAMEABLE = re.compile(rf"\b(?:([Aa]n?) )?(?:({'|'.join(SHAPES)})(?: shape)?(s?)|({'|'.join(COLORS)})|({'|'.join(_SIZE_OF)}))\b")
 
 
 @dataclass(frozen=True)
@@ -157,6 +165,9 @@ def wordings(caption: str, count: int = WORDINGS_PER_CAPTION) -> list[str]:
     if _NAMED.search(caption):
         names = _seeded("other names", caption)
         out.append(_with_other_names(names, _frame(names, _say(names, scene, names))))
+    # and a few in other everyday words for its shapes, colours and sizes, from a generator of their own
+    synonyms = _seeded("synonyms", caption)
+    out += [_with_synonyms(synonyms, _frame(synonyms, _say(synonyms, scene, synonyms))) for _ in range(SYNONYM_WORDINGS)]
     return [w for w in dict.fromkeys(out) if w != caption and normalize_prompt(w) not in evaluation_prompts()]
 
 
@@ -324,6 +335,25 @@ def _with_other_names(rng: np.random.Generator, words: str) -> str:
     """Each circle and triangle of `words` called by another name ("a round shape", "two
     three-sided shapes"), drawn afresh for each mention."""
     return _NAMED.sub(lambda m: _pick(rng, OTHER_NAMES[m.group(1)]) + m.group(3), words)
+
+
+def _with_synonyms(rng: np.random.Generator, words: str) -> str:
+    """Each shape, colour and size of `words` said, with odds SYNONYM_ODDS, in other everyday
+    words ("two scarlet discs", "an enormous square tile"), drawn afresh for each mention."""
+
+    def swap(m: re.Match) -> str:
+        article, shape, plural, colour, size = m.groups()
+        if rng.random() >= SYNONYM_ODDS:
+            return m.group(0)
+        if shape:
+            word = SHAPE_NAMES[shape][int(rng.integers(len(SHAPE_NAMES[shape])))][1 if plural else 0]
+        else:
+            word = _pick(rng, COLOUR_NAMES[colour] if colour else SIZE_NAMES[_SIZE_OF[size]])
+        if article is None:
+            return word
+        return f"{article[0]}{'n' if word[0] in 'aeiou' else ''} {word}"
+
+    return _NAMEABLE.sub(swap, words)
 
 
 def _with_context(rng: np.random.Generator, words: str) -> str:
