@@ -9,7 +9,7 @@ from t2i.data.shapes import COLORS, SHAPES, training_captions
 from t2i.text import context_words, shapes_wording
 from t2i.text.augment import SHAPES_TEMPLATES, caption_variants
 from t2i.text.held_out import evaluation_prompts, normalize_prompt
-from t2i.text.shapes_wording import CONTEXT_PER_CAPTION, OTHER_NAMES, SYNONYM_WORDINGS, WORDINGS_PER_CAPTION, Group, Scene, _say_relation, parse_caption, wordings
+from t2i.text.shapes_wording import CONTEXT_PER_CAPTION, OTHER_NAMES, SYNONYM_MAX_WORDS, SYNONYM_WORDINGS, WORDINGS_PER_CAPTION, Group, Scene, _say_relation, parse_caption, wordings
 from t2i.text.synonyms import COLOUR_NAMES, SHAPE_NAMES, SIZE_NAMES
 
 # every other word for a shape, colour or size -> its own ("round shapes" -> "circle", "scarlet" -> "red"), longest first
@@ -208,6 +208,7 @@ def test_shapes_colours_and_sizes_are_also_said_in_other_words(monkeypatch) -> N
         assert said[caption][:len(plain)] == plain  # the others unchanged, in order
         other += [(caption, w) for w in said[caption][len(plain):]]
     assert len(other) >= 0.95 * SYNONYM_WORDINGS * len(captions)
+    assert np.mean([len(w.split()) <= SYNONYM_MAX_WORDS for _, w in other]) > 0.8  # within the text encoder's 32 tokens (4 shapes may not fit)
     text = " | ".join(w for _, w in other)
     lexicon = [n for pairs in SHAPE_NAMES.values() for pair in pairs for n in pair] + [n for t in (COLOUR_NAMES, SIZE_NAMES) for ns in t.values() for n in ns]
     assert [n for n in lexicon if not re.search(rf"\b{re.escape(n)}\b", text)] == []

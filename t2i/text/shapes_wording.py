@@ -38,6 +38,9 @@ WORDINGS_PER_CAPTION = 6
 CONTEXT_PER_CAPTION = 3  # more wordings, said with words around them that leave the picture alone
 SYNONYM_WORDINGS = 2  # more wordings, in other words for the shapes, colours and sizes ("a disc", "a scarlet square")
 SYNONYM_ODDS = 0.75  # the share of a synonym wording's shapes, colours and sizes said in other words
+# their names are longer ("three-sided figures"): 18% of such wordings passed the text encoder's 32 tokens, losing scene
+# words; one of at most 20 words almost never does (0.3%), so up to SYNONYM_TRIES are drawn for one that short
+SYNONYM_MAX_WORDS, SYNONYM_TRIES = 20, 4
 FRONT_CONTEXT_MAX_WORDS = 12  # a longer scene takes context only after it: in front, it would push the scene past 32 tokens
 
 _COUNT_OF = {"a": 1, **{w: n for n, w in COUNT_WORDS.items()}}
@@ -167,7 +170,7 @@ def wordings(caption: str, count: int = WORDINGS_PER_CAPTION) -> list[str]:
         out.append(_with_other_names(names, _frame(names, _say(names, scene, names))))
     # and a few in other everyday words for its shapes, colours and sizes, from a generator of their own
     synonyms = _seeded("synonyms", caption)
-    out += [_with_synonyms(synonyms, _frame(synonyms, _say(synonyms, scene, synonyms))) for _ in range(SYNONYM_WORDINGS)]
+    out += [_in_other_words(synonyms, scene) for _ in range(SYNONYM_WORDINGS)]
     return [w for w in dict.fromkeys(out) if w != caption and normalize_prompt(w) not in evaluation_prompts()]
 
 
@@ -335,6 +338,17 @@ def _with_other_names(rng: np.random.Generator, words: str) -> str:
     """Each circle and triangle of `words` called by another name ("a round shape", "two
     three-sided shapes"), drawn afresh for each mention."""
     return _NAMED.sub(lambda m: _pick(rng, OTHER_NAMES[m.group(1)]) + m.group(3), words)
+
+
+def _in_other_words(rng: np.random.Generator, scene: Scene) -> str:
+    """The scene said and framed with other words for its shapes, colours and sizes: the first
+    of SYNONYM_TRIES draws of at most SYNONYM_MAX_WORDS words, else the shortest."""
+    drawn = []
+    for _ in range(SYNONYM_TRIES):
+        drawn.append(_with_synonyms(rng, _frame(rng, _say(rng, scene, rng))))
+        if len(drawn[-1].split()) <= SYNONYM_MAX_WORDS:
+            break
+    return min(drawn, key=lambda w: len(w.split()))
 
 
 def _with_synonyms(rng: np.random.Generator, words: str) -> str:
