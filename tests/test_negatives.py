@@ -39,6 +39,10 @@ def test_a_relation_flip_mirrors_every_direction_word_however_the_caption_is_wor
     assert flip("the square is higher up than the circle") == ["the square is lower down than the circle"]
     assert flip("a circle atop a square") == ["a circle beneath a square"]
     assert flip("a square underneath a circle") == ["a square on top of a circle"]
+    # a place said from the other object can end the caption
+    assert flip("a red circle with a green triangle on its left") == ["a red circle with a green triangle on its right"]
+    assert flip("a yellow circle, with one red triangle further right") == ["a yellow circle, with one red triangle further left"]
+    assert flip("a circle, then a square higher up") == ["a circle, then a square lower down"]
     # a direction word alone is not a relation between two things
     assert flip("left arrow") == [] and flip("backhand index pointing left") == []
 

@@ -46,6 +46,7 @@ MIRROR_WORDS = {**RELATIONS, "higher up": "lower down", "lower down": "higher up
                 "bottom": "top"}
 _MIRROR = re.compile(r"\b(" + "|".join(sorted(map(re.escape, MIRROR_WORDS), key=len, reverse=True)) + r")\b", re.IGNORECASE)
 _SEPARATOR = re.compile(r",\s*|\s+and\s+")
+_FROM_OTHER = re.compile(r"\b(its|further|farther)$", re.IGNORECASE)  # "on its", "further": the word before such a place
 
 
 def _objects(caption: str) -> tuple[str, ...]:
@@ -61,7 +62,9 @@ def _relation_flip(caption: str) -> str | None:
     if len(found) == 1:  # "a circle left of a circle" has no mirror image; "left arrow" no relation
         m = found[0]
         left, right = caption[: m.start()].strip(), caption[m.end() :].strip()
-        if not left or not right or left == right:
+        # but a place said from the other object can end a caption: "a square with a circle on its left", "..., further right"
+        from_other = _FROM_OTHER.search(left) is not None or " " in m.group(1)  # "higher up", "lower down"
+        if not left or not (right or from_other) or left == right:
             return None
     return _MIRROR.sub(lambda m: MIRROR_WORDS[m.group(1).lower()], caption)
 
