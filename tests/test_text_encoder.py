@@ -142,6 +142,9 @@ def _count_encodes(monkeypatch: pytest.MonkeyPatch, encoder: TextEncoder) -> lis
             calls.append(len(captions))
             return encoder.encode(captions, **kwargs)
 
+        def width(self, captions):
+            return encoder.width(captions)
+
     monkeypatch.setattr(text_cache._encoder, "get_text_encoder", lambda max_length, layers=0: Counting())
     return calls
 
@@ -184,6 +187,25 @@ def test_a_larger_caption_set_encodes_only_what_it_adds(tmp_path, monkeypatch: p
     assert calls == [2, 1, 1] and torch.equal(again.tokens, grown.tokens)  # and the grown set is a cache file of its own
     subset, _ = text_cache.encode_cached(["a dog"], cache_dir=tmp_path)  # a subset is read, not encoded
     assert calls == [2, 1, 1] and torch.equal(subset.pooled[0], first.pooled[1])
+
+
+def test_a_table_is_written_a_chunk_at_a_time(tmp_path, monkeypatch: pytest.MonkeyPatch, encoder: TextEncoder) -> None:
+    # memory holds a chunk, not the table: rows are copied and encoded a few at a time, into the file
+    calls = _count_encodes(monkeypatch, encoder)
+    monkeypatch.setattr(text_cache, "_CHUNK", 2)
+    first, _ = text_cache.encode_cached(["a cat", "a dog", "a red fish"], cache_dir=tmp_path)
+    assert calls == [2, 1]
+    words = ["an owl", "a cat", "a yellow bird on a branch", "a dog", "a red fish", "a cow"]
+    grown, index = text_cache.encode_cached(words, cache_dir=tmp_path)
+    assert calls == [2, 1, 2, 1]  # the three new captions, two at a time; the three old rows reused
+    direct = encoder.encode(words)
+    lined_up = grown.select(index)
+    assert torch.equal(lined_up.mask, direct.mask)
+    torch.testing.assert_close(lined_up.tokens.float(), direct.tokens, atol=5e-3, rtol=0)
+    torch.testing.assert_close(lined_up.pooled, direct.pooled, atol=1e-5, rtol=0)
+    old_rows = [index[words.index(w)] for w in ("a cat", "a dog", "a red fish")]
+    assert torch.equal(grown.pooled[old_rows], first.pooled)  # copied, not re-encoded
+    assert len(list(tmp_path.iterdir())) == 2  # no temporary files left
 
 
 def test_cached_tokens_are_memory_mapped_not_read(tmp_path, encoder: TextEncoder) -> None:

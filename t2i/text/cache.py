@@ -24,15 +24,17 @@ import json
 import math
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 
 from t2i.errors import InputError
+from t2i.tensor_file import writable_tensor_file
 from t2i.text import encoder as _encoder
 from t2i.text.encoder import EMBED_DIM, ENCODER_VERSION, TextEncoding
+
+_CHUNK = 16384  # rows encoded or copied at a time: 400 MB of tokens, at max_length 32
 
 LIMIT_VARIABLE = "T2I_TEXT_CACHE_GB"
 DEFAULT_LIMIT_GB = 16.0  # two or three of the largest tables
@@ -88,14 +90,11 @@ def encode_cached(
         except Exception as err:  # any unreadable or inconsistent file is just a cache miss
             warnings.warn(f"ignoring corrupt text cache {path} ({err}); re-encoding {len(unique)} captions", stacklevel=2)
 
-    encoding = _encode_reusing(folder, unique, max_length, layers, progress)
-    _save_atomic(encoding, path, {"captions": json.dumps(unique, ensure_ascii=False), "max_length": str(max_length), "layers": str(layers)})
+    _write_reusing(path, unique, max_length, layers, progress)
     for removed in prune_cache(folder, keep=path, limit_bytes=int(limit * 2**30)):
         warnings.warn(f"text cache over {limit:g} GB: deleted the least recently used table {removed.name}", stacklevel=2)
-    try:  # read back mapped, so the table a run trains from is on disk, not in its memory, from its first run too
-        return _load(path, len(unique)), index
-    except Exception:
-        return encoding, index
+    # read back mapped: the table a run trains from is on disk, not in its memory, from its first run too
+    return _load(path, len(unique)), index
 
 
 def limit_gb() -> float:
@@ -146,22 +145,35 @@ def _mark_used(path: Path) -> None:
         pass
 
 
-def _encode_reusing(folder: Path, unique: list[str], max_length: int, layers: int, progress: bool) -> TextEncoding:
-    """The sorted unique captions encoded, rows of the cached file that shares most of them reused."""
-    cached, old = _largest_overlap(folder, set(unique), max_length, layers)
+def _write_reusing(path: Path, unique: list[str], max_length: int, layers: int, progress: bool) -> None:
+    """Write the table of the sorted unique captions to `path`, reusing the rows of the cached
+    file (in the same folder) that shares most of them and encoding the rest. The file is
+    filled in place a chunk at a time, so memory holds a chunk, not the table (14 GB for the
+    shapes matching head's 580k captions)."""
+    cached, old = _largest_overlap(path.parent, set(unique), max_length, layers)
     new = [c for c in unique if c not in cached]
-    fresh = _encoder.get_text_encoder(max_length, layers).encode(new, progress=progress, dtype=torch.float16).to("cpu") if new else None
-    if old is None:
-        return fresh
-    from_old = torch.tensor([c in cached for c in unique])
-    parts = [(old, [cached[c] for c in unique if c in cached], from_old)] + ([(fresh, slice(None), ~from_old)] if new else [])
-    t = max(part.mask.shape[1] for part, _, _ in parts)
-    tokens = torch.zeros(len(unique), t, EMBED_DIM, dtype=torch.float16)
-    mask, pooled = torch.zeros(len(unique), t, dtype=torch.bool), torch.zeros(len(unique), EMBED_DIM)
-    for part, rows, where in parts:  # each part's rows, padded to the longer T
-        dest, width = where.nonzero().squeeze(1), part.mask.shape[1]
-        tokens[dest, :width], mask[dest, :width], pooled[dest] = part.tokens[rows], part.mask[rows], part.pooled[rows]
-    return TextEncoding(tokens, mask, pooled)
+    encoder = _encoder.get_text_encoder(max_length, layers) if new else None
+    width = max(([old.mask.shape[1]] if old is not None else []) + ([encoder.width(new)] if new else []))
+    row_of = {caption: i for i, caption in enumerate(unique)}
+    u = len(unique)
+    layout = {"tokens": (torch.float16, (u, width, EMBED_DIM)), "mask": (torch.bool, (u, width)), "pooled": (torch.float32, (u, EMBED_DIM))}
+    metadata = {"version": ENCODER_VERSION, "captions": json.dumps(unique, ensure_ascii=False), "max_length": str(max_length), "layers": str(layers)}
+    reused = [(row_of[c], i) for c, i in cached.items()]
+    chunks = [("reused", reused[s : s + _CHUNK]) for s in range(0, len(reused), _CHUNK)]
+    chunks += [("new", new[s : s + _CHUNK]) for s in range(0, len(new), _CHUNK)]
+    if progress and new:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc=f"caption table ({len(new)} to encode)", unit="chunk")
+    with writable_tensor_file(path, layout, metadata) as table:
+        for kind, chunk in chunks:
+            if kind == "reused":  # rows copied from the old table, padded to the new width
+                dest, rows = (torch.tensor(list(side)) for side in zip(*chunk))
+                part = old.select(rows)
+            else:
+                dest, part = torch.tensor([row_of[c] for c in chunk]), encoder.encode(chunk, dtype=torch.float16)
+            t = part.mask.shape[1]
+            table["tokens"][dest, :t], table["mask"][dest, :t], table["pooled"][dest] = part.tokens, part.mask, part.pooled
 
 
 def _largest_overlap(folder: Path, wanted: set[str], max_length: int, layers: int) -> tuple[dict[str, int], TextEncoding | None]:
@@ -204,23 +216,3 @@ def _load(path: Path, num_rows: int) -> TextEncoding:
     if len(mask) != num_rows:
         raise ValueError(f"{len(mask)} rows for {num_rows} captions")
     return TextEncoding(tokens, mask, pooled)  # validates the shapes
-
-
-def _save_atomic(encoding: TextEncoding, path: Path, metadata: dict[str, str]) -> None:
-    """Write to a temporary file in the same folder then rename, so readers never see half a file."""
-    from t2i.files import save_tensors
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        tensors = {
-            "tokens": encoding.tokens.contiguous(),
-            "mask": encoding.mask.contiguous(),
-            "pooled": encoding.pooled.contiguous(),
-        }
-        save_tensors(tensors, Path(tmp), metadata={"version": ENCODER_VERSION, **metadata})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
