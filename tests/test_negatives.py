@@ -31,6 +31,20 @@ def test_hard_negatives_change_the_meaning_not_the_words():
     assert "to the right of" in hard_negatives("a circle to the left of a square")[0]
 
 
+def test_a_swap_knows_a_colour_or_size_said_in_other_words():
+    # the lexicon's words (t2i.text.synonyms) are the colour or size they name, two-word ones too
+    assert hard_negatives("a scarlet disc and a blue square") == ["a blue disc and a scarlet square"]
+    assert hard_negatives("the royal blue disk is left of a bright red square.", ("colour",)) == ["the bright red disk is left of a royal blue square."]
+    assert hard_negatives("a cobalt-blue circle, a lemon-yellow square", ("colour",)) == ["a lemon-yellow circle, a cobalt-blue square"]
+    # the same colour or size in two words is no swap: the meaning would not change
+    assert hard_negatives("a scarlet disc and a red square") == []
+    assert hard_negatives("a big circle and a large square") == hard_negatives("a gray circle and a grey square") == []
+    assert hard_negatives("a tiny circle and a huge disc", ("size",)) == ["a huge circle and a tiny disc"]
+    # a colour word at the end of a sentence is still a colour; articles agree with their new word
+    assert hard_negatives("a square in green and a circle in red.", ("colour",)) == ["a square in red and a circle in green."]
+    assert hard_negatives("an emerald disc and a red square") == ["a red disc and an emerald square"]
+
+
 def test_a_relation_flip_mirrors_every_direction_word_however_the_caption_is_worded():
     flip = lambda caption: hard_negatives(caption, ("relation",))  # noqa: E731
     assert flip("left: a circle, right: a square") == ["right: a circle, left: a square"]

@@ -12,6 +12,10 @@ objects with attributes and relations allows without a parser:
   a square" -> "right: a circle, left: a square", "a square with a circle above it" -> "... below it")
 - swap two different colours (or sizes) between objects:
                                   "a red circle and a blue square" -> "a blue circle and a red square"
+  (a colour said in other words is that colour: "a scarlet disc and a blue square" -> "a blue
+  disc and a scarlet square", but "a scarlet disc and a red square" has no colour swap; an
+  article agrees with the word it now stands before: "an emerald disc and a red square" ->
+  "a red disc and an emerald square")
 - change a count by one:          "two squares" -> "three squares", "squares x3" -> "squares x4"
 
 A swap that only reorders the objects ("a red circle and a blue circle") keeps the meaning and
@@ -22,9 +26,14 @@ from __future__ import annotations
 import re
 
 from t2i.errors import InputError
+from t2i.text.synonyms import COLOUR_NAMES, SIZE_NAMES
 
 COLOURS = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "magenta", "brown", "black", "white", "gray", "grey")
 SIZES = ("small", "large", "big", "tiny", "huge")
+# each colour or size word -> the colour or size it names ("scarlet" -> "red", "big" -> "large"):
+# a swap exchanges two words only where they name different ones
+COLOUR_OF = {**{c: c for c in COLOURS}, "grey": "gray", **{w: c for c, words in COLOUR_NAMES.items() for w in words}}
+SIZE_OF = {**{w: w for w in SIZES}, "big": "large", "tiny": "small", "huge": "large", **{w: s for s, words in SIZE_NAMES.items() for w in words}}
 NUMBERS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 # each relation phrase and its mirror image; longer phrases first, so "to the left of" is not
 # read as "left of"
@@ -69,16 +78,31 @@ def _relation_flip(caption: str) -> str | None:
     return _MIRROR.sub(lambda m: MIRROR_WORDS[m.group(1).lower()], caption)
 
 
-def _attribute_swap(caption: str, vocabulary: tuple[str, ...]) -> str | None:
-    words = caption.split(" ")
-    seen = [(i, w.rstrip(",")) for i, w in enumerate(words) if w.rstrip(",") in vocabulary]
-    first = seen[0] if seen else None
-    second = next(((i, w) for i, w in seen if first and w != first[1]), None)
+def _words_of(meaning: dict[str, str]) -> re.Pattern:
+    """Any of the words (longest first, so "royal blue" is one word, not "blue")."""
+    return re.compile(r"(?<![\w-])(" + "|".join(sorted(map(re.escape, meaning), key=len, reverse=True)) + r")(?![\w-])")
+
+
+_COLOUR_WORD, _SIZE_WORD = _words_of(COLOUR_OF), _words_of(SIZE_OF)
+_ARTICLE = re.compile(r"(?<!\w)([Aa])n? $")  # "a " or "an " just before a word
+
+
+def _with_article_for(before: str, word: str) -> str:
+    """`before` (the text up to `word`) with a closing "a"/"an" agreeing with `word`."""
+    return _ARTICLE.sub(lambda m: m.group(1) + ("n " if word[0] in "aeiou" else " "), before)
+
+
+def _attribute_swap(caption: str, meaning: dict[str, str], pattern: re.Pattern) -> str | None:
+    found = list(pattern.finditer(caption))
+    if not found:
+        return None
+    first = found[0]
+    second = next((m for m in found[1:] if meaning[m.group(1)] != meaning[first.group(1)]), None)
     if second is None:
         return None
-    (i, a), (j, b) = first, second
-    words[i], words[j] = words[i].replace(a, b), words[j].replace(b, a)
-    swapped = " ".join(words)
+    a, b = first.group(1), second.group(1)
+    middle = _with_article_for(caption[first.end() : second.start()], a)
+    swapped = _with_article_for(caption[: first.start()], b) + b + middle + a + caption[second.end() :]
     return swapped if _objects(swapped) != _objects(caption) else None
 
 
@@ -103,8 +127,8 @@ def _count_change(caption: str) -> str | None:
 # what a hard negative changes, each kind with its maker
 MAKERS = {
     "relation": _relation_flip,
-    "colour": lambda caption: _attribute_swap(caption, COLOURS),
-    "size": lambda caption: _attribute_swap(caption, SIZES),
+    "colour": lambda caption: _attribute_swap(caption, COLOUR_OF, _COLOUR_WORD),
+    "size": lambda caption: _attribute_swap(caption, SIZE_OF, _SIZE_WORD),
     "count": _count_change,
 }
 KINDS = tuple(MAKERS)

@@ -40,6 +40,10 @@ SYNONYM_ODDS = 0.75  # the share of a synonym wording's shapes, colours and size
 # their names are longer ("three-sided figures"): 18% of such wordings passed the text encoder's 32 tokens, losing scene
 # words; one of at most 20 words almost never does (0.3%), so up to SYNONYM_TRIES are drawn for one that short
 SYNONYM_MAX_WORDS, SYNONYM_TRIES = 20, 4
+# a circle named twice, as people do ("a round disc", "two circular circles"): the s49 fine-tune on
+# the lexicon alone passed such prompts of the seventh blind set 0.38 of the time, 0.68 before it
+NAMED_TWICE = {"circle": ("round", "circular")}
+NAMED_TWICE_ODDS = 0.3
 FRONT_CONTEXT_MAX_WORDS = 12  # a longer scene takes context only after it: in front, it would push the scene past 32 tokens
 
 _COUNT_OF = {"a": 1, **{w: n for n, w in COUNT_WORDS.items()}}
@@ -356,12 +360,17 @@ def _with_synonyms(rng: np.random.Generator, words: str) -> str:
 
     def swap(m: re.Match) -> str:
         article, shape, plural, colour, size = m.groups()
-        if rng.random() >= SYNONYM_ODDS:
-            return m.group(0)
-        if shape:
-            word = SHAPE_NAMES[shape][int(rng.integers(len(SHAPE_NAMES[shape])))][1 if plural else 0]
+        if rng.random() < SYNONYM_ODDS:
+            if shape:
+                word = SHAPE_NAMES[shape][int(rng.integers(len(SHAPE_NAMES[shape])))][1 if plural else 0]
+            else:
+                word = _pick(rng, COLOUR_NAMES[colour] if colour else SIZE_NAMES[_SIZE_OF[size]])
+        elif shape in NAMED_TWICE and not m.group(0).endswith(("shape", "shapes")):
+            word = shape + plural  # its own name, which can be named twice too: "a round circle"
         else:
-            word = _pick(rng, COLOUR_NAMES[colour] if colour else SIZE_NAMES[_SIZE_OF[size]])
+            return m.group(0)
+        if shape in NAMED_TWICE and " " not in word and rng.random() < NAMED_TWICE_ODDS:  # "disc", not "round shape"
+            word = f"{_pick(rng, NAMED_TWICE[shape])} {word}"
         if article is None:
             return word
         return f"{article[0]}{'n' if word[0] in 'aeiou' else ''} {word}"
