@@ -142,8 +142,8 @@ def _count_encodes(monkeypatch: pytest.MonkeyPatch, encoder: TextEncoder) -> lis
             calls.append(len(captions))
             return encoder.encode(captions, **kwargs)
 
-        def width(self, captions):
-            return encoder.width(captions)
+        def lengths(self, captions):
+            return encoder.lengths(captions)
 
     monkeypatch.setattr(text_cache._encoder, "get_text_encoder", lambda max_length, layers=0: Counting())
     return calls
@@ -195,9 +195,14 @@ def test_a_table_is_written_a_chunk_at_a_time(tmp_path, monkeypatch: pytest.Monk
     monkeypatch.setattr(text_cache, "_CHUNK", 2)
     first, _ = text_cache.encode_cached(["a cat", "a dog", "a red fish"], cache_dir=tmp_path)
     assert calls == [2, 1]
+    long = ["a " + "very " * 40 + f"long caption {i}" for i in range(3)]
+    with pytest.warns(UserWarning, match="truncated") as caught:  # said once for the table, not once a chunk
+        text_cache.encode_cached(long, cache_dir=tmp_path)
+    assert [str(w.message) for w in caught] == ["3 of 3 captions are longer than 32 tokens and were truncated"]
+    calls.clear()
     words = ["an owl", "a cat", "a yellow bird on a branch", "a dog", "a red fish", "a cow"]
     grown, index = text_cache.encode_cached(words, cache_dir=tmp_path)
-    assert calls == [2, 1, 2, 1]  # the three new captions, two at a time; the three old rows reused
+    assert calls == [2, 1]  # the three new captions, two at a time; the three old rows reused
     direct = encoder.encode(words)
     lined_up = grown.select(index)
     assert torch.equal(lined_up.mask, direct.mask)
@@ -205,7 +210,7 @@ def test_a_table_is_written_a_chunk_at_a_time(tmp_path, monkeypatch: pytest.Monk
     torch.testing.assert_close(lined_up.pooled, direct.pooled, atol=1e-5, rtol=0)
     old_rows = [index[words.index(w)] for w in ("a cat", "a dog", "a red fish")]
     assert torch.equal(grown.pooled[old_rows], first.pooled)  # copied, not re-encoded
-    assert len(list(tmp_path.iterdir())) == 2  # no temporary files left
+    assert len(list(tmp_path.iterdir())) == 3  # no temporary files left
 
 
 def test_cached_tokens_are_memory_mapped_not_read(tmp_path, encoder: TextEncoder) -> None:

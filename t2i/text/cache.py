@@ -153,7 +153,10 @@ def _write_reusing(path: Path, unique: list[str], max_length: int, layers: int, 
     cached, old = _largest_overlap(path.parent, set(unique), max_length, layers)
     new = [c for c in unique if c not in cached]
     encoder = _encoder.get_text_encoder(max_length, layers) if new else None
-    width = max(([old.mask.shape[1]] if old is not None else []) + ([encoder.width(new)] if new else []))
+    lengths = encoder.lengths(new) if new else []
+    width = max(([old.mask.shape[1]] if old is not None else []) + ([min(max(lengths), max_length)] if new else []))
+    if (long := sum(n > max_length for n in lengths)):  # said once here, not by each chunk's encode
+        warnings.warn(f"{long} of {len(new)} captions are longer than {max_length} tokens and were truncated", stacklevel=3)
     row_of = {caption: i for i, caption in enumerate(unique)}
     u = len(unique)
     layout = {"tokens": (torch.float16, (u, width, EMBED_DIM)), "mask": (torch.bool, (u, width)), "pooled": (torch.float32, (u, EMBED_DIM))}
@@ -171,7 +174,9 @@ def _write_reusing(path: Path, unique: list[str], max_length: int, layers: int, 
                 dest, rows = (torch.tensor(list(side)) for side in zip(*chunk))
                 part = old.select(rows)
             else:
-                dest, part = torch.tensor([row_of[c] for c in chunk]), encoder.encode(chunk, dtype=torch.float16)
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=".* tokens and were truncated")
+                    dest, part = torch.tensor([row_of[c] for c in chunk]), encoder.encode(chunk, dtype=torch.float16)
             t = part.mask.shape[1]
             table["tokens"][dest, :t], table["mask"][dest, :t], table["pooled"][dest] = part.tokens, part.mask, part.pooled
 

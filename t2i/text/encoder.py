@@ -118,9 +118,10 @@ class TextEncoder:
                 raise InputError(f"empty prompt (caption {i} has no tokens: {captions[i]!r})")
         return ids
 
-    def width(self, captions: list[str]) -> int:
-        """T of `encode(captions)`: the longest caption's tokens, at most max_length."""
-        return min(max(len(row) for row in self._token_ids(captions)), self.max_length)
+    def lengths(self, captions: list[str]) -> list[int]:
+        """Tokens of each caption including [CLS] and [SEP], before truncation to max_length
+        (so encode's T is the largest, at most max_length)."""
+        return [len(row) for row in self._token_ids(captions)]
 
     def num_tokens(self, caption: str) -> int:
         """Tokens of `caption` including [CLS] and [SEP], before truncation to max_length."""
