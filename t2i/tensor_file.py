@@ -1,10 +1,12 @@
 """A safetensors file filled in place, for tables too large to hold in memory while writing.
 
 safetensors' save_file needs every tensor in memory, and serialises it once more on top: a
-580k-caption text table is 14 GB, so writing one took about twice that. Here the file is laid
+617k-caption text table is 16 GB, and writing one took about twice that. Here the file is laid
 out first (header, then zeros), mapped, and handed out as writable tensors; the caller fills
 them a chunk at a time and the kernel writes the pages back, so memory holds only the chunk.
 The file appears at `path` only once complete (written under a temporary name, then renamed).
+A writer holds a lock on its temporary file, so one left by a killed writer can be told from one
+still being written (`is_abandoned`) and cleaned up.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import mmap
 import os
 import struct
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +24,11 @@ from pathlib import Path
 import torch
 
 from t2i.files import file_mode
+
+try:
+    import fcntl
+except ImportError:  # Windows: no locks, so no temporary file is ever called abandoned
+    fcntl = None
 
 _DTYPE_NAMES = {torch.float32: "F32", torch.float16: "F16", torch.bool: "BOOL", torch.int64: "I64"}
 
@@ -52,6 +60,8 @@ def writable_tensor_file(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    if fcntl is not None:  # held while the file or its map is open: released by the writer's exit, even a kill
+        fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         with os.fdopen(fd, "r+b") as f:
             f.write(struct.pack("<Q", len(encoded)) + encoded)
@@ -71,3 +81,24 @@ def writable_tensor_file(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def is_abandoned(path: Path, min_age_s: float = 60.0) -> bool:
+    """Whether a temporary file of writable_tensor_file was left by a writer that is gone: no
+    process holds its lock, and it is older than `min_age_s` (not one just created, whose writer
+    has yet to take the lock)."""
+    if fcntl is None:
+        return False
+    try:
+        if time.time() - os.stat(path).st_mtime < min_age_s:
+            return False
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

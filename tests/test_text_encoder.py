@@ -213,6 +213,27 @@ def test_a_table_is_written_a_chunk_at_a_time(tmp_path, monkeypatch: pytest.Monk
     assert len(list(tmp_path.iterdir())) == 3  # no temporary files left
 
 
+def test_pruning_deletes_tables_left_half_written_by_a_stopped_run(tmp_path) -> None:
+    import fcntl
+    import time
+
+    name = "." + "ab" * 32 + ".{}.tmp"
+    stopped, writing, new = (tmp_path / name.format(tag) for tag in ("stopped", "writing", "new"))
+    for path in (stopped, writing, new):
+        path.write_bytes(b"\0" * 1000)
+    an_hour_ago = time.time() - 3600
+    for path in (stopped, writing):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    foreign = tmp_path / ".notes.tmp"  # not named as the cache names its files
+    foreign.write_bytes(b"x")
+    os.utime(foreign, (an_hour_ago, an_hour_ago))
+    with open(writing, "rb") as held:  # a live writer holds its file's lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert text_cache.prune_cache(tmp_path, limit_bytes=10**9) == [stopped]
+    # a file just created may not hold its lock yet: it is left alone until a minute old
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (writing, new, foreign))
+
+
 def test_cached_tokens_are_memory_mapped_not_read(tmp_path, encoder: TextEncoder) -> None:
     # the token states are most of a caption table: read from the cache (safetensors maps the file),
     # they stay on disk and a batch pages in only its rows

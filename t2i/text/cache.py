@@ -15,7 +15,9 @@ caption augmentation makes a new one: 46 GB had piled up after a few weeks here)
 file is written, the least recently used cache files are deleted until the folder's cache
 files total at most $T2I_TEXT_CACHE_GB gigabytes (16 by default); the file just written is
 always kept. Only files named as this module names them are counted or deleted; a run that
-still reads a deleted file keeps its mapping (the data lives until it is closed).
+still reads a deleted file keeps its mapping (the data lives until it is closed). A table is
+written in place into its file (t2i/tensor_file.py), so a run stopped while encoding leaves a
+partial file: the next pruning deletes it once no process holds its writer's lock.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from pathlib import Path
 import torch
 
 from t2i.errors import InputError
-from t2i.tensor_file import writable_tensor_file
+from t2i.tensor_file import is_abandoned, writable_tensor_file
 from t2i.text import encoder as _encoder
 from t2i.text.encoder import EMBED_DIM, ENCODER_VERSION, TextEncoding
 
@@ -39,6 +41,7 @@ _CHUNK = 16384  # rows encoded or copied at a time: 400 MB of tokens, at max_len
 LIMIT_VARIABLE = "T2I_TEXT_CACHE_GB"
 DEFAULT_LIMIT_GB = 16.0  # two or three of the largest tables
 _CACHE_FILE = re.compile(r"[0-9a-f]{64}\.safetensors")  # what encode_cached names a file: pruning touches nothing else
+_PARTIAL_FILE = re.compile(r"\.[0-9a-f]{64}\..+\.tmp")  # one being written (writable_tensor_file's name for it)
 
 
 def default_cache_dir() -> Path:
@@ -92,7 +95,10 @@ def encode_cached(
 
     _write_reusing(path, unique, max_length, layers, progress)
     for removed in prune_cache(folder, keep=path, limit_bytes=int(limit * 2**30)):
-        warnings.warn(f"text cache over {limit:g} GB: deleted the least recently used table {removed.name}", stacklevel=2)
+        if _PARTIAL_FILE.fullmatch(removed.name):
+            warnings.warn(f"text cache: deleted {removed.name}, a table left half-written by a run that was stopped", stacklevel=2)
+        else:
+            warnings.warn(f"text cache over {limit:g} GB: deleted the least recently used table {removed.name}", stacklevel=2)
     # read back mapped: the table a run trains from is on disk, not in its memory, from its first run too
     return _load(path, len(unique)), index
 
@@ -115,17 +121,20 @@ def prune_cache(folder: Path, keep: Path | None = None, limit_bytes: int | None 
     """Delete the least recently used cache files in `folder` (oldest modification time first;
     a cache hit renews it) until the cache files total at most `limit_bytes`, never `keep`.
     Returns the files deleted. Files not named as encode_cached names them are neither counted
-    nor touched."""
+    nor touched, but for the partial tables of writers killed mid-write, which are deleted too."""
     limit = int(limit_gb() * 2**30) if limit_bytes is None else limit_bytes
-    files = []
+    files, removed = [], []
     for path in Path(folder).iterdir() if Path(folder).is_dir() else ():
-        if _CACHE_FILE.fullmatch(path.name):
+        if _PARTIAL_FILE.fullmatch(path.name) and is_abandoned(path):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        elif _CACHE_FILE.fullmatch(path.name):
             try:
                 stat = path.stat()
             except FileNotFoundError:  # another process pruned it meanwhile
                 continue
             files.append((stat.st_mtime, stat.st_size, path))
-    total, removed = sum(size for _, size, _ in files), []
+    total = sum(size for _, size, _ in files)
     for _, size, path in sorted(files, key=lambda f: f[:1]):
         if total <= limit:
             break
@@ -148,8 +157,8 @@ def _mark_used(path: Path) -> None:
 def _write_reusing(path: Path, unique: list[str], max_length: int, layers: int, progress: bool) -> None:
     """Write the table of the sorted unique captions to `path`, reusing the rows of the cached
     file (in the same folder) that shares most of them and encoding the rest. The file is
-    filled in place a chunk at a time, so memory holds a chunk, not the table (14 GB for the
-    shapes matching head's 580k captions)."""
+    filled in place a chunk at a time, so memory holds a chunk, not the table (16 GB for the
+    shapes matching head's 617k captions)."""
     cached, old = _largest_overlap(path.parent, set(unique), max_length, layers)
     new = [c for c in unique if c not in cached]
     encoder = _encoder.get_text_encoder(max_length, layers) if new else None
