@@ -1,7 +1,7 @@
 """A safetensors file filled in place, for tables too large to hold in memory while writing.
 
-safetensors' save_file needs every tensor in memory, and serialises it once more on top: a
-617k-caption text table is 16 GB, and writing one took about twice that. Here the file is laid
+safetensors' save_file needs every tensor in memory, and a 617k-caption text table is 16 GB
+(the matching head's, from the shapes grammar with its hard negatives). Here the file is laid
 out first (header, then zeros), mapped, and handed out as writable tensors; the caller fills
 them a chunk at a time and the kernel writes the pages back, so memory holds only the chunk.
 The file appears at `path` only once complete (written under a temporary name, then renamed).
