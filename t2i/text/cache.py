@@ -13,7 +13,7 @@ set took 12 minutes on this project's CPU.
 Each new set leaves the old file behind (the shapes table is 6 GB, and every change to the
 caption augmentation makes a new one: 46 GB had piled up after a few weeks here). So after a
 file is written, the least recently used cache files are deleted until the folder's cache
-files total at most $T2I_TEXT_CACHE_GB gigabytes (16 by default); the file just written is
+files total at most $T2I_TEXT_CACHE_GB gigabytes (32 by default); the file just written is
 always kept. Only files named as this module names them are counted or deleted; a run that
 still reads a deleted file keeps its mapping (the data lives until it is closed). A table is
 written in place into its file (t2i/tensor_file.py), so a run stopped while encoding leaves a
@@ -39,7 +39,7 @@ from t2i.text.encoder import EMBED_DIM, ENCODER_VERSION, TextEncoding
 _CHUNK = 16384  # rows encoded or copied at a time: 400 MB of tokens, at max_length 32
 
 LIMIT_VARIABLE = "T2I_TEXT_CACHE_GB"
-DEFAULT_LIMIT_GB = 16.0  # two or three of the largest tables
+DEFAULT_LIMIT_GB = 32.0  # two of the largest tables: the shapes matching head's is 15 GB, its text tower's 7
 _CACHE_FILE = re.compile(r"[0-9a-f]{64}\.safetensors")  # what encode_cached names a file: pruning touches nothing else
 _PARTIAL_FILE = re.compile(r"\.[0-9a-f]{64}\..+\.tmp")  # one being written (writable_tensor_file's name for it)
 
