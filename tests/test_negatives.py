@@ -175,8 +175,11 @@ def test_hard_negative_accuracy():
     assert hard_negative_accuracy(image, text, -text, torch.arange(3)) == 1.0
 
 
-def test_clip_stage_gives_rephrased_captions_hard_negatives_on_both_sides():
+def test_clip_stage_gives_rephrased_captions_hard_negatives_on_both_sides(monkeypatch):
     from t2i.checkpoint import Component
+    from t2i.text import shapes_wording
+
+    monkeypatch.setattr(shapes_wording, "TYPO_WORDINGS", 0)  # "sqaures" would not say "square" below
     from t2i.unclip.clip_stage import ClipOptions, ClipStage
 
     rng = np.random.default_rng(0)

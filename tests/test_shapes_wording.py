@@ -9,7 +9,7 @@ from t2i.data.shapes import COLORS, SHAPES, training_captions
 from t2i.text import context_words, shapes_wording
 from t2i.text.augment import SHAPES_TEMPLATES, caption_variants
 from t2i.text.held_out import evaluation_prompts, normalize_prompt
-from t2i.text.shapes_wording import CONTEXT_PER_CAPTION, OTHER_NAMES, SYNONYM_MAX_WORDS, SYNONYM_WORDINGS, WORDINGS_PER_CAPTION, Group, Scene, _say_relation, parse_caption, wordings
+from t2i.text.shapes_wording import CONTEXT_PER_CAPTION, OTHER_NAMES, SYNONYM_MAX_WORDS, SYNONYM_WORDINGS, TYPO_WORDINGS, WORDINGS_PER_CAPTION, Group, Scene, _say_relation, parse_caption, wordings
 from t2i.text.synonyms import COLOUR_NAMES, SHAPE_NAMES, SIZE_NAMES
 
 # every other word for a shape, colour or size -> its own ("round shapes" -> "circle", "scarlet" -> "red"), longest first
@@ -44,8 +44,8 @@ def test_every_training_caption_gets_its_wordings_the_same_way_each_time() -> No
     assert all(parse_caption(c) is not None for c in captions)
     said = {c: wordings(c) for c in captions}
     assert said == {c: wordings(c) for c in captions}  # seeded by the caption alone
-    assert 5 + CONTEXT_PER_CAPTION + SYNONYM_WORDINGS <= np.mean([len(w) for w in said.values()]) <= (
-        WORDINGS_PER_CAPTION + CONTEXT_PER_CAPTION + 1 + SYNONYM_WORDINGS)  # + other names
+    assert 5 + CONTEXT_PER_CAPTION + SYNONYM_WORDINGS + TYPO_WORDINGS <= np.mean([len(w) for w in said.values()]) <= (
+        WORDINGS_PER_CAPTION + CONTEXT_PER_CAPTION + 1 + SYNONYM_WORDINGS + TYPO_WORDINGS)  # + other names
     assert all(c not in w for c, w in said.items())
     # they reach training: a caption's variants hold its wordings, less any evaluation prompt
     # (tests/test_natural_prompts.py checks that none is one)
@@ -54,7 +54,8 @@ def test_every_training_caption_gets_its_wordings_the_same_way_each_time() -> No
         assert kept <= set(caption_variants(caption, SHAPES_TEMPLATES))
 
 
-def test_a_wording_names_every_colour_and_shape_of_its_scene_and_no_other() -> None:
+def test_a_wording_names_every_colour_and_shape_of_its_scene_and_no_other(monkeypatch) -> None:
+    monkeypatch.setattr(shapes_wording, "TYPO_WORDINGS", 0)  # a misspelt one may name fewer (tests/test_typos.py)
     words = lambda text, vocabulary: {w for w in vocabulary if re.search(rf"\b{w}", text)}  # noqa: E731 ("circles" names a circle)
     for caption in sorted({c for caps in training_captions(1000, 32, 1) for c in caps}):
         for wording in map(plain_names, wordings(caption)):
@@ -115,10 +116,11 @@ def test_a_scene_said_with_its_number_of_shapes_says_the_right_number() -> None:
         assert form in said, form
 
 
-def test_colours_said_in_a_later_clause_go_to_the_right_shapes() -> None:
+def test_colours_said_in_a_later_clause_go_to_the_right_shapes(monkeypatch) -> None:
     """'a circle and a square; the circle is red, the square blue', 'make the square blue',
     '… red and blue respectively', 'two squares, make them blue': each colour named after the
     shapes must be the one its shape has in the caption."""
+    monkeypatch.setattr(shapes_wording, "TYPO_WORDINGS", 0)  # a misspelt colour or shape is not said back
     colour = "|".join(COLORS)
     named = re.compile(rf"\bthe ({'|'.join(SHAPES)})s? (?:is |are |should be |in )?({colour})\b")
     pronoun = re.compile(rf"\b(?:it|them|they|each)(?: is| are| should(?: all)? be|)? ({colour})\b|color: ({colour})")
@@ -199,6 +201,7 @@ def test_shapes_colours_and_sizes_are_also_said_in_other_words(monkeypatch) -> N
     everyday words, after the others, which stay as they were; every word of the lexicon is used,
     counts keep their plurals, articles agree ("an emerald disc"), and said back in the plain
     words each is its caption's scene, sizes too."""
+    monkeypatch.setattr(shapes_wording, "TYPO_WORDINGS", 0)  # they come after these
     captions = sorted({c for caps in training_captions(3000, 32, 6) for c in caps})
     said = {c: wordings(c) for c in captions}
     monkeypatch.setattr(shapes_wording, "SYNONYM_WORDINGS", 0)

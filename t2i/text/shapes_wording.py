@@ -32,6 +32,7 @@ from t2i.text.context_words import AFTER, BEFORE, REQUESTS, SENTENCES
 from t2i.text.held_out import evaluation_prompts, normalize_prompt
 from t2i.text.negatives import RELATIONS as MIRRORED  # "to the left of" -> "to the right of", ...
 from t2i.text.synonyms import COLOUR_NAMES, SHAPE_NAMES, SIZE_NAMES
+from t2i.text.typos import misspelt
 
 WORDINGS_PER_CAPTION = 6
 CONTEXT_PER_CAPTION = 3  # more wordings, said with words around them that leave the picture alone
@@ -44,6 +45,7 @@ SYNONYM_MAX_WORDS, SYNONYM_TRIES = 20, 4
 # the lexicon alone passed such prompts of the seventh blind set 0.38 of the time, 0.68 before it
 NAMED_TWICE = {"circle": ("round", "circular")}
 NAMED_TWICE_ODDS = 0.3
+TYPO_WORDINGS = 1  # more wordings, each with a typing error, mostly in a word of the scene ("a blu cirlce")
 FRONT_CONTEXT_MAX_WORDS = 12  # a longer scene takes context only after it: in front, it would push the scene past 32 tokens
 
 _COUNT_OF = {"a": 1, **{w: n for n, w in COUNT_WORDS.items()}}
@@ -107,6 +109,11 @@ _NAMED = re.compile(rf"\b({'|'.join(OTHER_NAMES)})( shape)?(s?)\b")  # "circle",
 _SIZE_OF = {word: size for size, words in SIZE_WORDS.items() for word in words}  # "big" -> "large"
 # a shape ("circle", "circle shapes"), colour or size, with the article before it, if any, to agree with its other word
 _NAMEABLE = re.compile(rf"\b(?:([Aa]n?) )?(?:({'|'.join(SHAPES)})(?: shape)?(s?)|({'|'.join(COLORS)})|({'|'.join(_SIZE_OF)}))\b")
+# the words that carry the picture, where a typo is most often made, and the world's words a typo
+# must not make (a typo of "blue" is never another colour)
+_WORLD_WORDS = frozenset([*SHAPES, *(s + "s" for s in SHAPES), *COLORS, *SIZES, *(w for ws in SIZE_WORDS.values() for w in ws),
+                          *COUNT_WORDS.values(), "left", "right", "above", "below", "under", "over", "top", "bottom"])
+_SCENE_WORD = re.compile("|".join(sorted(_WORLD_WORDS, key=len, reverse=True)), re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -174,6 +181,9 @@ def wordings(caption: str, count: int = WORDINGS_PER_CAPTION) -> list[str]:
     # and a few in other everyday words for its shapes, colours and sizes, from a generator of their own
     synonyms = _seeded("synonyms", caption)
     out += [_in_other_words(synonyms, scene) for _ in range(SYNONYM_WORDINGS)]
+    # and one with a typo, from a generator of its own
+    typos = _seeded("typos", caption)
+    out += [misspelt(typos, _frame(typos, _say(typos, scene, typos)), _SCENE_WORD, _WORLD_WORDS) for _ in range(TYPO_WORDINGS)]
     return [w for w in dict.fromkeys(out) if w != caption and normalize_prompt(w) not in evaluation_prompts()]
 
 
