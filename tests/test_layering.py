@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent / "t2i"
 LAYERS: list[set[str]] = [
     {"errors"},
     {"config", "threads", "progress", "files", "int8", "registry"},
-    {"data", "nn", "diffusion"},
+    {"data", "nn", "diffusion", "tensor_file"},
     {"text", "image_grid", "models"},
     {"checkpoint"},
     {"pipelines"},
