@@ -96,7 +96,27 @@ if [[ $data == shapes ]]; then
   t2i train decoder --data shapes --clip "$runs/shapes-match-words" --init-from "$runs/shapes-decoder-wider" \
       --set options.drop_text=0.1 --steps 1500 --lr 1e-4 --seed 4 --out "$runs/shapes-decoder-context" --no-progress
   wait
-  clip=$runs/shapes-clip-context prior=$runs/shapes-prior-context decoder=$runs/shapes-decoder-context
+  # session 48: the three twice more, from those: with other names for circles and triangles ("a round
+  # shape"; commit c93dd10), then with other words for every shape, colour and size ("a disc", "scarlet";
+  # t2i/text/synonyms.py, commit 1208e28 and the next; a rerun now draws the lexicon in both)
+  prev_clip=$runs/shapes-clip-context prev_prior=$runs/shapes-prior-context prev_decoder=$runs/shapes-decoder-context
+  for words in names synonyms; do
+    t2i train clip --data shapes --init-from "$prev_clip" --set model.match_depth=3 \
+        --set options.text_only=true --steps 1500 --batch-size 256 --lr 3e-4 --out "$runs/shapes-clip-$words" --no-progress
+    t2i train prior --data shapes --clip "$runs/shapes-clip-$words" --init-from "$prev_prior" --steps 2500 \
+        --batch-size 64 --lr 1e-4 --out "$runs/shapes-prior-$words" --no-progress &
+    t2i train decoder --data shapes --clip "$runs/shapes-match-words" --init-from "$prev_decoder" \
+        --set options.drop_text=0.1 --steps 1500 --lr 1e-4 --seed 4 --out "$runs/shapes-decoder-$words" --no-progress
+    wait
+    prev_clip=$runs/shapes-clip-$words prev_prior=$runs/shapes-prior-$words prev_decoder=$runs/shapes-decoder-$words
+  done
+  # session 50: the matching head alone once more (towers frozen, so prior and decoder stay valid), on
+  # the grammar with the lexicon, with colour and size negatives that know its words (commit bdcbe65;
+  # a rerun now also draws a circle named twice and typos, in every stage above)
+  t2i train clip --data shapes --init-from "$prev_clip" --set model.match_depth=3 --set options.match_only=true \
+      --set options.hard_negatives=true --set options.contrast_rephrased=true --steps 1500 --lr 3e-4 \
+      --out "$runs/shapes-match-synonyms" --no-progress
+  clip=$runs/shapes-match-synonyms prior=$prev_prior decoder=$prev_decoder
 fi
 # emoji keeps its training captions, and emojilib's search words (t2i/assets/emoji/search_words.json),
 # for retrieval-augmented text conditioning (--caption-memory); keys in 192 dimensions keep it small
