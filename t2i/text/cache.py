@@ -183,9 +183,7 @@ def _write_reusing(path: Path, unique: list[str], max_length: int, layers: int, 
                 dest, rows = (torch.tensor(list(side)) for side in zip(*chunk))
                 part = old.select(rows)
             else:
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message=".* tokens and were truncated")
-                    dest, part = torch.tensor([row_of[c] for c in chunk]), encoder.encode(chunk, dtype=torch.float16)
+                dest, part = torch.tensor([row_of[c] for c in chunk]), encoder.encode(chunk, dtype=torch.float16, warn_truncated=False)
             t = part.mask.shape[1]
             table["tokens"][dest, :t], table["mask"][dest, :t], table["pooled"][dest] = part.tokens, part.mask, part.pooled
 

@@ -128,22 +128,24 @@ class TextEncoder:
         return len(self._token_ids([caption])[0])
 
     def encode(
-        self, captions: list[str], *, progress: bool = False, dtype: torch.dtype = torch.float32
+        self, captions: list[str], *, progress: bool = False, dtype: torch.dtype = torch.float32, warn_truncated: bool = True
     ) -> TextEncoding:
         """Encode B captions -> TextEncoding with T = min(longest caption, max_length).
 
         dtype is the storage type of `tokens` (float16 halves memory for big caption sets);
         pooled is always float32, computed before any cast. Batches of `batch_size` are
-        formed from length-sorted captions, so each forward pads little.
+        formed from length-sorted captions, so each forward pads little. warn_truncated=False
+        leaves the warning about over-long captions to a caller that encodes in parts.
         """
         ids = self._token_ids(captions)
         n_long = sum(len(row) > self.max_length for row in ids)
         if n_long:
-            warnings.warn(
-                f"{n_long} of {len(ids)} captions are longer than {self.max_length} tokens "
-                f"and were truncated",
-                stacklevel=2,
-            )
+            if warn_truncated:
+                warnings.warn(
+                    f"{n_long} of {len(ids)} captions are longer than {self.max_length} tokens "
+                    f"and were truncated",
+                    stacklevel=2,
+                )
             # Same as the tokenizer's own truncation: keep [CLS] + text, end with [SEP].
             keep = self.max_length - 1
             ids = [row if len(row) <= self.max_length else row[:keep] + [self.sep_id] for row in ids]

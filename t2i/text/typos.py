@@ -25,7 +25,7 @@ _WORD = re.compile(r"[A-Za-z]{4,}")  # words long enough that one edit leaves th
 
 def misspell_word(rng: np.random.Generator, word: str) -> str:
     """`word` with one typing error, never at its first letter (people rarely miss that one);
-    the word itself if no edit changes it."""
+    where the drawn edit cannot apply there (a swap of the last letter), the letter is doubled."""
     edit = EDITS[int(rng.integers(len(EDITS)))]
     i = int(rng.integers(1, len(word)))  # a position after the first letter
     if edit == "swap" and i + 1 < len(word) and word[i] != word[i + 1]:
