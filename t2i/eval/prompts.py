@@ -45,7 +45,7 @@ EMOJI_PROMPTS = PROMPTS_DIR / "emoji-natural.jsonl"
 EMOJI_DEV_PROMPTS = PROMPTS_DIR / "emoji-natural-dev.jsonl"
 # `--limit 32` is the first file alone, `--limit 128` the first two, then 64 a task more for each later file, the same
 # prompts at the same indices: every figure from before a later file
-SHAPES_PROMPTS = tuple(PROMPTS_DIR / f"shapes-paraphrases{suffix}.jsonl" for suffix in ("", "-2", "-3", "-4", "-5", "-6", "-7", "-8"))
+SHAPES_PROMPTS = tuple(PROMPTS_DIR / f"shapes-paraphrases{suffix}.jsonl" for suffix in ("", "-2", "-3", "-4", "-5", "-6", "-7", "-8", "-9"))
 SHAPES_DEV_PROMPTS = PROMPTS_DIR / "shapes-paraphrases-dev.jsonl"  # other wordings than the evaluation's, to tune on
 EMOJI_COLUMNS = ["split", "prompts", "images", "fidelity@5", "95% interval over prompts"]
 SHEET_SHOWN = 24
