@@ -15,7 +15,7 @@ def test_hard_negatives_change_the_meaning_not_the_words():
     assert hard_negatives("a circle to the left of a square") == ["a circle to the right of a square"]
     assert hard_negatives("a square beneath a circle") == ["a square on top of a circle"]
     assert hard_negatives("a red circle and a blue square") == ["a blue circle and a red square"]
-    assert hard_negatives("two squares") == ["three squares"]
+    assert hard_negatives("two squares") == ["three squares", "a square"]
     # counts said as numerals ("1" reads as "a", as "one" does)
     assert [hard_negatives(c, ("count",)) for c in ("3 circles", "squares x3", "4x circles.", "1 circle")] == [
         ["4 circles"], ["squares x4"], ["5x circles."], []]
@@ -29,6 +29,23 @@ def test_hard_negatives_change_the_meaning_not_the_words():
     assert hard_negatives("grinning face with big eyes") == []
     # "to the left of" is one relation, not "left of" inside it
     assert "to the right of" in hard_negatives("a circle to the left of a square")[0]
+
+
+def test_one_object_becomes_two_and_two_become_one():
+    # the matching head had read "exactly one square" as a fit for a picture of two squares
+    one = lambda c: hard_negatives(c, ("one",))  # noqa: E731
+    assert one("a circle") == ["two circles"]
+    assert one("Make a picture containing exactly one square.") == ["Make a picture containing exactly two squares."]
+    assert one("a single round disc") == ["two round discs"]  # "a single" is the count; modifiers may stand between
+    assert one("An emerald triangle") == ["Two emerald triangles"]
+    assert one("A TRIANGLE ON WHITE") == ["TWO TRIANGLES ON WHITE"]
+    assert one("two squares") == ["a square"] and one("Two emerald discs.") == ["An emerald disc."]  # a caption of one
+    assert one("draw two squares") == ["draw one square"] and one("2 red discs") == ["1 red disc"]
+    assert one("two circles and a square") == [] and one("a circle above a square") == []  # one kind of object only
+    assert one("a big three-sided shape") == ["two big three-sided shapes"]
+    # no count next to the noun, a count other than one or two, a noun outside the shapes world
+    assert [one(c) for c in ("circle only", "a picture of circle", "three circles", "a pair of circles", "a dog")] == [[]] * 5
+    assert hard_negatives("a circle") == ["two circles"] and hard_negatives("two squares") == ["three squares", "a square"]
 
 
 def test_a_swap_knows_a_colour_or_size_said_in_other_words():
@@ -75,10 +92,10 @@ def test_negative_kinds_pick_the_perturbations():
     assert hard_negatives(caption, ("relation",)) == ["a large red circle to the right of a small blue square"]
     assert hard_negatives(caption, ("colour", "size")) == hard_negatives(caption)[1:]
     assert hard_negatives("two squares", ("relation", "colour")) == []
-    assert negative_kinds("all") == ("relation", "colour", "size", "count")
+    assert negative_kinds("all") == ("relation", "colour", "size", "count", "one")
     assert negative_kinds("count, relation") == ("relation", "count")  # in one order, whatever the spelling
     for bad in ("relations", "", "relation,,count"):
-        with pytest.raises(InputError, match="relation, colour, size, count"):
+        with pytest.raises(InputError, match="relation, colour, size, count, one"):
             negative_kinds(bad)
 
 
@@ -95,18 +112,18 @@ def test_every_text_unet_stage_checks_its_negatives_when_its_options_are_read():
 
 def test_caption_table_encodes_negatives_beside_the_captions():
     data = ImageCaptionSet(images=np.zeros((3, 8, 8, 3), np.uint8),
-                           captions=[["a circle above a square"], ["a red circle and a blue square", "a circle"], ["a circle"]])
+                           captions=[["a circle above a square"], ["a red circle and a blue square", "a dog"], ["a dog"]])
     table = CaptionTable(data, negatives=True)
     assert table.texts == sorted({"a circle above a square", "a circle below a square", "a red circle and a blue square",
-                                  "a blue circle and a red square", "a circle"})
+                                  "a blue circle and a red square", "a dog"})
     assert len(table.encoding.pooled) == len(table.texts)
     row = {t: i for i, t in enumerate(table.texts)}
     g = torch.Generator().manual_seed(0)
-    rows = torch.tensor([row["a circle above a square"], row["a red circle and a blue square"], row["a circle"]])
+    rows = torch.tensor([row["a circle above a square"], row["a red circle and a blue square"], row["a dog"]])
     assert table.draw_negatives(rows, g).tolist() == [row["a circle below a square"], row["a blue circle and a red square"], -1]
     # the same captions without negatives: the same rows for the captions themselves
     plain = CaptionTable(data)
-    assert plain.texts == sorted({"a circle above a square", "a red circle and a blue square", "a circle"})
+    assert plain.texts == sorted({"a circle above a square", "a red circle and a blue square", "a dog"})
     assert plain.draw_negatives(torch.tensor([0, 1]), g).tolist() == [-1, -1]
 
 
@@ -147,14 +164,16 @@ def test_clip_stage_draws_and_scores_hard_negatives():
 
     rng = np.random.default_rng(0)
     data = ImageCaptionSet(images=rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8),
-                           captions=[["a circle above a square"], ["a circle below a square"], ["two squares"], ["a circle"]])
+                           captions=[["a circle above a square"], ["a circle below a square"], ["two squares"], ["a dog"]])
     model = CLIP(CLIPConfig(image_size=32, patch_size=8, image_width=16, image_depth=1, image_heads=2, text_width=16, text_depth=1, text_heads=2, embed_dim=8))
     stage = ClipStage(Component(model=model, role="clip"), data, hard_negatives=True)
     batch = stage.batch(0, 4, torch.Generator().manual_seed(3))
     captions = [stage.captions.texts[r] for r in batch["rows"]]
     negatives = [stage.captions.texts[r] for r in batch["neg_rows"]]
-    expected = {"a circle above a square": "a circle below a square", "a circle below a square": "a circle above a square", "two squares": "three squares"}
-    assert negatives == [expected[c] for c in captions if c in expected]  # one each, none for "a circle"
+    expected = {"a circle above a square": {"a circle below a square"}, "a circle below a square": {"a circle above a square"},
+                "two squares": {"three squares", "a square"}}
+    assert len(negatives) == sum(c in expected for c in captions)  # one each, none for "a dog"
+    assert all(n in expected[c] for n, c in zip(negatives, [c for c in captions if c in expected]))
     assert batch["neg_tokens"].shape[:2] == batch["neg_mask"].shape and len(batch["neg_pooled"]) == len(negatives) > 0
     # "a circle below a square" is image 1's own caption and image 0's hard negative: masked for image 1 only
     loss = stage.loss(model, batch, torch.Generator().manual_seed(4))
@@ -183,8 +202,8 @@ def test_clip_stage_gives_rephrased_captions_hard_negatives_on_both_sides(monkey
     from t2i.unclip.clip_stage import ClipOptions, ClipStage
 
     rng = np.random.default_rng(0)
-    captions = [["two squares"], ["three squares"], ["four squares"], ["a circle"]]
-    data = ImageCaptionSet(images=rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8), captions=captions)
+    captions = [["a square"], ["two squares"], ["three squares"], ["four squares"], ["a circle and a triangle"]]
+    data = ImageCaptionSet(images=rng.integers(0, 255, (5, 32, 32, 3), dtype=np.uint8), captions=captions)
     config = CLIPConfig(image_size=32, patch_size=8, image_width=16, image_depth=1, image_heads=2, text_width=16, text_depth=1, text_heads=2, embed_dim=8,
                         match_depth=1)
     image_of = {c[0]: i for i, c in enumerate(captions)}
@@ -200,7 +219,7 @@ def test_clip_stage_gives_rephrased_captions_hard_negatives_on_both_sides(monkey
             continue
         # caption side: the rewording's own negative, the count changed in its words
         owners = batch["neg_owner"].tolist()
-        assert owners and all("circle" not in texts[i] for i in owners)
+        assert owners and all("square" in texts[i] for i in owners)
         for i, neg in zip(owners, batch["neg_rows"].tolist()):
             assert stage.captions.texts[neg] != texts[i] and "square" in stage.captions.texts[neg]  # "squares", "square shapes"
         # image side: for each reworded "n squares", the image of the caption's count-changed scene
@@ -209,7 +228,8 @@ def test_clip_stage_gives_rephrased_captions_hard_negatives_on_both_sides(monkey
             own = next(c for c in image_of if torch.equal(drawn[i], image_like(data, image_of[c])))
             other = next(c for c in image_of if torch.equal(image, image_like(data, image_of[c])))
             assert other in hard_negatives(own)
-        assert len(batch["neg_image_owner"]) == sum("circle" not in t for t in texts)
+        # only reworded square captions have one, and only where the negative drawn has an image ("five squares" has none)
+        assert 0 < len(batch["neg_image_owner"]) and all("square" in texts[i] for i in batch["neg_image_owner"].tolist())
         loss = stage.loss(model, batch, torch.Generator().manual_seed(2))
         assert torch.isfinite(loss) and loss.requires_grad
     with pytest.raises(InputError, match="contrast_rephrased"):

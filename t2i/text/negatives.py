@@ -17,6 +17,9 @@ objects with attributes and relations allows without a parser:
   article agrees with the word it now stands before: "an emerald disc and a red square" ->
   "a red disc and an emerald square")
 - change a count by one:          "two squares" -> "three squares", "squares x3" -> "squares x4"
+- one object or two of it:        "a red circle" -> "two red circles", "2 discs" -> "1 disc"
+  (captions of one shape of the shapes world, whose plurals are known; the count change starts
+  at two, and the matching head had learnt that "exactly one square" fits two squares)
 
 A swap that only reorders the objects ("a red circle and a blue circle") keeps the meaning and
 is dropped, as is a flip between two identical objects.
@@ -26,7 +29,7 @@ from __future__ import annotations
 import re
 
 from t2i.errors import InputError
-from t2i.text.synonyms import COLOUR_NAMES, SIZE_NAMES
+from t2i.text.synonyms import COLOUR_NAMES, SHAPE_NAMES, SIZE_NAMES
 
 COLOURS = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "magenta", "brown", "black", "white", "gray", "grey")
 SIZES = ("small", "large", "big", "tiny", "huge")
@@ -124,12 +127,63 @@ def _count_change(caption: str) -> str | None:
     return None
 
 
+# the shapes world's nouns, singular -> plural and back; longest first, so "round shape" is one noun
+PLURAL_OF = {**{s: s + "s" for s in SHAPE_NAMES}, **{one: many for names in SHAPE_NAMES.values() for one, many in names}}
+SINGULAR_OF = {many: one for one, many in PLURAL_OF.items()}
+_NOUN = re.compile(r"(?<![\w-])(" + "|".join(sorted(map(re.escape, {**PLURAL_OF, **SINGULAR_OF}), key=len, reverse=True)) + r")(?![\w-])",
+                   re.IGNORECASE)
+ONE_WORDS = {"a": "two", "an": "two", "one": "two", "1": "2", "single": "two", "lone": "two", "sole": "two"}
+TWO_WORDS = {"two": "one", "2": "1"}  # a leading "two" becomes "a"
+# what may stand between a count and its noun ("a single flat bright red circle")
+_MODIFIERS = {*COLOUR_OF, *SIZE_OF, "single", "lone", "sole", "flat", "plain", "simple", "solid", "bright", "deep", "royal", "perfect", "round"}
+
+
+def _cased(word: str, like: str, shouting: bool) -> str:
+    """`word` written as `like` is: upper case, capitalised or lower case; a one-letter `like`
+    ("A") is upper case only where the caption shouts."""
+    if like.isupper() and (len(like) > 1 or shouting):
+        return word.upper()
+    return word.capitalize() if like[:1].isupper() else word
+
+
+def _one_or_two(caption: str) -> str | None:
+    """A caption of one kind of object only: its count of one made two, or of two made one; the
+    count may stand a few modifiers before its noun ("a single tiny disc" -> "two tiny discs").
+    A caption of several objects keeps its relation, colour and size negatives undiluted."""
+    nouns = list(_NOUN.finditer(caption))
+    if len(nouns) != 1:
+        return None
+    for m in nouns:
+        noun = m.group(1)
+        singular = noun.lower() in PLURAL_OF
+        table, new_noun = (ONE_WORDS, PLURAL_OF[noun.lower()]) if singular else (TWO_WORDS, SINGULAR_OF[noun.lower()])
+        before = caption[: m.start()].split(" ")  # ends with "", the space before the noun
+        i = len(before) - 2
+        while i >= 0 and before[i].lower() in _MODIFIERS and before[i].lower() not in table:
+            i -= 1
+        if i < 0 or before[-1] != "" or before[i].lower() not in table:
+            continue
+        word = before[i].lower()
+        if word in ("single", "lone", "sole") and i > 0 and before[i - 1].lower() in ("a", "an"):
+            del before[i - 1]  # "a single circle" -> "two circles"
+            i -= 1
+        shouting = noun.isupper()
+        before[i] = _cased(table[word], before[i], shouting)
+        head = " ".join(before)
+        if i == 0 and word == "two":  # "two squares" -> "a square", the caption of one (and its images)
+            following = before[1] if len(before) > 2 else new_noun
+            head = " ".join([_cased("an" if following[0].lower() in "aeiou" else "a", before[0], shouting), *before[1:]])
+        return head + _cased(new_noun, noun, shouting) + caption[m.end() :]
+    return None
+
+
 # what a hard negative changes, each kind with its maker
 MAKERS = {
     "relation": _relation_flip,
     "colour": lambda caption: _attribute_swap(caption, COLOUR_OF, _COLOUR_WORD),
     "size": lambda caption: _attribute_swap(caption, SIZE_OF, _SIZE_WORD),
     "count": _count_change,
+    "one": _one_or_two,
 }
 KINDS = tuple(MAKERS)
 

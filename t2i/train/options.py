@@ -73,7 +73,7 @@ class DenoiserOptions(CaptionOptions):
     text_consistency: float = scale(0.0)
     # the weight of a hard-negative caption denoising worse than the true one (see UNetStage.loss)
     caption_contrast: float = scale(0.0)
-    contrast_negatives: str = "all"  # which hard negatives: all, or a comma-separated subset of relation,colour,size,count
+    contrast_negatives: str = "all"  # which hard negatives: all, or a comma-separated subset of relation,colour,size,count,one
     # rephrased captions (caption_augment) get hard negatives too: the contrast reads every wording
     contrast_rephrased: bool = flag(False)
     min_step: int = count(0)  # train on diffusion steps from this one up (0: all): a high-noise expert (see UNetStage)
