@@ -116,7 +116,13 @@ if [[ $data == shapes ]]; then
   t2i train clip --data shapes --init-from "$prev_clip" --set model.match_depth=3 --set options.match_only=true \
       --set options.hard_negatives=true --set options.contrast_rephrased=true --steps 1500 --lr 3e-4 \
       --out "$runs/shapes-match-synonyms" --no-progress
-  clip=$runs/shapes-match-synonyms prior=$prev_prior decoder=$prev_decoder
+  # session 51: the head alone once more, with negatives that make one object two and two one (commit
+  # ad2fa39): it had read "exactly one square" as a fit for two squares. Shipped, it was trained from a
+  # text tower fine-tuned on typos; the head reads MiniLM's states and the image tower, not that tower
+  t2i train clip --data shapes --init-from "$runs/shapes-match-synonyms" --set model.match_depth=3 --set options.match_only=true \
+      --set options.hard_negatives=true --set options.contrast_rephrased=true --steps 1500 --lr 3e-4 \
+      --out "$runs/shapes-match-count" --no-progress
+  clip=$runs/shapes-match-count prior=$prev_prior decoder=$prev_decoder
 fi
 # emoji keeps its training captions, and emojilib's search words (t2i/assets/emoji/search_words.json),
 # for retrieval-augmented text conditioning (--caption-memory); keys in 192 dimensions keep it small
