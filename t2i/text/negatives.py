@@ -153,28 +153,25 @@ def _one_or_two(caption: str) -> str | None:
     nouns = list(_NOUN.finditer(caption))
     if len(nouns) != 1:
         return None
-    for m in nouns:
-        noun = m.group(1)
-        singular = noun.lower() in PLURAL_OF
-        table, new_noun = (ONE_WORDS, PLURAL_OF[noun.lower()]) if singular else (TWO_WORDS, SINGULAR_OF[noun.lower()])
-        before = caption[: m.start()].split(" ")  # ends with "", the space before the noun
-        i = len(before) - 2
-        while i >= 0 and before[i].lower() in _MODIFIERS and before[i].lower() not in table:
-            i -= 1
-        if i < 0 or before[-1] != "" or before[i].lower() not in table:
-            continue
-        word = before[i].lower()
-        if word in ("single", "lone", "sole") and i > 0 and before[i - 1].lower() in ("a", "an"):
-            del before[i - 1]  # "a single circle" -> "two circles"
-            i -= 1
-        shouting = noun.isupper()
-        before[i] = _cased(table[word], before[i], shouting)
-        head = " ".join(before)
-        if i == 0 and word == "two":  # "two squares" -> "a square", the caption of one (and its images)
-            following = before[1] if len(before) > 2 else new_noun
-            head = " ".join([_cased("an" if following[0].lower() in "aeiou" else "a", before[0], shouting), *before[1:]])
-        return head + _cased(new_noun, noun, shouting) + caption[m.end() :]
-    return None
+    m = nouns[0]
+    noun = m.group(1)
+    table, new_noun = (ONE_WORDS, PLURAL_OF[noun.lower()]) if noun.lower() in PLURAL_OF else (TWO_WORDS, SINGULAR_OF[noun.lower()])
+    before = caption[: m.start()].split(" ")  # ends with "", the space before the noun
+    i = len(before) - 2
+    while i >= 0 and before[i].lower() in _MODIFIERS and before[i].lower() not in table:
+        i -= 1
+    if i < 0 or before[-1] != "" or before[i].lower() not in table:
+        return None  # no count next to the noun: "circle only", "a picture of circle"
+    word = before[i].lower()
+    if word in ("single", "lone", "sole") and i > 0 and before[i - 1].lower() in ("a", "an"):
+        del before[i - 1]  # "a single circle" -> "two circles"
+        i -= 1
+    shouting = noun.isupper()
+    before[i] = _cased(table[word], before[i], shouting)
+    if i == 0 and word == "two":  # "two squares" -> "a square", the caption of one (and its images)
+        following = before[1] if len(before) > 2 else new_noun
+        before[0] = _cased("an" if following[0].lower() in "aeiou" else "a", before[0], shouting)
+    return " ".join(before) + _cased(new_noun, noun, shouting) + caption[m.end() :]
 
 
 # what a hard negative changes, each kind with its maker
