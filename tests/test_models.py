@@ -6,7 +6,7 @@ import torch
 
 from t2i.checkpoint import CheckpointError, Component, build_model, load_component, save_component
 from t2i.config import ConfigError, config_from_dict
-from t2i.models.clip import CLIP, CLIPConfig
+from t2i.models.clip import CLIP, CLIPConfig, kept_length
 from t2i.models.prior import DiffusionPrior, PriorConfig
 from t2i.models.unet import UNet, UNetConfig
 
@@ -244,6 +244,34 @@ def test_clip_matching_head_learns_word_order_and_layout():
     assert loss < 0.05 and logits[:2].min() > 2 > -2 > logits[2:].max()
     with pytest.raises(ValueError, match="no matching head"):
         CLIP(CLIPConfig(**cfg)).match_logits(images, captions, mask[:2])
+
+
+def test_clip_matching_head_reads_a_shifted_caption_as_one_after_masked_words():
+    """shift k (options.match_shift, in training) moves a caption's tokens k positions along: the
+    same logits as the caption with k masked tokens before it. Each row has its own shift, as far
+    as its own kept tokens leave room (padding does not count)."""
+    torch.manual_seed(0)
+    cfg = dict(image_size=8, patch_size=4, image_width=16, image_depth=1, image_heads=2, text_width=16, text_depth=1, text_heads=2,
+               embed_dim=8, max_tokens=6, match_depth=2)
+    m = _randomize(CLIP(CLIPConfig(**cfg))).eval()
+    for name, p in m.named_parameters():  # a head whose positions matter, as a trained head's do
+        if name.startswith("match_"):
+            p.data.normal_(0, 0.5)
+    images, tokens = torch.rand(3, 3, 8, 8) * 2 - 1, torch.randn(3, 3, 384) * 0.05
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=torch.bool)
+    assert kept_length(mask).tolist() == [3, 2, 1]
+    with torch.no_grad():
+        plain = m.match_logits(images, tokens, mask)
+        assert torch.equal(m.match_logits(images, tokens, mask, shift=torch.zeros(3, dtype=torch.long)), plain)
+        shifts = (1, 4, 5)  # up to max_tokens - kept tokens: 3, 4 and 5
+        shifted = m.match_logits(images, tokens, mask, shift=torch.tensor(shifts))
+        for row, (k, n) in enumerate(zip(shifts, (3, 2, 1))):
+            padded = torch.cat([torch.randn(1, k, 384), tokens[row : row + 1, :n]], dim=1)
+            keep = torch.cat([torch.zeros(1, k, dtype=torch.bool), torch.ones(1, n, dtype=torch.bool)], dim=1)
+            assert torch.allclose(m.match_logits(images[row : row + 1], padded, keep), shifted[row : row + 1], atol=1e-5)
+        assert (shifted - plain).abs().max() > 0.005
+        with pytest.raises(ValueError, match="past position 6"):
+            m.match_logits(images, tokens, mask, shift=torch.tensor([4, 0, 0]))
 
 
 def test_config_refuses_unknown_and_ill_typed_keys():

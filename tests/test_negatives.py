@@ -183,6 +183,33 @@ def test_clip_stage_draws_and_scores_hard_negatives():
     assert stage_section({"clip": {"options": {"hard_negatives": True}}}, "clip")["options"] == {"hard_negatives": True}
 
 
+def test_clip_stage_match_shift_moves_each_caption_as_far_as_its_own_length_allows():
+    """options.match_shift reads each caption of the head's batch at positions moved along at
+    random, each by at most what its own tokens leave of max_tokens (a long caption beside it must
+    not pin it to 0), drawn from the loss's generator; without it the loss is what it was."""
+    from t2i.checkpoint import Component
+    from t2i.unclip.clip_stage import ClipStage, match_shifts
+
+    rng = np.random.default_rng(0)
+    long = "a small red circle to the left of a large blue square on a plain white background, flat colours"
+    data = ImageCaptionSet(images=rng.integers(0, 255, (3, 32, 32, 3), dtype=np.uint8), captions=[["a red circle"], ["two squares"], [long]])
+    config = CLIPConfig(image_size=32, patch_size=8, image_width=16, image_depth=1, image_heads=2, text_width=16, text_depth=1, text_heads=2,
+                        embed_dim=8, match_depth=1, max_tokens=22)
+    torch.manual_seed(0)
+    model = CLIP(config)
+    stages = {k: ClipStage(Component(model=model, role="clip"), data, match_only=True, match_shift=k, max_length=22) for k in (0, 3, 100)}
+    batch = stages[0].batch(0, 6, torch.Generator().manual_seed(1))
+    assert int(batch["token_mask"].sum(1).max()) == 22  # the long caption fills max_tokens: it has no room
+    loss = {k: stage.loss(model, batch, torch.Generator().manual_seed(2)) for k, stage in stages.items()}
+    assert torch.equal(loss[0], stages[0].match_loss(model, model.image_tokens(batch["images"]), batch, None))
+    assert all(torch.isfinite(v) for v in loss.values()) and len({float(v) for v in loss.values()}) == 3
+    # the draw: each row within its own room, every shift in it reached
+    mask = torch.arange(24)[None] < torch.tensor([24, 3, 10])[:, None]
+    drawn = torch.stack([match_shifts(mask, 24, 100, torch.Generator().manual_seed(seed)) for seed in range(200)])
+    assert drawn.amin(0).tolist() == [0, 0, 0] and drawn.amax(0).tolist() == [0, 21, 14]
+    assert match_shifts(mask, 24, 5, torch.Generator().manual_seed(0)).max() <= 5
+
+
 def test_hard_negative_accuracy():
     from t2i.models.retrieval import hard_negative_accuracy
 

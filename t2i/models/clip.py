@@ -26,6 +26,12 @@ from t2i.errors import InputError
 from t2i.nn.attention import TransformerBlock
 
 
+def kept_length(token_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool -> (B,) the number of positions up to each row's last kept token (0 if none)."""
+    at = torch.arange(1, token_mask.shape[1] + 1, device=token_mask.device)
+    return (at * token_mask).amax(dim=1) if token_mask.shape[1] else token_mask.new_zeros(len(token_mask), dtype=torch.long)
+
+
 @dataclass(frozen=True)
 class CLIPConfig:
     image_size: int = 32
@@ -128,13 +134,24 @@ class CLIP(nn.Module):
         mean = (self.text_norm(x) * m).sum(1) / m.sum(1).clamp(min=1)
         return F.normalize(self.text_proj(torch.cat([mean, pooled.float()], dim=-1)), dim=-1)
 
-    def match_logits(self, images: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor, *, image_tokens: torch.Tensor | None = None) -> torch.Tensor:
+    def match_logits(self, images: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor, *, image_tokens: torch.Tensor | None = None,
+                     shift: torch.Tensor | None = None) -> torch.Tensor:
         """Images (B, 3, H, W) in [-1, 1] and frozen text tokens (B, T, 384), mask (B, T) -> (B,)
-        logits that each caption describes its image. image_tokens: image_tokens(images), if at hand."""
+        logits that each caption describes its image. image_tokens: image_tokens(images), if at hand.
+        shift (B,) ints >= 0: read each caption's tokens at positions moved that far along (training);
+        a caption's kept tokens must still end by max_tokens, its padding goes to the last position."""
         if not self.has_match_head:
             raise ValueError("this CLIP has no matching head (match_depth = 0)")
         self._check_length(tokens)
-        x = torch.cat([self.match_query.expand(len(tokens), 1, -1), self.match_in(tokens.float())], dim=1) + self.match_pos[: tokens.shape[1] + 1]
+        x = torch.cat([self.match_query.expand(len(tokens), 1, -1), self.match_in(tokens.float())], dim=1)
+        positions = torch.arange(tokens.shape[1] + 1, device=tokens.device)
+        if shift is not None:
+            end = shift + kept_length(token_mask)
+            if int(shift.min()) < 0 or int(end.max()) > self.config.max_tokens:
+                raise ValueError(f"shifts {shift.tolist()} take a caption's tokens past position {self.config.max_tokens}")
+            moved = positions[1:] + shift[:, None]
+            positions = torch.cat([torch.zeros_like(shift[:, None]), moved.clamp(max=self.config.max_tokens)], dim=1)
+        x = x + self.match_pos[positions]
         if image_tokens is None:
             image_tokens = self.image_tokens(images)
         # the tower's tokens carry what CLIP saw, blurred across the image by its attention; the
@@ -148,9 +165,10 @@ class CLIP(nn.Module):
             x = block(x, mask=mask, context=context)
         return self.match_out(self.match_norm(x[:, 0])).squeeze(-1)
 
-    def match_loss(self, images: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor, matches: torch.Tensor, *, image_tokens: torch.Tensor | None = None) -> torch.Tensor:
+    def match_loss(self, images: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor, matches: torch.Tensor, *, image_tokens: torch.Tensor | None = None,
+                   shift: torch.Tensor | None = None) -> torch.Tensor:
         """Binary cross-entropy of match_logits against matches (B,) bool, each class weighted half."""
-        logits = self.match_logits(images, tokens, token_mask, image_tokens=image_tokens)
+        logits = self.match_logits(images, tokens, token_mask, image_tokens=image_tokens, shift=shift)
         loss = F.binary_cross_entropy_with_logits(logits, matches.float(), reduction="none")
         return 0.5 * (loss[matches].mean() + loss[~matches].mean())
 

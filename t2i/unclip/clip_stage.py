@@ -12,10 +12,11 @@ from t2i.checkpoint import Component
 from t2i.data.dataset import ImageCaptionSet, to_model_range
 from t2i.data.sources import load_dataset
 from t2i.errors import InputError
+from t2i.models.clip import kept_length
 from t2i.models.retrieval import hard_negative_accuracy, retrieval_scores
 from t2i.pipelines.sampling import clip_image_embeds
-from t2i.train.captions import CaptionTable
-from t2i.train.options import CaptionOptions, flag
+from t2i.train.captions import CaptionTable, uniform_below
+from t2i.train.options import CaptionOptions, count, flag
 from t2i.train.stages import Stage, draw_rows
 
 
@@ -27,6 +28,10 @@ class ClipOptions(CaptionOptions):
     # rephrased captions (caption_augment) get hard negatives too: their own on the caption side,
     # and on the image side (the matching head) images that the rephrased caption's negatives describe
     contrast_rephrased: bool = flag(False)
+    # the head reads each caption's tokens at positions moved along by up to this many, drawn at
+    # random: a head that learnt "the colour at position 2 goes with the shape at position 3"
+    # unbinds a caption that a few words come before ("show me a red circle and ...")
+    match_shift: int = count(0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -34,6 +39,14 @@ class ClipOptions(CaptionOptions):
             raise InputError("match_only and text_only exclude each other")
         if self.contrast_rephrased and not (self.hard_negatives and self.caption_augment > 0):
             raise InputError("contrast_rephrased gives rephrased captions hard negatives: it needs hard_negatives and caption_augment > 0")
+
+
+def match_shifts(token_mask: torch.Tensor, max_tokens: int, most: int, generator: torch.Generator) -> torch.Tensor:
+    """(B, T) masks -> (B,) how far along the head reads each caption (options.match_shift): at
+    random up to `most`, and up to what the caption's own tokens leave of max_tokens, so that a
+    batch's longest caption does not pin the rest in place."""
+    room = (max_tokens - kept_length(token_mask)).clamp(min=0, max=most)
+    return uniform_below(room + 1, generator)
 
 
 @torch.no_grad()
@@ -67,14 +80,14 @@ class ClipStage(Stage):
         heldout = load_dataset(data, size=size, split="heldout") if data in ("emoji", "shapes") else None
         return cls(component, train, heldout=heldout, max_length=options.max_length, hard_negatives=options.hard_negatives, match_only=options.match_only,
                    text_only=options.text_only, caption_augment=options.caption_augment, templates=templates,
-                   contrast_rephrased=options.contrast_rephrased, first_caption=options.first_caption)
+                   contrast_rephrased=options.contrast_rephrased, first_caption=options.first_caption, match_shift=options.match_shift)
 
     def __init__(self, component: Component, data: ImageCaptionSet, *, heldout: ImageCaptionSet | None = None, max_length: int = 32,
                  hard_negatives: bool = False, match_only: bool = False, text_only: bool = False,
                  caption_augment: float = 0.0, templates: tuple[str, ...] = (), contrast_rephrased: bool = False,
-                 first_caption: float = 0.0) -> None:
+                 first_caption: float = 0.0, match_shift: int = 0) -> None:
         self.component, self.hard_negatives, self.match_only, self.text_only = component, hard_negatives, match_only, text_only
-        self.contrast_rephrased = contrast_rephrased
+        self.contrast_rephrased, self.match_shift = contrast_rephrased, match_shift
         model = component.model
         if match_only and text_only:
             raise InputError("options.match_only and options.text_only exclude each other")
@@ -146,7 +159,7 @@ class ClipStage(Stage):
             image, loss = batch["image_embed"], 0.0
         else:
             tokens = model.image_tokens(batch["images"])
-            loss = self.match_loss(model, tokens, batch) if model.has_match_head else 0.0
+            loss = self.match_loss(model, tokens, batch, generator) if model.has_match_head else 0.0
             if self.match_only:
                 return loss
             image = model.embed_image_tokens(tokens)
@@ -158,10 +171,10 @@ class ClipStage(Stage):
         # one image's hard negative can be another image's own caption
         return loss + model.contrastive_loss(image, text, same, negative, batch["rows"][:, None] == batch["neg_rows"][None, :])
 
-    @staticmethod
-    def match_loss(model, image_tokens, batch):
+    def match_loss(self, model, image_tokens, batch, generator):
         """Matching loss over own captions (positives), the next image's caption where it differs,
-        the hard negative captions and images that those describe."""
+        the hard negative captions and images that those describe; with match_shift, each pair
+        read at positions moved along at random."""
         rows, b = batch["rows"], len(batch["rows"])
         other = torch.roll(torch.arange(b), 1)
         differs = (rows[other] != rows).nonzero(as_tuple=True)[0]
@@ -181,7 +194,9 @@ class ClipStage(Stage):
         width = max(t.shape[1] for t in tokens)  # caption batches are padded to their own longest
         tokens = torch.cat([F.pad(t, (0, 0, 0, width - t.shape[1])) for t in tokens])
         masks = torch.cat([F.pad(m, (0, width - m.shape[1])) for m in masks])
-        return model.match_loss(images, tokens, masks, matches, image_tokens=image_tokens)
+        # draws only when set: a run without it keeps its old losses
+        shift = match_shifts(masks, model.config.max_tokens, self.match_shift, generator) if self.match_shift > 0 else None
+        return model.match_loss(images, tokens, masks, matches, image_tokens=image_tokens, shift=shift)
 
     @torch.no_grad()
     def preview(self, model, step, out_dir: Path):
