@@ -246,7 +246,7 @@ def test_clip_matching_head_learns_word_order_and_layout():
         CLIP(CLIPConfig(**cfg)).match_logits(images, captions, mask[:2])
 
 
-def test_clip_matching_head_reads_a_shifted_caption_as_one_after_masked_words():
+def test_clip_matching_head_reads_a_shifted_caption_as_one_after_masked_words_and_without_positions_anywhere():
     """shift k (options.match_shift, in training) moves a caption's tokens k positions along: the
     same logits as the caption with k masked tokens before it. Each row has its own shift, as far
     as its own kept tokens leave room (padding does not count)."""
@@ -272,6 +272,15 @@ def test_clip_matching_head_reads_a_shifted_caption_as_one_after_masked_words():
         assert (shifted - plain).abs().max() > 0.005
         with pytest.raises(ValueError, match="past position 6"):
             m.match_logits(images, tokens, mask, shift=torch.tensor([4, 0, 0]))
+    # a head without positions of its own reads the caption the same wherever it starts
+    free = CLIP(CLIPConfig(**cfg, match_text_positions=False)).eval()
+    free.load_state_dict(m.state_dict())
+    with torch.no_grad():
+        plain = free.match_logits(images, tokens, mask)
+        assert (plain - m.match_logits(images, tokens, mask)).abs().max() > 0.005
+        assert torch.allclose(free.match_logits(images, tokens, mask, shift=torch.tensor(shifts)), plain, atol=1e-5)
+        padded = torch.cat([torch.randn(3, 2, 384), tokens], dim=1)
+        assert torch.allclose(free.match_logits(images, padded, torch.cat([torch.zeros(3, 2, dtype=torch.bool), mask], dim=1)), plain, atol=1e-5)
 
 
 def test_config_refuses_unknown_and_ill_typed_keys():

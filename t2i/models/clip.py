@@ -46,6 +46,10 @@ class CLIPConfig:
     max_tokens: int = 32
     embed_dim: int = 256
     match_depth: int = 0  # > 0: an image-text matching head of this many blocks (text_width wide)
+    # False: the head adds no position of its own to the caption's tokens, whose MiniLM states
+    # already say where each word stands among the others, so a few words before a caption
+    # ("show me ...") leave what it binds as it was
+    match_text_positions: bool = True
 
     def __post_init__(self) -> None:
         check_sizes(self, at_least_1=("image_size", "patch_size", "image_width", "image_depth", "image_heads", "text_dim", "text_width", "text_depth",
@@ -151,7 +155,10 @@ class CLIP(nn.Module):
                 raise ValueError(f"shifts {shift.tolist()} take a caption's tokens past position {self.config.max_tokens}")
             moved = positions[1:] + shift[:, None]
             positions = torch.cat([torch.zeros_like(shift[:, None]), moved.clamp(max=self.config.max_tokens)], dim=1)
-        x = x + self.match_pos[positions]
+        if self.config.match_text_positions:
+            x = x + self.match_pos[positions]
+        else:
+            x = torch.cat([x[:, :1] + self.match_pos[0], x[:, 1:]], dim=1)
         if image_tokens is None:
             image_tokens = self.image_tokens(images)
         # the tower's tokens carry what CLIP saw, blurred across the image by its attention; the
