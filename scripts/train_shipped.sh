@@ -116,13 +116,21 @@ if [[ $data == shapes ]]; then
   t2i train clip --data shapes --init-from "$prev_clip" --set model.match_depth=3 --set options.match_only=true \
       --set options.hard_negatives=true --set options.contrast_rephrased=true --steps 1500 --lr 3e-4 \
       --out "$runs/shapes-match-synonyms" --no-progress
-  # session 51: the head alone once more, with negatives that make one object two and two one (commit
-  # ad2fa39): it had read "exactly one square" as a fit for two squares. Shipped, it was trained from a
-  # text tower fine-tuned on typos; the head reads MiniLM's states and the image tower, not that tower
-  t2i train clip --data shapes --init-from "$runs/shapes-match-synonyms" --set model.match_depth=3 --set options.match_only=true \
+  # session 51: the three once more, from those, on the grammar with typos and a circle named twice
+  # (commits bdcbe65 and 13ca750; a rerun of the blocks above already draws them), then the head alone,
+  # with negatives that make one object two and two one (commit ad2fa39): it had read "exactly one
+  # square" as a fit for two squares
+  t2i train clip --data shapes --init-from "$runs/shapes-match-synonyms" --set model.match_depth=3 \
+      --set options.text_only=true --steps 1500 --batch-size 256 --lr 3e-4 --out "$runs/shapes-clip-typos" --no-progress
+  t2i train prior --data shapes --clip "$runs/shapes-clip-typos" --init-from "$prev_prior" --steps 2500 \
+      --batch-size 64 --lr 1e-4 --out "$runs/shapes-prior-typos" --no-progress &
+  t2i train decoder --data shapes --clip "$runs/shapes-match-words" --init-from "$prev_decoder" \
+      --set options.drop_text=0.1 --steps 1500 --lr 1e-4 --seed 4 --out "$runs/shapes-decoder-typos" --no-progress
+  wait
+  t2i train clip --data shapes --init-from "$runs/shapes-clip-typos" --set model.match_depth=3 --set options.match_only=true \
       --set options.hard_negatives=true --set options.contrast_rephrased=true --steps 1500 --lr 3e-4 \
       --out "$runs/shapes-match-count" --no-progress
-  clip=$runs/shapes-match-count prior=$prev_prior decoder=$prev_decoder
+  clip=$runs/shapes-match-count prior=$runs/shapes-prior-typos decoder=$runs/shapes-decoder-typos
 fi
 # emoji keeps its training captions, and emojilib's search words (t2i/assets/emoji/search_words.json),
 # for retrieval-augmented text conditioning (--caption-memory); keys in 192 dimensions keep it small
