@@ -78,59 +78,45 @@ if [[ $data == shapes ]]; then
   t2i train clip --data shapes --init-from "$runs/shapes-clip-words" --set model.match_depth=3 --set options.match_only=true \
       --set options.hard_negatives=true --set options.contrast_rephrased=true --steps 1500 --lr 3e-4 \
       --out "$runs/shapes-match-words" --no-progress
-  # session 45: the text tower, the prior and the decoder once more from those, the grammar widened
-  # (a scene's number of shapes, exclusions, collective counts, style words; commit a2374ae)
-  t2i train clip --data shapes --init-from "$runs/shapes-match-words" --set model.match_depth=3 \
-      --set options.text_only=true --steps 1500 --batch-size 256 --lr 3e-4 --out "$runs/shapes-clip-wider" --no-progress
-  t2i train prior --data shapes --clip "$runs/shapes-clip-wider" --init-from "$runs/shapes-prior-words" --steps 2500 \
-      --batch-size 64 --lr 1e-4 --out "$runs/shapes-prior-wider" --no-progress &
-  t2i train decoder --data shapes --clip "$runs/shapes-match-words" --init-from "$runs/shapes-decoder-words" \
-      --set options.drop_text=0.1 --steps 1500 --lr 1e-4 --seed 4 --out "$runs/shapes-decoder-wider" --no-progress
-  wait
-  # session 47: the three once more, from those, with scenes said among words that leave the picture
-  # alone ("for my slides, ...", t2i/text/context_words.py; commit 2f9d551)
-  t2i train clip --data shapes --init-from "$runs/shapes-clip-wider" --set model.match_depth=3 \
-      --set options.text_only=true --steps 1500 --batch-size 256 --lr 3e-4 --out "$runs/shapes-clip-context" --no-progress
-  t2i train prior --data shapes --clip "$runs/shapes-clip-context" --init-from "$runs/shapes-prior-wider" --steps 2500 \
-      --batch-size 64 --lr 1e-4 --out "$runs/shapes-prior-context" --no-progress &
-  t2i train decoder --data shapes --clip "$runs/shapes-match-words" --init-from "$runs/shapes-decoder-wider" \
-      --set options.drop_text=0.1 --steps 1500 --lr 1e-4 --seed 4 --out "$runs/shapes-decoder-context" --no-progress
-  wait
-  # session 48: the three twice more, from those: with other names for circles and triangles ("a round
-  # shape"; commit c93dd10), then with other words for every shape, colour and size ("a disc", "scarlet";
-  # t2i/text/synonyms.py, commit 1208e28 and the next; a rerun now draws the lexicon in both)
-  prev_clip=$runs/shapes-clip-context prev_prior=$runs/shapes-prior-context prev_decoder=$runs/shapes-decoder-context
-  for words in names synonyms; do
-    t2i train clip --data shapes --init-from "$prev_clip" --set model.match_depth=3 \
-        --set options.text_only=true --steps 1500 --batch-size 256 --lr 3e-4 --out "$runs/shapes-clip-$words" --no-progress
-    t2i train prior --data shapes --clip "$runs/shapes-clip-$words" --init-from "$prev_prior" --steps 2500 \
-        --batch-size 64 --lr 1e-4 --out "$runs/shapes-prior-$words" --no-progress &
+  # from session 45 on, rounds of the same three fine-tunes: the text tower from $1 (text only, so
+  # every image embedding and the decoder's inputs stay shapes-match-words'), the prior and decoder
+  # from the round before; their runs are named shapes-{clip,prior,decoder}-$2
+  text_round() {
+    t2i train clip --data shapes --init-from "$1" --set model.match_depth=3 \
+        --set options.text_only=true --steps 1500 --batch-size 256 --lr 3e-4 --out "$runs/shapes-clip-$2" --no-progress
+    t2i train prior --data shapes --clip "$runs/shapes-clip-$2" --init-from "$prev_prior" --steps 2500 \
+        --batch-size 64 --lr 1e-4 --out "$runs/shapes-prior-$2" --no-progress &
     t2i train decoder --data shapes --clip "$runs/shapes-match-words" --init-from "$prev_decoder" \
-        --set options.drop_text=0.1 --steps 1500 --lr 1e-4 --seed 4 --out "$runs/shapes-decoder-$words" --no-progress
+        --set options.drop_text=0.1 --steps 1500 --lr 1e-4 --seed 4 --out "$runs/shapes-decoder-$2" --no-progress
     wait
-    prev_clip=$runs/shapes-clip-$words prev_prior=$runs/shapes-prior-$words prev_decoder=$runs/shapes-decoder-$words
-  done
+    prev_clip=$runs/shapes-clip-$2 prev_prior=$runs/shapes-prior-$2 prev_decoder=$runs/shapes-decoder-$2
+  }
+  prev_prior=$runs/shapes-prior-words prev_decoder=$runs/shapes-decoder-words
+  # session 45: from those, the grammar widened (a scene's number of shapes, exclusions, collective
+  # counts, style words; commit a2374ae)
+  text_round "$runs/shapes-match-words" wider
+  # session 47: with scenes said among words that leave the picture alone ("for my slides, ...",
+  # t2i/text/context_words.py; commit 2f9d551)
+  text_round "$prev_clip" context
+  # session 48: twice more: with other names for circles and triangles ("a round shape"; commit
+  # c93dd10), then with other words for every shape, colour and size ("a disc", "scarlet";
+  # t2i/text/synonyms.py, commit 1208e28 and the next; a rerun now draws the lexicon in both)
+  for words in names synonyms; do text_round "$prev_clip" "$words"; done
   # session 50: the matching head alone once more (towers frozen, so prior and decoder stay valid), on
   # the grammar with the lexicon, with colour and size negatives that know its words (commit bdcbe65;
   # a rerun now also draws a circle named twice and typos, in every stage above)
   t2i train clip --data shapes --init-from "$prev_clip" --set model.match_depth=3 --set options.match_only=true \
       --set options.hard_negatives=true --set options.contrast_rephrased=true --steps 1500 --lr 3e-4 \
       --out "$runs/shapes-match-synonyms" --no-progress
-  # session 51: the three once more, from those, on the grammar with typos and a circle named twice
-  # (commits bdcbe65 and 13ca750; a rerun of the blocks above already draws them), then the head alone,
-  # with negatives that make one object two and two one (commit ad2fa39): it had read "exactly one
-  # square" as a fit for two squares
-  t2i train clip --data shapes --init-from "$runs/shapes-match-synonyms" --set model.match_depth=3 \
-      --set options.text_only=true --steps 1500 --batch-size 256 --lr 3e-4 --out "$runs/shapes-clip-typos" --no-progress
-  t2i train prior --data shapes --clip "$runs/shapes-clip-typos" --init-from "$prev_prior" --steps 2500 \
-      --batch-size 64 --lr 1e-4 --out "$runs/shapes-prior-typos" --no-progress &
-  t2i train decoder --data shapes --clip "$runs/shapes-match-words" --init-from "$prev_decoder" \
-      --set options.drop_text=0.1 --steps 1500 --lr 1e-4 --seed 4 --out "$runs/shapes-decoder-typos" --no-progress
-  wait
-  t2i train clip --data shapes --init-from "$runs/shapes-clip-typos" --set model.match_depth=3 --set options.match_only=true \
+  # session 51: the three once more, the text tower from the one with that head, on the grammar with
+  # typos and a circle named twice (commits bdcbe65 and 13ca750; a rerun of the rounds above already
+  # draws them), then the head alone, with negatives that make one object two and two one (commit
+  # ad2fa39): it had read "exactly one square" as a fit for two squares
+  text_round "$runs/shapes-match-synonyms" typos
+  t2i train clip --data shapes --init-from "$prev_clip" --set model.match_depth=3 --set options.match_only=true \
       --set options.hard_negatives=true --set options.contrast_rephrased=true --steps 1500 --lr 3e-4 \
       --out "$runs/shapes-match-count" --no-progress
-  clip=$runs/shapes-match-count prior=$runs/shapes-prior-typos decoder=$runs/shapes-decoder-typos
+  clip=$runs/shapes-match-count prior=$prev_prior decoder=$prev_decoder
 fi
 # emoji keeps its training captions, and emojilib's search words (t2i/assets/emoji/search_words.json),
 # for retrieval-augmented text conditioning (--caption-memory); keys in 192 dimensions keep it small
