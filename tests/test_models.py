@@ -283,6 +283,43 @@ def test_clip_matching_head_reads_a_shifted_caption_as_one_after_masked_words_an
         assert torch.allclose(free.match_logits(images, padded, torch.cat([torch.zeros(3, 2, dtype=torch.bool), mask], dim=1)), plain, atol=1e-5)
 
 
+def test_clip_matching_head_with_rotary_positions_learns_word_order_wherever_the_caption_starts():
+    """model.match_rotary: the head's words compare by their distance apart. It learns the
+    mirrored scenes above without positions of its own, and still tells them apart with masked
+    words before the caption (and with a shift), which a head of absolute positions would read
+    at places it never trained on. Without positions at all the two captions look the same."""
+    from t2i.nn.attention import rotate
+    torch.manual_seed(0)
+    q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
+    dots = [float(rotate(q, torch.tensor([[a]])) @ rotate(k, torch.tensor([[b]])).transpose(-1, -2)) for a, b in ((3, 1), (7, 5), (2, 4))]
+    assert dots[0] == pytest.approx(dots[1], abs=1e-5) and abs(dots[0] - dots[2]) > 1e-3
+    cfg = dict(image_size=8, patch_size=4, image_width=16, image_depth=1, image_heads=2, text_width=16, text_depth=1, text_heads=2,
+               embed_dim=8, max_tokens=8, match_depth=3, match_text_positions=False)
+    m = CLIP(CLIPConfig(**cfg, match_rotary=True))  # one block more than with absolute positions: to see which word comes first
+    images = -torch.ones(2, 3, 8, 8)
+    images[0, 0, :, :4] = images[0, 2, :, 4:] = 1  # red | blue
+    images[1, 0, :, 4:] = images[1, 2, :, :4] = 1  # blue | red
+    red, blue = torch.randn(2, 384)
+    captions = torch.stack([torch.stack([red, blue]), torch.stack([blue, red])])
+    mask = torch.ones(4, 2, dtype=torch.bool)
+    pairs_image, pairs_text = torch.tensor([0, 1, 0, 1]), torch.tensor([0, 1, 1, 0])
+    matches = pairs_image == pairs_text
+    opt = torch.optim.Adam([p for n, p in m.named_parameters() if n.startswith("match_")], lr=3e-3)
+    for _ in range(400):
+        loss = m.match_loss(images[pairs_image], captions[pairs_text], mask, matches)
+        opt.zero_grad(), loss.backward(), opt.step()
+    with torch.no_grad():
+        logits = m.match_logits(images[pairs_image], captions[pairs_text], mask)
+        assert loss < 0.05 and logits[:2].min() > 2 > -2 > logits[2:].max()
+        padded = torch.cat([torch.randn(4, 3, 384), captions[pairs_text]], dim=1)
+        before = torch.cat([torch.zeros(4, 3, dtype=torch.bool), mask], dim=1)
+        assert torch.allclose(m.match_logits(images[pairs_image], padded, before), logits, atol=1e-4)
+        assert torch.allclose(m.match_logits(images[pairs_image], captions[pairs_text], mask, shift=torch.tensor([0, 2, 4, 6])), logits, atol=1e-4)
+        free = CLIP(CLIPConfig(**cfg)).eval()
+        free.load_state_dict(m.state_dict())
+        assert torch.allclose(*free.match_logits(images[[0, 0]], captions, mask[:2]), atol=1e-5)
+
+
 def test_config_refuses_unknown_and_ill_typed_keys():
     with pytest.raises(ConfigError, match="unknown option"):
         config_from_dict(PriorConfig, {"width": 16, "wdith": 3})

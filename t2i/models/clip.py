@@ -50,6 +50,10 @@ class CLIPConfig:
     # already say where each word stands among the others, so a few words before a caption
     # ("show me ...") leave what it binds as it was
     match_text_positions: bool = True
+    # True: the head's words see each other by how far apart they stand (rotary attention), so
+    # "red" binds to the "circle" after it wherever the pair stands; its query and the image
+    # tokens compare with words by content alone
+    match_rotary: bool = False
 
     def __post_init__(self) -> None:
         check_sizes(self, at_least_1=("image_size", "patch_size", "image_width", "image_depth", "image_heads", "text_dim", "text_width", "text_depth",
@@ -168,8 +172,9 @@ class CLIP(nn.Module):
         keep = torch.cat([torch.ones_like(token_mask[:, :1]), token_mask], dim=1)
         # every query reads the kept text tokens and every image token
         mask = torch.cat([keep, torch.ones(len(keep), context.shape[1], dtype=torch.bool, device=keep.device)], dim=1)[:, None, None]
+        placed = torch.cat([torch.full_like(positions[..., :1], -1), positions[..., 1:]], dim=-1).expand(len(x), -1)
         for block in self.match_blocks:
-            x = block(x, mask=mask, context=context)
+            x = block(x, mask=mask, context=context, positions=placed if self.config.match_rotary else None)
         return self.match_out(self.match_norm(x[:, 0])).squeeze(-1)
 
     def match_loss(self, images: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor, matches: torch.Tensor, *, image_tokens: torch.Tensor | None = None,
