@@ -16,7 +16,13 @@ the paraphrase and when it reads the canonical prompt. A gap between the two row
 being fooled by the wording, which reranking decoder candidates then inherits. Session 51
 (docs/results/unclip.md) found single objects' gap here first.
 
+With --wrappers, the canonical prompts alone (24 of each task, canonical_prompts(24, seed=7),
+held-out scenes left out) inside words that leave the scene as it is ("show me {}", "{},
+please."): a head that ties a word to where it stands in the caption loses the scene once words
+come before it (session 52).
+
 Usage: python scripts/probe_head_tasks.py MODEL PROMPTS.jsonl [PROMPTS.jsonl ...] [--tasks T ...]
+       python scripts/probe_head_tasks.py MODEL --wrappers [--tasks T ...]
 """
 import argparse
 from collections import defaultdict
@@ -29,10 +35,11 @@ import torch
 from t2i import load_pipeline
 from t2i.data.dataset import to_model_range
 from t2i.data.shapes import COLORS, MAX_OBJECTS, SHAPES, ShapeObject, place_objects, render_scene
-from t2i.data.shapes_eval import TASKS, parse_prompt, scene_for_prompt
+from t2i.data.shapes_eval import TASKS, canonical_prompts, parse_prompt, scene_for_prompt
 from t2i.eval.prompts import shapes_paraphrases
 
 PAIRS = 8
+WRAPPERS = ("{}", "show me {}", "Can you make {}?", "I'd like {}.", "a picture of {}", "{}, please.", "{} on a white background")
 
 
 def _other(options, *avoid):
@@ -64,7 +71,8 @@ def near_misses(task: str, scene: list[ShapeObject], size: int, rng: np.random.G
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model")
-    p.add_argument("prompts", nargs="+", type=Path)
+    p.add_argument("prompts", nargs="*", type=Path)
+    p.add_argument("--wrappers", action="store_true", help="canonical prompts inside words that leave the scene as it is, instead of the files")
     p.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
     p.add_argument("--worst", type=int, default=0, help="also print the N paraphrases whose right scene the head prefers least")
     args = p.parse_args()
@@ -78,17 +86,29 @@ def main() -> None:
         with torch.no_grad():
             return clip.match_logits(images, enc.tokens.repeat(len(images), 1, 1), enc.mask.repeat(len(images), 1)).numpy()
 
+    def pairs(task: str, canonical: str) -> tuple[torch.Tensor, torch.Tensor]:
+        right, wrong = [], []
+        for _ in range(PAIRS):
+            scene = scene_for_prompt(canonical, rng, size)
+            for miss in near_misses(task, scene, size, rng):
+                right.append(render_scene(scene, size))
+                wrong.append(render_scene(miss, size))
+        return to_model_range(np.stack(right)), to_model_range(np.stack(wrong))
+
+    if args.wrappers:
+        for task in args.tasks:
+            scenes = [(q.prompt, *pairs(task, q.prompt)) for q in canonical_prompts(24, seed=7) if q.task == task and not q.held_out]
+            for wrapper in WRAPPERS:
+                won = [(logits(wrapper.format(text), right) > logits(wrapper.format(text), wrong)).mean() for text, right, wrong in scenes]
+                print(f"{task:17s} {wrapper!r:28s} prompts {len(won):3d}  right preferred {np.mean(won):.3f}")
+        return
+    if not args.prompts:
+        p.error("give prompts files, or --wrappers")
     rows = defaultdict(list)  # (task, "paraphrase" | "canonical") -> [(right preferred, margin)]
     each = []  # (right preferred, margin, paraphrase) for --worst
     for para in (q for q in shapes_paraphrases(tuple(args.prompts)) if q.task in args.tasks):
         parse_prompt(para.canonical)  # a canonical prompt the scorer grades, else InputError
-        right, wrong = [], []
-        for _ in range(PAIRS):
-            scene = scene_for_prompt(para.canonical, rng, size)
-            for miss in near_misses(para.task, scene, size, rng):
-                right.append(render_scene(scene, size))
-                wrong.append(render_scene(miss, size))
-        right, wrong = to_model_range(np.stack(right)), to_model_range(np.stack(wrong))
+        right, wrong = pairs(para.task, para.canonical)
         for kind, text in (("paraphrase", para.prompt), ("canonical", para.canonical)):
             a, b = logits(text, right), logits(text, wrong)
             rows[para.task, kind].append(((a > b).mean(), (a - b).mean()))

@@ -116,7 +116,13 @@ if [[ $data == shapes ]]; then
   t2i train clip --data shapes --init-from "$prev_clip" --set model.match_depth=3 --set options.match_only=true \
       --set options.hard_negatives=true --set options.contrast_rephrased=true --steps 1500 --lr 3e-4 \
       --out "$runs/shapes-match-count" --no-progress
-  clip=$runs/shapes-match-count prior=$prev_prior decoder=$prev_decoder
+  # session 54: the head alone once more, its words placed by rotary attention instead of learnt
+  # absolute positions (commit 24d68b9): it had bound colours to shapes by where they stood
+  t2i train clip --data shapes --init-from "$runs/shapes-match-count" --set model.match_depth=3 \
+      --set model.match_text_positions=false --set model.match_rotary=true --set options.match_only=true \
+      --set options.hard_negatives=true --set options.contrast_rephrased=true --steps 1500 --lr 3e-4 \
+      --out "$runs/shapes-match-rotary" --no-progress
+  clip=$runs/shapes-match-rotary prior=$prev_prior decoder=$prev_decoder
 fi
 # emoji keeps its training captions, and emojilib's search words (t2i/assets/emoji/search_words.json),
 # for retrieval-augmented text conditioning (--caption-memory); keys in 192 dimensions keep it small
