@@ -227,23 +227,29 @@ def test_clip_matching_head_learns_word_order_and_layout():
     cfg = dict(image_size=8, patch_size=4, image_width=16, image_depth=1, image_heads=2, text_width=16, text_depth=1, text_heads=2, embed_dim=8)
     assert not CLIP(CLIPConfig(**cfg)).has_match_head
     m = CLIP(CLIPConfig(**cfg, match_depth=2))  # one block to look, one to compare
-    images = -torch.ones(2, 3, 8, 8)
-    images[0, 0, :, :4] = images[0, 2, :, 4:] = 1  # red | blue
-    images[1, 0, :, 4:] = images[1, 2, :, :4] = 1  # blue | red
-    red, blue = torch.randn(2, 384)
-    captions = torch.stack([torch.stack([red, blue]), torch.stack([blue, red])])  # "red ... blue", "blue ... red"
-    mask = torch.ones(4, 2, dtype=torch.bool)
-    pairs_image, pairs_text = torch.tensor([0, 1, 0, 1]), torch.tensor([0, 1, 1, 0])
-    matches = pairs_image == pairs_text
-    opt = torch.optim.Adam([p for n, p in m.named_parameters() if n.startswith("match_")], lr=3e-3)
-    for _ in range(200):
-        loss = m.match_loss(images[pairs_image], captions[pairs_text], mask, matches)
-        opt.zero_grad(), loss.backward(), opt.step()
-    with torch.no_grad():
-        logits = m.match_logits(images[pairs_image], captions[pairs_text], mask)
+    images, captions, mask, loss, logits = _train_on_mirrored_scenes(m, 200)
     assert loss < 0.05 and logits[:2].min() > 2 > -2 > logits[2:].max()
     with pytest.raises(ValueError, match="no matching head"):
-        CLIP(CLIPConfig(**cfg)).match_logits(images, captions, mask[:2])
+        CLIP(CLIPConfig(**cfg)).match_logits(images, captions, mask)
+
+
+def _train_on_mirrored_scenes(m: CLIP, steps: int):
+    """Trains m's head on two images (red left of blue, and mirrored) and two captions of the same
+    two token states in either order ("red ... blue", "blue ... red"). Returns the four pairs
+    (two matches, then two mismatches): images, captions, mask, the last loss and their logits."""
+    scenes = -torch.ones(2, 3, 8, 8)
+    scenes[0, 0, :, :4] = scenes[0, 2, :, 4:] = 1  # red | blue
+    scenes[1, 0, :, 4:] = scenes[1, 2, :, :4] = 1  # blue | red
+    red, blue = torch.randn(2, 384)
+    texts = torch.stack([torch.stack([red, blue]), torch.stack([blue, red])])
+    pairs_image, pairs_text = torch.tensor([0, 1, 0, 1]), torch.tensor([0, 1, 1, 0])
+    images, captions, mask, matches = scenes[pairs_image], texts[pairs_text], torch.ones(4, 2, dtype=torch.bool), pairs_image == pairs_text
+    opt = torch.optim.Adam([p for n, p in m.named_parameters() if n.startswith("match_")], lr=3e-3)
+    for _ in range(steps):
+        loss = m.match_loss(images, captions, mask, matches)
+        opt.zero_grad(), loss.backward(), opt.step()
+    with torch.no_grad():
+        return images, captions, mask, loss, m.match_logits(images, captions, mask)
 
 
 def test_clip_matching_head_reads_a_shifted_caption_as_one_after_masked_words_and_without_positions_anywhere():
@@ -296,28 +302,16 @@ def test_clip_matching_head_with_rotary_positions_learns_word_order_wherever_the
     cfg = dict(image_size=8, patch_size=4, image_width=16, image_depth=1, image_heads=2, text_width=16, text_depth=1, text_heads=2,
                embed_dim=8, max_tokens=8, match_depth=3, match_text_positions=False)
     m = CLIP(CLIPConfig(**cfg, match_rotary=True))  # one block more than with absolute positions: to see which word comes first
-    images = -torch.ones(2, 3, 8, 8)
-    images[0, 0, :, :4] = images[0, 2, :, 4:] = 1  # red | blue
-    images[1, 0, :, 4:] = images[1, 2, :, :4] = 1  # blue | red
-    red, blue = torch.randn(2, 384)
-    captions = torch.stack([torch.stack([red, blue]), torch.stack([blue, red])])
-    mask = torch.ones(4, 2, dtype=torch.bool)
-    pairs_image, pairs_text = torch.tensor([0, 1, 0, 1]), torch.tensor([0, 1, 1, 0])
-    matches = pairs_image == pairs_text
-    opt = torch.optim.Adam([p for n, p in m.named_parameters() if n.startswith("match_")], lr=3e-3)
-    for _ in range(400):
-        loss = m.match_loss(images[pairs_image], captions[pairs_text], mask, matches)
-        opt.zero_grad(), loss.backward(), opt.step()
+    images, captions, mask, loss, logits = _train_on_mirrored_scenes(m, 400)
+    assert loss < 0.05 and logits[:2].min() > 2 > -2 > logits[2:].max()
     with torch.no_grad():
-        logits = m.match_logits(images[pairs_image], captions[pairs_text], mask)
-        assert loss < 0.05 and logits[:2].min() > 2 > -2 > logits[2:].max()
-        padded = torch.cat([torch.randn(4, 3, 384), captions[pairs_text]], dim=1)
+        padded = torch.cat([torch.randn(4, 3, 384), captions], dim=1)
         before = torch.cat([torch.zeros(4, 3, dtype=torch.bool), mask], dim=1)
-        assert torch.allclose(m.match_logits(images[pairs_image], padded, before), logits, atol=1e-4)
-        assert torch.allclose(m.match_logits(images[pairs_image], captions[pairs_text], mask, shift=torch.tensor([0, 2, 4, 6])), logits, atol=1e-4)
+        assert torch.allclose(m.match_logits(images, padded, before), logits, atol=1e-4)
+        assert torch.allclose(m.match_logits(images, captions, mask, shift=torch.tensor([0, 2, 4, 6])), logits, atol=1e-4)
         free = CLIP(CLIPConfig(**cfg)).eval()
         free.load_state_dict(m.state_dict())
-        assert torch.allclose(*free.match_logits(images[[0, 0]], captions, mask[:2]), atol=1e-5)
+        assert torch.allclose(*free.match_logits(images[[0, 2]], captions[[0, 2]], mask[:2]), atol=1e-5)  # one image, both orders
 
 
 def test_config_refuses_unknown_and_ill_typed_keys():
