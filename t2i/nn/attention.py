@@ -1,4 +1,4 @@
-"""Multi-head attention and the pre-norm transformer block used by CLIP and the prior."""
+"""Multi-head attention (optionally with rotary positions, RoPE) and the pre-norm transformer block used by CLIP and the prior."""
 from __future__ import annotations
 
 import torch
