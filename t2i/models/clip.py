@@ -172,9 +172,11 @@ class CLIP(nn.Module):
         keep = torch.cat([torch.ones_like(token_mask[:, :1]), token_mask], dim=1)
         # every query reads the kept text tokens and every image token
         mask = torch.cat([keep, torch.ones(len(keep), context.shape[1], dtype=torch.bool, device=keep.device)], dim=1)[:, None, None]
-        placed = torch.cat([torch.full_like(positions[..., :1], -1), positions[..., 1:]], dim=-1).expand(len(x), -1)
+        placed = None  # rotary: the words at their places, the query at none (-1)
+        if self.config.match_rotary:
+            placed = torch.cat([torch.full_like(positions[..., :1], -1), positions[..., 1:]], dim=-1).expand(len(x), -1)
         for block in self.match_blocks:
-            x = block(x, mask=mask, context=context, positions=placed if self.config.match_rotary else None)
+            x = block(x, mask=mask, context=context, positions=placed)
         return self.match_out(self.match_norm(x[:, 0])).squeeze(-1)
 
     def match_loss(self, images: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor, matches: torch.Tensor, *, image_tokens: torch.Tensor | None = None,

@@ -35,10 +35,10 @@ class MultiHeadAttention(nn.Module):
             ck, cv = rearrange(self.context_kv(context), "b m (two h d) -> two b h m d", two=2, h=self.num_heads)
         if positions is not None:
             y = self._relative(q, k, v, positions, (ck, cv) if context is not None else None, mask)
-            return self.out(rearrange(y, "b h n d -> b n (h d)"))
-        if context is not None:
-            k, v = torch.cat([k, ck], dim=2), torch.cat([v, cv], dim=2)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:
+            if context is not None:
+                k, v = torch.cat([k, ck], dim=2), torch.cat([v, cv], dim=2)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(rearrange(y, "b h n d -> b n (h d)"))
 
     @staticmethod
