@@ -122,7 +122,16 @@ if [[ $data == shapes ]]; then
       --set model.match_text_positions=false --set model.match_rotary=true --set options.match_only=true \
       --set options.hard_negatives=true --set options.contrast_rephrased=true --steps 1500 --lr 3e-4 \
       --out "$runs/shapes-match-rotary" --no-progress
-  clip=$runs/shapes-match-rotary prior=$prev_prior decoder=$prev_decoder
+  # session 55: prior and decoder once more, drawing a rephrasing for 0.8 of their captions
+  # instead of half (the text tower stays the last round's): colours and binding had been lost
+  # in both when a prompt was worded otherwise
+  often=(--set options.caption_augment=0.8 --lr 1e-4 --no-progress)
+  t2i train prior --data shapes --clip "$prev_clip" --init-from "$prev_prior" --steps 2500 --batch-size 64 \
+      "${often[@]}" --out "$runs/shapes-prior-often" &
+  t2i train decoder --data shapes --clip "$runs/shapes-match-words" --init-from "$prev_decoder" --set options.drop_text=0.1 \
+      --steps 1500 --seed 5 "${often[@]}" --out "$runs/shapes-decoder-often"
+  wait
+  clip=$runs/shapes-match-rotary prior=$runs/shapes-prior-often decoder=$runs/shapes-decoder-often
 fi
 # emoji keeps its training captions, and emojilib's search words (t2i/assets/emoji/search_words.json),
 # for retrieval-augmented text conditioning (--caption-memory); keys in 192 dimensions keep it small
