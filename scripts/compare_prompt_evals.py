@@ -37,7 +37,7 @@ def _mean(rows: list[dict], task: str, key: str) -> float:
 
 
 def compare(before: list[dict], after: list[dict]) -> list[str]:
-    """Markdown lines: the paired differences and both gaps, task by task."""
+    """Markdown lines, task by task: the paired differences, then each side's pass rates and gap."""
     tasks = [t for t in TASKS if any(r["task"] == t for r in before)] + ["overall"]
     lines = ["| after − before | " + " | ".join(tasks) + " |", "| --- |" + " --- |" * len(tasks)]
     for key, name in (("paraphrase_pass", "paraphrases"), ("canonical_pass", "canonical")):
