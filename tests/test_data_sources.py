@@ -158,3 +158,8 @@ def test_load_dataset_shapes() -> None:
     assert train.images.shape == (20, 32, 32, 3) and held.images.shape == (2, 32, 32, 3)
     assert not any(np.array_equal(h, t) for h in held.images for t in train.images)
     assert len(load_dataset("shapes", 32, "all", shapes_count=20, seed=1)) == 22
+    counted = load_dataset("shapes", 32, shapes_count=20, seed=1, shapes_counting=5)  # more scenes of one shape, in "train" only
+    assert len(counted) == 25 and np.array_equal(counted.images[:20], train.images)
+    assert len(load_dataset("shapes", 32, "heldout", shapes_count=20, seed=1, shapes_counting=5)) == 2
+    with pytest.raises(ValueError, match="counting scenes are shapes scenes"):
+        load_dataset("emoji", 32, shapes_counting=5)

@@ -26,6 +26,7 @@ from t2i.data.shapes import (
     SIZES,
     ShapeObject,
     caption_scene,
+    counting_scene,
     make_training_set,
     place_objects,
     random_scene,
@@ -131,6 +132,25 @@ def test_training_set_is_deterministic_and_has_two_captions():
     assert not np.array_equal(a.images, make_training_set(40, 32, seed=8).images)
     assert all(len(c) == 2 and c[0] != c[1] for c in a.captions)
     assert canonical_prompts(10, seed=3) == canonical_prompts(10, seed=3)
+
+
+def test_counting_scenes_join_the_training_set_from_their_own_stream():
+    plain, more = make_training_set(30, 32, seed=7), make_training_set(30, 32, seed=7, counting=40)
+    assert more.images.shape == (70, 32, 32, 3)
+    assert np.array_equal(more.images[:30], plain.images) and more.captions[:30] == plain.captions  # the plain scenes stay
+    fewer = make_training_set(30, 32, seed=7, counting=10)
+    assert np.array_equal(fewer.images[30:], more.images[30:40]) and fewer.captions[30:] == more.captions[30:40]
+    numbers = Counter()
+    for image, captions in zip(more.images[30:], more.captions[30:]):
+        found = detect_objects(image)
+        assert len({d.shape for d in found}) == 1 and 2 <= len(found) <= 4  # one shape, said 2-4 times
+        assert len(captions) == 2 and captions[0] != captions[1]
+        numbers[len(found)] += 1
+    assert set(numbers) == {2, 3, 4}
+    rng = np.random.default_rng(0)
+    for _ in range(100):  # their captions are true, as every training scene's
+        scene = counting_scene(rng, 32)
+        assert caption_is_true(caption_scene(scene, rng, 32), scene, 32)
 
 
 # ----------------------------------------------------------------------------- captions

@@ -232,3 +232,8 @@ def test_balanced_groups_draw_each_group_as_often_as_a_single_image() -> None:
     x0 = stage.batch(0, 3000, torch.Generator().manual_seed(1))["x0"]
     drawn = torch.round((x0[:, 0, 0, 0] + 1) * 127.5 / 30).long()
     assert abs(float((drawn >= 6).float().mean()) - 2 / 3) < 0.03
+
+
+def test_counting_scenes_reach_the_data_and_only_shapes_has_them(tiny_run) -> None:
+    with pytest.raises(InputError, match="counting scenes are shapes scenes"):  # the option is read by the data loader
+        _text_stage(tiny_run, counting_scenes=10)

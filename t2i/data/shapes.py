@@ -304,32 +304,50 @@ def caption_scene(objects: Sequence[ShapeObject], rng: np.random.Generator, size
     return _list_caption(objects, rng)
 
 
-def make_training_set(n: int, size: int, seed: int) -> ImageCaptionSet:
-    """n random scenes rendered at side `size`, each with 2 different true captions.
+def make_training_set(n: int, size: int, seed: int, counting: int = 0) -> ImageCaptionSet:
+    """n random scenes rendered at side `size`, each with 2 different true captions, then
+    `counting` counting scenes (counting_scene), from their own stream: the first n are the same
+    whatever `counting` is, and so are the extra scenes' first ones whatever their number.
 
-    Deterministic in `seed`. Images are uint8 (n, size, size, 3).
+    Deterministic in `seed`. Images are uint8 (n + counting, size, size, 3).
     """
-    images = np.empty((n, size, size, 3), dtype=np.uint8) if n >= 1 else None
-    captions: list[list[str]] = []
-    for i, (objects, pair) in enumerate(_captioned_scenes(n, size, seed)):
+    scenes = list(_captioned_scenes(n, size, seed)) + list(_captioned_scenes(counting, size, _counting_seed(seed), counting_scene))
+    images = np.empty((len(scenes), size, size, 3), dtype=np.uint8)
+    for i, (objects, _) in enumerate(scenes):
         images[i] = render_scene(objects, size)
-        captions.append(pair)
-    return ImageCaptionSet(images=images, captions=captions)
+    return ImageCaptionSet(images=images, captions=[pair for _, pair in scenes])
 
 
-def training_captions(n: int, size: int, seed: int) -> list[list[str]]:
-    """The captions of make_training_set(n, size, seed), without rendering its images."""
-    return [pair for _, pair in _captioned_scenes(n, size, seed)]
+def training_captions(n: int, size: int, seed: int, counting: int = 0) -> list[list[str]]:
+    """The captions of make_training_set(n, size, seed, counting), without rendering its images."""
+    return [pair for _, pair in (*_captioned_scenes(n, size, seed), *_captioned_scenes(counting, size, _counting_seed(seed), counting_scene))]
 
 
-def _captioned_scenes(n: int, size: int, seed: int):
-    """The scenes of a training set and their two different captions, in order."""
-    if n < 1:
-        raise InputError(f"n must be >= 1, got {n}")
+def counting_scene(rng: np.random.Generator, size: int) -> list[ShapeObject]:
+    """One shape said 2 to MAX_OBJECTS times, the number uniform, each in its own colour: a scene
+    that random_scene draws rarely (four of one shape in one scene of 108), so the number words
+    of its captions get few examples."""
+    shape = SHAPES[int(rng.integers(len(SHAPES)))]
+    allowed = [c for c in COLORS if not is_held_out(c, shape)]
+    n = int(rng.integers(2, MAX_OBJECTS + 1))
+    return place_objects(rng, size, [(allowed[int(rng.integers(len(allowed)))], shape) for _ in range(n)])
+
+
+def _counting_seed(seed: int) -> int:
+    """The counting scenes' stream: derived from (seed, 2), never a plain seed's training stream
+    nor the held-out split's (seed, 1)."""
+    return int(np.random.SeedSequence((seed, 2)).generate_state(1)[0])
+
+
+def _captioned_scenes(n: int, size: int, seed: int, scene: Callable[[np.random.Generator, int], list[ShapeObject]] | None = None):
+    """The scenes of a training set (random_scene, or `scene`: n of them may then be 0) and
+    their two different captions, in order."""
+    if n < (0 if scene else 1):
+        raise InputError(f"n must be >= {0 if scene else 1}, got {n}")
     _check_canvas(size)
     rng = np.random.default_rng(seed)
     for _ in range(n):
-        objects = random_scene(rng, size)
+        objects = (scene or random_scene)(rng, size)
         first = caption_scene(objects, rng, size)
         for _ in range(20):
             second = caption_scene(objects, rng, size)

@@ -19,23 +19,27 @@ from t2i.errors import InputError
 
 
 def load_dataset(name_or_path: str, size: int, split: str = "train", *,
-                 shapes_count: int = 20000, seed: int = 0) -> ImageCaptionSet:
+                 shapes_count: int = 20000, seed: int = 0, shapes_counting: int = 0) -> ImageCaptionSet:
     """Load a dataset by name ("emoji", "shapes") or from a folder/CSV/JSONL path.
 
     split: "train", "heldout" or "all".
       emoji:  ~10% of base emoji (with their skin-tone variants) are held out.
       shapes: "train" is shapes_count scenes from `seed`; "heldout" is shapes_count // 10
               fresh scenes from a separate random stream (unseen scenes, same world);
-              "all" is both. shapes_count and seed apply to "shapes" only.
+              "all" is both. shapes_counting more scenes of one shape said 2-4 times join
+              "train" (t2i.data.shapes.counting_scene). shapes_count, shapes_counting and seed
+              apply to "shapes" only.
       folder: "train" and "all" are the whole set; "heldout" is refused rather than
               silently handing back training images.
     """
     if split not in SPLITS:
         raise InputError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+    if shapes_counting and name_or_path != "shapes":
+        raise InputError(f"counting scenes are shapes scenes: dataset {name_or_path!r} has none")
     if name_or_path == "emoji":
         return load_emoji(size, split)
     if name_or_path == "shapes":
-        return _load_shapes(size, split, shapes_count, seed)
+        return _load_shapes(size, split, shapes_count, seed, shapes_counting)
     if not Path(name_or_path).expanduser().exists():
         raise InputError(f"unknown dataset {name_or_path!r}: expected emoji, shapes, or a folder/CSV/JSONL path")
     if split == "heldout":
@@ -51,15 +55,15 @@ def load_search_words(name_or_path: str, split: str = "train") -> list[list[str]
     return emoji_search_words(split) if name_or_path == "emoji" else None
 
 
-def _load_shapes(size: int, split: str, count: int, seed: int) -> ImageCaptionSet:
+def _load_shapes(size: int, split: str, count: int, seed: int, counting: int) -> ImageCaptionSet:
     from t2i.data.shapes import make_training_set  # the renderer is only needed for this source
 
     if split == "train":
-        return make_training_set(count, size, seed)
+        return make_training_set(count, size, seed, counting)
     # A stream derived from (seed, 1) never coincides with the training stream of any plain seed
     heldout_seed = int(np.random.SeedSequence((seed, 1)).generate_state(1)[0])
     heldout = make_training_set(max(1, count // 10), size, heldout_seed)
     if split == "heldout":
         return heldout
-    train = make_training_set(count, size, seed)
+    train = make_training_set(count, size, seed, counting)
     return ImageCaptionSet(np.concatenate([train.images, heldout.images]), train.captions + heldout.captions)

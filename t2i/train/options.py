@@ -59,6 +59,9 @@ class CaptionOptions:
     # the chance that an image's first caption (an emoji's name) is drawn instead of one of all its
     # captions at random: a caption memory hands on names, so sampling reads them far more often
     first_caption: float = rate(0.0)
+    # shapes only: this many more scenes of one shape said 2-4 times join the training scenes
+    # (t2i.data.shapes.counting_scene), whose 20,000 hold only about 2,400 such scenes
+    counting_scenes: int = count(0)
 
     def __post_init__(self) -> None:
         check_kinds(self)

@@ -60,7 +60,9 @@ class UNetStage(Stage):
     def from_data(cls, component: Component, data: str, options, needs: dict[str, Component], templates: tuple[str, ...]) -> UNetStage:
         clip = needs.get("clip")
         size = max(component.model.config.image_size, clip.model.config.image_size if clip is not None else 0)
-        return cls(component, load_dataset(data, size=size), clip=clip, teacher=needs.get("teacher"), templates=templates, **dataclasses.asdict(options))
+        kwargs = dataclasses.asdict(options)
+        data_set = load_dataset(data, size=size, shapes_counting=kwargs.pop("counting_scenes", 0))  # an upsampler reads no captions: none
+        return cls(component, data_set, clip=clip, teacher=needs.get("teacher"), templates=templates, **kwargs)
 
     def __init__(self, component: Component, data: ImageCaptionSet, *, clip: Component | None = None, teacher: Component | None = None, drop_embed: float = 0.1, drop_text: float = 0.5,
                  embed_noise: float = 0.0, max_length: int = 32, caption_augment: float = 0.0, templates: tuple[str, ...] = (),

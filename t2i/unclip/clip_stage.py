@@ -75,7 +75,7 @@ class ClipStage(Stage):
     @classmethod
     def from_data(cls, component: Component, data: str, options: ClipOptions, needs: dict[str, Component], templates: tuple[str, ...]) -> ClipStage:
         size = component.model.config.image_size
-        train = load_dataset(data, size=size, split="train")
+        train = load_dataset(data, size=size, split="train", shapes_counting=options.counting_scenes)
         # user data has no held-out part: retrieval is then measured on training pairs
         heldout = load_dataset(data, size=size, split="heldout") if data in ("emoji", "shapes") else None
         return cls(component, train, heldout=heldout, max_length=options.max_length, hard_negatives=options.hard_negatives, match_only=options.match_only,

@@ -57,7 +57,7 @@ class PriorStage(Stage):
     @classmethod
     def from_data(cls, component: Component, data: str, options: PriorOptions, needs: dict[str, Component], templates: tuple[str, ...]) -> PriorStage:
         clip = needs["clip"]
-        return cls(component, clip, load_dataset(data, size=clip.model.config.image_size), drop_text=options.drop_text, max_length=options.max_length,
+        return cls(component, clip, load_dataset(data, size=clip.model.config.image_size, shapes_counting=options.counting_scenes), drop_text=options.drop_text, max_length=options.max_length,
                    caption_augment=options.caption_augment, templates=templates, first_caption=options.first_caption)
 
     def __init__(self, component: Component, clip: Component, data: ImageCaptionSet, *, drop_text: float = 0.1, max_length: int = 32,
