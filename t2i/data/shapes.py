@@ -324,7 +324,7 @@ def training_captions(n: int, size: int, seed: int, counting: int = 0) -> list[l
 
 
 def counting_scene(rng: np.random.Generator, size: int) -> list[ShapeObject]:
-    """One shape said 2 to MAX_OBJECTS times, the number uniform, each in its own colour: a scene
+    """One shape said 2 to MAX_OBJECTS times, the number uniform, each colour drawn on its own: a scene
     that random_scene draws rarely (four of one shape in one scene of 108), so the number words
     of its captions get few examples."""
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
