@@ -175,9 +175,20 @@ def random_scene(rng: np.random.Generator, size: int, n_objects: int | None = No
     kinds = []
     for _ in range(n_objects):
         shape = SHAPES[int(rng.integers(len(SHAPES)))]
-        allowed = [c for c in COLORS if not is_held_out(c, shape)]
-        kinds.append((allowed[int(rng.integers(len(allowed)))], shape))
+        kinds.append((_training_colour(rng, shape), shape))
     return place_objects(rng, size, kinds)
+
+
+def _training_colour(rng: np.random.Generator, shape: str) -> str:
+    """A random colour for `shape` that does not make a held-out pair."""
+    allowed = [c for c in COLORS if not is_held_out(c, shape)]
+    return allowed[int(rng.integers(len(allowed)))]
+
+
+def stream_seed(seed: int, stream: int) -> int:
+    """The seed of another random stream derived from (seed, stream): never a plain seed's own
+    training stream. Stream 1 is the held-out split's, 2 the counting scenes'."""
+    return int(np.random.SeedSequence((seed, stream)).generate_state(1)[0])
 
 
 def render_scene(objects: Sequence[ShapeObject], size: int) -> np.ndarray:
@@ -311,7 +322,7 @@ def make_training_set(n: int, size: int, seed: int, counting: int = 0) -> ImageC
 
     Deterministic in `seed`. Images are uint8 (n + counting, size, size, 3).
     """
-    scenes = list(_captioned_scenes(n, size, seed)) + list(_captioned_scenes(counting, size, _counting_seed(seed), counting_scene))
+    scenes = list(_training_scenes(n, size, seed, counting))
     images = np.empty((len(scenes), size, size, 3), dtype=np.uint8)
     for i, (objects, _) in enumerate(scenes):
         images[i] = render_scene(objects, size)
@@ -320,7 +331,14 @@ def make_training_set(n: int, size: int, seed: int, counting: int = 0) -> ImageC
 
 def training_captions(n: int, size: int, seed: int, counting: int = 0) -> list[list[str]]:
     """The captions of make_training_set(n, size, seed, counting), without rendering its images."""
-    return [pair for _, pair in (*_captioned_scenes(n, size, seed), *_captioned_scenes(counting, size, _counting_seed(seed), counting_scene))]
+    return [pair for _, pair in _training_scenes(n, size, seed, counting)]
+
+
+def _training_scenes(n: int, size: int, seed: int, counting: int):
+    """make_training_set's scenes and captions: n random ones, then `counting` counting scenes
+    from stream 2 of the seed."""
+    yield from _captioned_scenes(n, size, seed)
+    yield from _captioned_scenes(counting, size, stream_seed(seed, 2), counting_scene)
 
 
 def counting_scene(rng: np.random.Generator, size: int) -> list[ShapeObject]:
@@ -328,15 +346,8 @@ def counting_scene(rng: np.random.Generator, size: int) -> list[ShapeObject]:
     that random_scene draws rarely (four of one shape in one scene of 108), so the number words
     of its captions get few examples."""
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
-    allowed = [c for c in COLORS if not is_held_out(c, shape)]
     n = int(rng.integers(2, MAX_OBJECTS + 1))
-    return place_objects(rng, size, [(allowed[int(rng.integers(len(allowed)))], shape) for _ in range(n)])
-
-
-def _counting_seed(seed: int) -> int:
-    """The counting scenes' stream: derived from (seed, 2), never a plain seed's training stream
-    nor the held-out split's (seed, 1)."""
-    return int(np.random.SeedSequence((seed, 2)).generate_state(1)[0])
+    return place_objects(rng, size, [(_training_colour(rng, shape), shape) for _ in range(n)])
 
 
 def _captioned_scenes(n: int, size: int, seed: int, scene: Callable[[np.random.Generator, int], list[ShapeObject]] | None = None):

@@ -56,13 +56,11 @@ def load_search_words(name_or_path: str, split: str = "train") -> list[list[str]
 
 
 def _load_shapes(size: int, split: str, count: int, seed: int, counting: int) -> ImageCaptionSet:
-    from t2i.data.shapes import make_training_set  # the renderer is only needed for this source
+    from t2i.data.shapes import make_training_set, stream_seed  # the renderer is only needed for this source
 
     if split == "train":
         return make_training_set(count, size, seed, counting)
-    # A stream derived from (seed, 1) never coincides with the training stream of any plain seed
-    heldout_seed = int(np.random.SeedSequence((seed, 1)).generate_state(1)[0])
-    heldout = make_training_set(max(1, count // 10), size, heldout_seed)
+    heldout = make_training_set(max(1, count // 10), size, stream_seed(seed, 1))
     if split == "heldout":
         return heldout
     train = make_training_set(count, size, seed, counting)
