@@ -9,7 +9,20 @@ from t2i.data.shapes import COLORS, SHAPES, training_captions
 from t2i.text import context_words, shapes_wording
 from t2i.text.augment import SHAPES_TEMPLATES, caption_variants
 from t2i.text.held_out import evaluation_prompts, normalize_prompt
-from t2i.text.shapes_wording import CONTEXT_PER_CAPTION, OTHER_NAMES, SYNONYM_MAX_WORDS, SYNONYM_WORDINGS, TYPO_WORDINGS, WORDINGS_PER_CAPTION, Group, Scene, _say_relation, parse_caption, wordings
+from t2i.text.shapes_wording import (
+    CONTEXT_PER_CAPTION,
+    FIELD_WORDINGS,
+    OTHER_NAMES,
+    SYNONYM_MAX_WORDS,
+    SYNONYM_WORDINGS,
+    TYPO_WORDINGS,
+    WORDINGS_PER_CAPTION,
+    Group,
+    Scene,
+    _say_relation,
+    parse_caption,
+    wordings,
+)
 from t2i.text.synonyms import COLOUR_NAMES, SHAPE_NAMES, SIZE_NAMES
 
 # every other word for a shape, colour or size -> its own ("round shapes" -> "circle", "scarlet" -> "red"), longest first
@@ -44,8 +57,8 @@ def test_every_training_caption_gets_its_wordings_the_same_way_each_time() -> No
     assert all(parse_caption(c) is not None for c in captions)
     said = {c: wordings(c) for c in captions}
     assert said == {c: wordings(c) for c in captions}  # seeded by the caption alone
-    assert 5 + CONTEXT_PER_CAPTION + SYNONYM_WORDINGS + TYPO_WORDINGS <= np.mean([len(w) for w in said.values()]) <= (
-        WORDINGS_PER_CAPTION + CONTEXT_PER_CAPTION + 1 + SYNONYM_WORDINGS + TYPO_WORDINGS)  # + other names
+    extra = CONTEXT_PER_CAPTION + SYNONYM_WORDINGS + TYPO_WORDINGS + FIELD_WORDINGS
+    assert 5 + extra <= np.mean([len(w) for w in said.values()]) <= WORDINGS_PER_CAPTION + extra + 1  # + other names
     assert all(c not in w for c, w in said.items())
     # they reach training: a caption's variants hold its wordings, less any evaluation prompt
     # (tests/test_natural_prompts.py checks that none is one)
@@ -202,6 +215,7 @@ def test_shapes_colours_and_sizes_are_also_said_in_other_words(monkeypatch) -> N
     counts keep their plurals, articles agree ("an emerald disc"), and said back in the plain
     words each is its caption's scene, sizes too."""
     monkeypatch.setattr(shapes_wording, "TYPO_WORDINGS", 0)  # they come after these
+    monkeypatch.setattr(shapes_wording, "FIELD_WORDINGS", 0)
     captions = sorted({c for caps in training_captions(3000, 32, 6) for c in caps})
     said = {c: wordings(c) for c in captions}
     monkeypatch.setattr(shapes_wording, "SYNONYM_WORDINGS", 0)

@@ -6,6 +6,7 @@ import re
 import numpy as np
 
 from t2i.data.shapes import COLORS, SHAPES, training_captions
+from t2i.text import shapes_wording
 from t2i.text.shapes_wording import TYPO_WORDINGS, wordings
 from t2i.text.typos import SECOND_TYPO_ODDS, misspell_word, misspelt
 
@@ -41,8 +42,9 @@ def test_misspelt_prefers_the_scene_words_and_never_makes_a_world_word() -> None
     assert {misspelt(np.random.default_rng(s), "blue", prefer, keep=every_typo) for s in range(50)} == {"blue"}  # kept
 
 
-def test_every_shapes_caption_gets_a_wording_with_a_typo() -> None:
+def test_every_shapes_caption_gets_a_wording_with_a_typo(monkeypatch) -> None:
     assert TYPO_WORDINGS == 1
+    monkeypatch.setattr(shapes_wording, "FIELD_WORDINGS", 0)  # they come after it
     words = lambda text, vocabulary: {w for w in vocabulary if re.search(rf"\b{w}", text)}  # noqa: E731
     misspelt_scene, captions = 0, sorted({c for caps in training_captions(300, 32, 1) for c in caps})
     for caption in captions:

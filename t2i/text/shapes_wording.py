@@ -31,6 +31,7 @@ from t2i.data.shapes import COLORS, COUNT_WORDS, RELATION_PARAPHRASES, SHAPES, S
 from t2i.text.context_words import AFTER, BEFORE, REQUESTS, SENTENCES
 from t2i.text.held_out import evaluation_prompts, normalize_prompt
 from t2i.text.negatives import RELATIONS as MIRRORED  # "to the left of" -> "to the right of", ...
+from t2i.text.shapes_fields import said_as_fields
 from t2i.text.synonyms import COLOUR_NAMES, SHAPE_NAMES, SIZE_NAMES
 from t2i.text.typos import misspelt
 
@@ -46,6 +47,7 @@ SYNONYM_MAX_WORDS, SYNONYM_TRIES = 20, 4
 NAMED_TWICE = {"circle": ("round", "circular")}
 NAMED_TWICE_ODDS = 0.3
 TYPO_WORDINGS = 1  # more wordings, each with a typing error, mostly in a word of the scene ("a blu cirlce")
+FIELD_WORDINGS = 2  # more wordings, with counts and attributes as labels ("circles (x3)", "circle: red", "three circles, not four")
 FRONT_CONTEXT_MAX_WORDS = 12  # a longer scene takes context only after it: in front, it would push the scene past 32 tokens
 
 _COUNT_OF = {"a": 1, **{w: n for n, w in COUNT_WORDS.items()}}
@@ -157,9 +159,10 @@ def parse_caption(caption: str) -> Scene | None:
 
 
 def wordings(caption: str, count: int = WORDINGS_PER_CAPTION) -> list[str]:
-    """`count` wordings of a shapes caption, CONTEXT_PER_CAPTION more among context words and,
-    with a circle or a triangle, one with their other names (fewer if some coincide or are
-    evaluation prompts), or [] for other text."""
+    """`count` wordings of a shapes caption, CONTEXT_PER_CAPTION more among context words,
+    SYNONYM_WORDINGS in other words, TYPO_WORDINGS misspelt, FIELD_WORDINGS with its counts and
+    attributes as labels and, with a circle or a triangle, one with their other names (fewer if
+    some coincide or are evaluation prompts), or [] for other text."""
     scene = parse_caption(caption)
     if scene is None:
         return []
@@ -184,6 +187,10 @@ def wordings(caption: str, count: int = WORDINGS_PER_CAPTION) -> list[str]:
     # and one with a typo, from a generator of its own
     typos = _seeded("typos", caption)
     out += [misspelt(typos, _frame(typos, _say(typos, scene, typos)), _SCENE_WORD, _WORLD_WORDS) for _ in range(TYPO_WORDINGS)]
+    # and a few with its counts and attributes as labels ("circles (x3)", "circle: red"), from a generator of their own
+    fields = _seeded("fields", caption)
+    said = (said_as_fields(fields, scene) for _ in range(FIELD_WORDINGS))
+    out += [_frame(fields, s) for s in said if normalize_prompt(s) not in evaluation_prompts()]
     return [w for w in dict.fromkeys(out) if w != caption and normalize_prompt(w) not in evaluation_prompts()]
 
 
