@@ -32,12 +32,13 @@ _COLOUR_FIELD = ("colour", "color")
 PLACES = {"to the left of": ("left", "right", "left of"), "above": ("top", "bottom", "above")}  # the near and far place, and between
 
 
-def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
+def pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
+    """One of `options`, drawn uniformly (shapes_wording draws with it too, so both draw alike)."""
     return options[int(rng.integers(len(options)))]
 
 
 def _number(rng: np.random.Generator, n: int) -> str:
-    return _pick(rng, (_WORD[n], str(n)))
+    return pick(rng, (_WORD[n], str(n)))
 
 
 def _noun(g: Group) -> str:
@@ -59,12 +60,12 @@ def negated_count(rng: np.random.Generator, g: Group) -> str:
     if not (g.size or g.color):  # "three circles, not four": "3 circles" is an evaluation prompt, never said as a scene
         right = " ".join([_WORD[g.count], *right.split(" ")[1:]]) if g.count > 1 else right
     if g.count == 1 and right.startswith(("a ", "an ")):
-        right = _pick(rng, ("one", "1", "a single", "just one")) + right[right.index(" "):]
+        right = pick(rng, ("one", "1", "a single", "just one")) + right[right.index(" "):]
     if rng.random() < 0.3:
         right = "exactly " + right
     nots = " or ".join(wrong)
-    form = _pick(rng, ("{r}, not {w}", "{r} (not {w})", "{r} - not {w}", "{r}, and not {w}", "{r}. not {w}!", "{r}, not {w}, just {n}",
-                       "{r} - {n}, not {w}"))
+    form = pick(rng, ("{r}, not {w}", "{r} (not {w})", "{r} - not {w}", "{r}, and not {w}", "{r}. not {w}!", "{r}, not {w}, just {n}",
+                      "{r} - {n}, not {w}"))
     text = form.format(r=right, w=nots, n=_number(rng, g.count))
     if not right.startswith("exactly") and rng.random() < 0.25:
         text = "not " + " or ".join(wrong) + " but " + right
@@ -75,25 +76,25 @@ def bracketed_count(rng: np.random.Generator, g: Group) -> str:
     """'three (3) circles', 'circles (x3)', 'red circles: 3', 'shape: circle, count: 3, colour: red'."""
     n, word = str(g.count), _WORD[g.count]
     described = " ".join(w for w in (g.size, g.color, _noun(g)) if w)
-    form = _pick(rng, ("word_numeral", "after", "field", "fields"))
+    form = pick(rng, ("word_numeral", "after", "field", "fields"))
     if form == "word_numeral":  # "three (3) red circles", "3 (three) red circles"
         first, second = (word, n) if rng.random() < 0.6 else (n, word)
         return f"{first} ({second}) {described}"
     if form == "after":
-        return _pick(rng, ("{d} ({n})", "{d} (x{n})", "{d} ({w})", "{d}: {n}", "{d} - {n}", "{d} = {n}", "{d} ({w} of them)",
-                           "{d}, count: {n}", "{d}, qty {n}", "{d} [{n}]")).format(d=described, n=n, w=word)
+        return pick(rng, ("{d} ({n})", "{d} (x{n})", "{d} ({w})", "{d}: {n}", "{d} - {n}", "{d} = {n}", "{d} ({w} of them)",
+                          "{d}, count: {n}", "{d}, qty {n}", "{d} [{n}]")).format(d=described, n=n, w=word)
     if form == "field":  # "number of circles: 3"
-        return _pick(rng, ("number of {d}: {n}", "how many {d}: {n}", "{d} count: {n}", "count of {d}: {w}")).format(
+        return pick(rng, ("number of {d}: {n}", "how many {d}: {n}", "{d} count: {n}", "count of {d}: {w}")).format(
             d=described, n=n, w=word)
     return ", ".join(_fields(rng, g, count=True))
 
 
 def _fields(rng: np.random.Generator, g: Group, *, count: bool) -> list[str]:
     """'shape: circle', 'count: 3', 'colour: red', 'size: large', in a shuffled order after the shape."""
-    sep = _pick(rng, (": ", " = ", " "))
-    rest = [f"{_pick(rng, ('count', 'number', 'quantity'))}{sep}{g.count}"] if count else []
+    sep = pick(rng, (": ", " = ", " "))
+    rest = [f"{pick(rng, ('count', 'number', 'quantity'))}{sep}{g.count}"] if count else []
     if g.color:
-        rest.append(f"{_pick(rng, _COLOUR_FIELD)}{sep}{g.color}")
+        rest.append(f"{pick(rng, _COLOUR_FIELD)}{sep}{g.color}")
     if g.size:
         rest.append(f"size{sep}{g.size}")
     order = rng.permutation(len(rest))
@@ -106,16 +107,16 @@ def labelled(rng: np.random.Generator, g: Group, *, bracketed: bool = False) -> 
     traits = [t for t in (g.color, g.size) if t]
     if rng.random() < 0.5:
         traits.reverse()
-    counted = _pick(rng, (f"{_number(rng, g.count)} {_noun(g)}", f"{g.count}x {g.shape}", f"{_noun(g)} x{g.count}")) if g.count > 1 else \
-        _pick(rng, (g.shape, g.shape, f"a {g.shape}", f"1 {g.shape}", f"1x {g.shape}"))
+    counted = pick(rng, (f"{_number(rng, g.count)} {_noun(g)}", f"{g.count}x {g.shape}", f"{_noun(g)} x{g.count}")) if g.count > 1 else \
+        pick(rng, (g.shape, g.shape, f"a {g.shape}", f"1 {g.shape}", f"1x {g.shape}"))
     if not traits:
         return counted
     said = ", ".join(traits)
     if bracketed:
-        return _pick(rng, ("{g} ({t})", "{g} [{t}]")).format(g=counted, t=said)
+        return pick(rng, ("{g} ({t})", "{g} [{t}]")).format(g=counted, t=said)
     if len(traits) == 1 and rng.random() < 0.3:  # the label first: "red: circle", "red - two circles"
-        return _pick(rng, ("{t}: {g}", "{t} - {g}")).format(t=said, g=counted)
-    return _pick(rng, ("{g}: {t}", "{g} ({t})", "{g} - {t}", "{g}, {t}", "{g} [{t}]", "{g} -> {t}")).format(g=counted, t=said)
+        return pick(rng, ("{t}: {g}", "{t} - {g}")).format(t=said, g=counted)
+    return pick(rng, ("{g}: {t}", "{g} ({t})", "{g} - {t}", "{g}, {t}", "{g} [{t}]", "{g} -> {t}")).format(g=counted, t=said)
 
 
 def said_as_fields(rng: np.random.Generator, scene: Scene) -> str:
@@ -125,7 +126,7 @@ def said_as_fields(rng: np.random.Generator, scene: Scene) -> str:
         return _relation_labelled(rng, scene)
     if len(groups) == 1:
         g = groups[0]
-        form = _pick(rng, ("negated", "bracketed", "labelled") if g.count > 1 else ("negated", "labelled", "fields"))
+        form = pick(rng, ("negated", "bracketed", "labelled") if g.count > 1 else ("negated", "labelled", "fields"))
         if form == "negated":
             return negated_count(rng, g)
         if form == "bracketed":
@@ -139,21 +140,21 @@ def said_as_fields(rng: np.random.Generator, scene: Scene) -> str:
     if style < 0.45:  # "circle: red, square: blue", "circle (red) and 2x square (blue)"
         parts = [labelled(rng, g) for g in said]
     elif style < 0.7:  # "1 circle + 2 squares", "circle (1), squares (2)"
-        form = _pick(rng, ("{n} {d}", "{d} ({n})", "{d} x{n}", "{n}x {d}", "{d}: {n}"))
+        form = pick(rng, ("{n} {d}", "{d} ({n})", "{d} x{n}", "{n}x {d}", "{d}: {n}"))
         parts = [form.format(n=g.count, d=" ".join(w for w in (g.size, g.color, g.shape if g.count == 1 else _noun(g)) if w))
                  for g in said]
     else:  # "objects: a red circle, two squares", "1) a red circle 2) two squares"
         plain = [_plain(rng, g) for g in said]
-        numbered = _pick(rng, ("1) {} 2) {}", "1. {} 2. {}", "(1) {} (2) {}", "- {} - {}"))
+        numbered = pick(rng, ("1) {} 2) {}", "1. {} 2. {}", "(1) {} (2) {}", "- {} - {}"))
         if len(plain) == 2 and rng.random() < 0.4:
             return numbered.format(*plain)
-        head = _pick(rng, ("objects: ", "shapes: ", "contents: ", "items: ", "list: ", "in the picture: "))
-        return head + _pick(rng, (", ", "; ", " / ")).join(plain)
-    joiner = _pick(rng, (", ", "; ", " + ", " and ", " / ", " | "))
+        head = pick(rng, ("objects: ", "shapes: ", "contents: ", "items: ", "list: ", "in the picture: "))
+        return head + pick(rng, (", ", "; ", " / ")).join(plain)
+    joiner = pick(rng, (", ", "; ", " + ", " and ", " / ", " | "))
     text = joiner.join(parts)
     if rng.random() < 0.25:  # the total, as people check a list: "(3 shapes)"
         total = sum(g.count for g in groups)
-        text += _pick(rng, (" ({n} shapes)", ", {n} shapes total", " - {n} shapes in all")).format(n=_number(rng, total))
+        text += pick(rng, (" ({n} shapes)", ", {n} shapes total", " - {n} shapes in all")).format(n=_number(rng, total))
     return text
 
 
@@ -166,7 +167,7 @@ def _relation_labelled(rng: np.random.Generator, scene: Scene) -> str:
     near, far, between = PLACES[relation]
     la, lb = labelled(rng, a, bracketed=True), labelled(rng, b, bracketed=True)
     if rng.random() < 0.5:
-        return _pick(rng, ("{a} {w} {b}", "{a}, {w} {b}", "{a} -> {w} -> {b}")).format(a=la, b=lb, w=between)
-    sep = _pick(rng, (": ", " = ", " - "))
+        return pick(rng, ("{a} {w} {b}", "{a}, {w} {b}", "{a} -> {w} -> {b}")).format(a=la, b=lb, w=between)
+    sep = pick(rng, (": ", " = ", " - "))
     pairs = [f"{la}{sep}{near}", f"{lb}{sep}{far}"] if rng.random() < 0.5 else [f"{near}{sep}{la}", f"{far}{sep}{lb}"]
-    return _pick(rng, (", ", "; ", " | ", " / ")).join(pairs)
+    return pick(rng, (", ", "; ", " | ", " / ")).join(pairs)

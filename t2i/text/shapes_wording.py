@@ -33,7 +33,8 @@ from t2i.data.shapes import COLORS, COUNT_WORDS, RELATION_PARAPHRASES, SHAPES, S
 from t2i.text.context_words import AFTER, BEFORE, REQUESTS, SENTENCES
 from t2i.text.held_out import evaluation_prompts, normalize_prompt
 from t2i.text.negatives import RELATIONS as MIRRORED  # "to the left of" -> "to the right of", ...
-from t2i.text.shapes_fields import said_as_fields
+from t2i.text.shapes_fields import PLACES, said_as_fields
+from t2i.text.shapes_fields import pick as _pick
 from t2i.text.synonyms import COLOUR_NAMES, SHAPE_NAMES, SIZE_NAMES
 from t2i.text.typos import misspelt
 
@@ -86,8 +87,6 @@ SIDE_WORDS = {
     "above": ("above it", "over it", "on top of it", "above that", "higher up", "over that"),
     "below": ("below it", "under it", "beneath it", "under that", "lower down", "below that"),
 }
-# a relation said as two places: ("left", "right") -> "left: A, right: B", "on the left A, on the right B"
-PLACES = {"to the left of": ("left", "right"), "above": ("top", "bottom")}
 PREFIXES = ("draw", "sketch", "paint", "make", "create", "render", "generate", "show", "show me", "give me", "please draw",
             "please make", "can you draw", "could you paint", "i want", "i'd like", "i would like", "there is", "the image shows",
             "the picture shows", "the image contains", "a picture with", "an image with", "an image containing", "a canvas with",
@@ -198,10 +197,6 @@ def wordings(caption: str, count: int = WORDINGS_PER_CAPTION) -> list[str]:
 
 def _seeded(purpose: str, caption: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(hashlib.sha256(f"{purpose}\0{caption}".encode()).digest()[:8], "little"))
-
-
-def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
-    return options[int(rng.integers(len(options)))]
 
 
 def _say(rng: np.random.Generator, scene: Scene, later: np.random.Generator) -> str:
@@ -347,7 +342,7 @@ def _say_relation(rng: np.random.Generator, scene: Scene) -> str:
     # two places: "left: a circle, right: a square", "from top to bottom: a triangle, then a circle"
     if relation not in PLACES:  # "right of" and "below" are said from the other object
         a, b, relation = b, a, MIRRORED[relation]
-    near, far = PLACES[relation]
+    near, far, _ = PLACES[relation]
     pa, pb = _say_group(rng, a), _say_group(rng, b)
     along = {"left": "left to right", "top": "top to bottom"}[near]
     at = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom"}
