@@ -131,7 +131,13 @@ if [[ $data == shapes ]]; then
   t2i train decoder --data shapes --clip "$runs/shapes-match-words" --init-from "$prev_decoder" --set options.drop_text=0.1 \
       --steps 1500 --seed 5 "${often[@]}" --out "$runs/shapes-decoder-often"
   wait
-  clip=$runs/shapes-match-rotary prior=$runs/shapes-prior-often decoder=$runs/shapes-decoder-often
+  # sessions 57-58: the head alone once more (towers frozen), on the grammar that also says counts
+  # and attributes as labels ("circles (x3)", "circle: red"; commit 621ddc8)
+  t2i train clip --data shapes --init-from "$runs/shapes-match-rotary" --set model.match_depth=3 \
+      --set model.match_text_positions=false --set model.match_rotary=true --set options.match_only=true \
+      --set options.hard_negatives=true --set options.contrast_rephrased=true --steps 1500 --batch-size 128 \
+      --lr 3e-4 --seed 11 --out "$runs/shapes-match-fields" --no-progress
+  clip=$runs/shapes-match-fields prior=$runs/shapes-prior-often decoder=$runs/shapes-decoder-often
 fi
 # emoji keeps its training captions, and emojilib's search words (t2i/assets/emoji/search_words.json),
 # for retrieval-augmented text conditioning (--caption-memory); keys in 192 dimensions keep it small
