@@ -6,8 +6,9 @@ out the counts they fear ("three circles, not four", "exactly 3 circles, not 2 o
 give each shape's colour or size as a label ("circle: red, square: blue", "circle (red) and
 square (blue)", "red - circle, blue - square"). These are the forms of counts and attributes
 seen in spreadsheets, forms, shopping lists and bug reports, written here from that general
-account (the eleventh blind set's failures pointed at the kinds; no prompt's words were copied). Each is true of the scene: a negated count is never
-the scene's own, and nothing names a colour, shape, size or place the scene lacks.
+account (the eleventh blind set's failures pointed at the kinds; no prompt's words were copied).
+Each is true of the scene: a negated count is never the scene's own, and nothing names a colour,
+shape, size or place the scene lacks.
 
 t2i.text.shapes_wording draws FIELD_WORDINGS of these for every shapes caption, from a
 generator of their own, so the caption's other wordings stay as they were.

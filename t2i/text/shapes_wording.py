@@ -12,11 +12,10 @@ scene "A to the left of B"), other names for the shapes ("a round shape", "two t
 shapes"), framings and closing words. Two more say the shapes, colours and sizes in other
 everyday words ("a disc", "two scarlet squares", "a tiny triangle"; from t2i.text.synonyms), and
 two give its counts and attributes as labels ("circles (x3)", "circle: red", "three circles, not
-four"; from t2i.text.shapes_fields). A
-few are said among words that leave the picture alone ("for my kid's worksheet, ...", "..., it's
-for a slide deck"; from t2i.text.context_words), since people say why they want a picture and a
-model must not draw their reasons. Every wording is true of the scene the caption describes, so it stays true of the
-image.
+four"; from t2i.text.shapes_fields). A few are said among words that leave the picture alone
+("for my kid's worksheet, ...", "..., it's for a slide deck"; from t2i.text.context_words), since
+people say why they want a picture and a model must not draw their reasons. Every wording is true
+of the scene the caption describes, so it stays true of the image.
 
 Which wordings a caption gets is drawn by a generator seeded from the caption's hash: the same
 strings in every run, so their encodings stay cached.
