@@ -26,6 +26,7 @@ from t2i.files import exchange, make_temp_folder, save_tensors
 from t2i.int8 import from_int8, to_int8
 from t2i.models.clip import CLIP, CLIPConfig
 from t2i.models.prior import DiffusionPrior, PriorConfig
+from t2i.models.scene_reader import ReaderConfig, SceneReader
 from t2i.models.unet import UNet, UNetConfig
 
 FORMAT_VERSION = 1
@@ -33,6 +34,7 @@ MODEL_CLASSES: dict[str, tuple[type[nn.Module], type]] = {
     "unet": (UNet, UNetConfig),
     "prior": (DiffusionPrior, PriorConfig),
     "clip": (CLIP, CLIPConfig),
+    "reader": (SceneReader, ReaderConfig),
 }
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from t2i import registry
@@ -96,6 +97,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not args.prompts_file:
         images = pipe([args.prompt], num_images=args.num_images, seed=args.seed, **vars(options))
         (images[0] if len(images) == 1 else grid_image(images)).save(out)
+        said = pipe.read([args.prompt], options)[0] if getattr(pipe, "reader", None) is not None else args.prompt
+        if said != args.prompt:  # a scene reader drew the prompt as this caption: say so
+            print(f"read as: {said}", file=sys.stderr)
         print(out)
         return 0
     # Batch mode: an image's noise depends on (--seed, its line, its sample), not on the batching.

@@ -32,6 +32,7 @@ class StageEntry:
     trainer: str  # the training stage class
     needs: tuple[str, ...] = ()  # stages whose trained component it reads (`--NAME RUN_OR_FOLDER`)
     help: str = ""
+    optional: bool = False  # a pipeline of the system may leave it out (the scene reader: shapes only)
 
     def load(self) -> type:
         return resolve(self.trainer)
@@ -69,6 +70,7 @@ SYSTEMS: tuple[SystemEntry, ...] = (
             StageEntry("prior", "t2i.unclip.stages:PriorStage", needs=("clip",), help="caption -> CLIP image embedding"),
             StageEntry("decoder", "t2i.unclip.stages:DecoderStage", needs=("clip",), help="CLIP image embedding (+ caption) -> 32x32 image"),
             StageEntry("upsampler", "t2i.unclip.stages:UpsamplerStage", help="32x32 -> 64x64, with noise-conditioning augmentation"),
+            StageEntry("reader", "t2i.train.reader_stage:ReaderStage", help="shapes prompt -> its scene, drawn as the stages' own caption", optional=True),
         ),
     ),
     SystemEntry(

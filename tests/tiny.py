@@ -67,13 +67,13 @@ def build_tiny_run(root: Path) -> TinyRun:
 
 
 def train_tiny_system(system: str, data: Path, root: Path) -> dict[str, Path]:
-    """Every stage of a registered system, trained on the tiny preset in the registry's order,
-    each given the runs it needs: {stage: run folder}."""
+    """Every stage of a registered system but the optional ones, trained on the tiny preset in the
+    registry's order, each given the runs it needs: {stage: run folder}."""
     from t2i import registry
     from t2i.train.build import make_trainer, read_preset
 
     preset, runs = read_preset("tiny"), {}
-    for entry in registry.system(system).stages:
+    for entry in (e for e in registry.system(system).stages if not e.optional):
         trainer = make_trainer(entry.name, preset, data=str(data), out_dir=root / entry.name, needs={n: runs[n] for n in entry.needs}, progress=False)
         trainer.train()
         assert trainer.step == preset[entry.name]["train"]["steps"]

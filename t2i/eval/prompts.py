@@ -39,6 +39,7 @@ from t2i.eval.sheets import save_sheet
 from t2i.text.augment import all_variants, templates_for
 from t2i.text.held_out import EVALUATION_PROMPTS_DIR as PROMPTS_DIR  # one folder: what is evaluated is what augmentation avoids
 from t2i.text.held_out import normalize_prompt
+from t2i.text.scene_reading import same_scene
 
 EMOJI_PROMPTS = PROMPTS_DIR / "emoji-natural.jsonl"
 # for tuning retrieval and the like (scripts/probe_memory_keys.py); other emoji than the evaluation's, never reported as a result
@@ -267,6 +268,11 @@ def shapes_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: in
                    "canonical_pass": float(rate["canonical"][i])} for i, p in enumerate(chosen)]
     result = {"summary": summary, "rows": rows, "samples": samples, "seed": seed, "count": len(chosen), "per_prompt": per_prompt,
               "gap_interval": {t: list(bounds) for t, bounds in interval.items()}}
+    if getattr(pipe, "reader", None) is not None:  # what a scene reader made of each paraphrase, and how often that is its canonical scene
+        read_as = pipe.read([p.prompt for p in chosen], pipe.defaults.updated(**options))
+        for row, text in zip(per_prompt, read_as):
+            row["read_as"] = text
+        result["read_as_canonical"] = float(np.mean([same_scene(r, p.canonical) for r, p in zip(read_as, chosen)]))
     if out_dir is not None:
         out = Path(out_dir)
         write_json(out, "prompts-shapes.json", result)

@@ -75,12 +75,16 @@ class CaptionTable:
         pick = uniform_below(self.counts[image_index], generator)
         if self.first > 0:  # draws only when set: a run without it keeps its old batches
             pick = torch.where(torch.rand(len(image_index), generator=generator) < self.first, 0, pick)
-        captions = rows = self.rows[self.starts[image_index] + pick]
-        if self.augment > 0:  # draws only when augmenting: a run without it keeps its old batches
-            swap = torch.rand(len(rows), generator=generator) < self.augment
-            variant = _pick_from(self.variants, rows, generator)
-            rows = torch.where(swap & (variant >= 0), variant, rows)
-        return rows, captions
+        captions = self.rows[self.starts[image_index] + pick]
+        return self.augmented(captions, generator), captions
+
+    def augmented(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """(B,) caption rows, each replaced with chance `augment` by one of its variants."""
+        if self.augment == 0:  # draws only when augmenting: a run without it keeps its old batches
+            return rows
+        swap = torch.rand(len(rows), generator=generator) < self.augment
+        variant = _pick_from(self.variants, rows, generator)
+        return torch.where(swap & (variant >= 0), variant, rows)
 
     def draw_negatives(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(B,) caption rows -> (B,) rows of one hard negative each, at random; -1 where a caption has none."""

@@ -40,6 +40,10 @@ class SamplingOptions(SamplingOptionsBase):
     # its nearest training captions by the frozen sentence encoder (pipelines/caption_memory.py)
     caption_memory: float = option(0.0, "0 to 1: how far the prompt's conditioning moves to that of its nearest training captions (pipelines with a caption memory)",
                                     fraction=True)
+    # with a scene reader (shapes): a prompt that is not a caption is drawn as the caption of the
+    # scene read from it when the reading is surer than this (t2i/pipelines/scene_reading.py)
+    scene_reading: float = option(0.5, "0 to 1: how sure a scene reader's reading of a prompt must be to replace it by its caption (1: never; pipelines with a reader)",
+                                  fraction=True)
 
     def __post_init__(self) -> None:
         self.check_ranges()

@@ -24,6 +24,7 @@ from t2i.pipelines.base import Pipeline, part_folder, preset_defaults, prompt_li
 from t2i.pipelines.caption_memory import CaptionMemory, assembled_memory, check_memory
 from t2i.pipelines.loading import is_pipeline_folder
 from t2i.pipelines.sampling import keep_best, run_decoder, run_upsampler
+from t2i.pipelines.scene_reading import check_reader, read_prompts
 from t2i.text.encoder import get_text_encoder
 from t2i.train.options import UPSAMPLER_SAMPLING
 from t2i.unclip.options import IMAGE_EMBEDDINGS, SamplingOptions
@@ -34,8 +35,9 @@ class UnclipPipeline(Pipeline):
     kind, options_class, upsampling_attribute = "unclip", SamplingOptions, "upsamplers"
 
     def __init__(self, *, clip: Component, prior: Component, decoder: Component, upsamplers: list[Component] | None = None, defaults: SamplingOptions | None = None,
-                 info: dict | None = None, memory: CaptionMemory | None = None) -> None:
-        self.clip, self.prior, self.decoder = clip, prior, decoder
+                 info: dict | None = None, memory: CaptionMemory | None = None, reader: Component | None = None) -> None:
+        self.clip, self.prior, self.decoder, self.reader = clip, prior, decoder, reader
+        check_reader(reader)
         self.upsamplers = list(upsamplers or [])
         self.defaults = defaults or SamplingOptions()
         self.info = info or {}
@@ -59,8 +61,10 @@ class UnclipPipeline(Pipeline):
         missing = [name for name in ("clip", "prior", "decoder") if len(stages.get(name, [])) != 1]
         if missing:
             raise InputError(f"an unclip pipeline needs one {missing[0]}")
+        if len(stages.get("reader", [])) > 1:
+            raise InputError("an unclip pipeline takes at most one reader")
         load = lambda role: [load_component(resolve_component(p), role=role) for p in stages.get(role, [])]  # noqa: E731
-        (clip,), (prior,), (decoder,), upsamplers = load("clip"), load("prior"), load("decoder"), load("upsampler")
+        (clip,), (prior,), (decoder,), upsamplers, readers = load("clip"), load("prior"), load("decoder"), load("upsampler"), load("reader")
         defaults = SamplingOptions()
         if preset is not None:  # the preset's sampling-time choices win over those recorded at training time
             defaults = preset_defaults(preset, cls.kind, cls.options_class)
@@ -68,7 +72,8 @@ class UnclipPipeline(Pipeline):
             for up in upsamplers:
                 up.settings.update({k: int(given[k]) for k in UPSAMPLER_SAMPLING if k in given})
         memory = assembled_memory(caption_memory, defaults, dims=memory_dims, max_length=clip.model.config.max_tokens)
-        return cls(clip=clip, prior=prior, decoder=decoder, upsamplers=upsamplers, defaults=defaults, info=info, memory=memory)
+        return cls(clip=clip, prior=prior, decoder=decoder, upsamplers=upsamplers, defaults=defaults, info=info, memory=memory,
+                   reader=readers[0] if readers else None)
 
     # ---- persistence -------------------------------------------------------------------------
     @classmethod
@@ -78,7 +83,8 @@ class UnclipPipeline(Pipeline):
         stage = lambda key, role: load_component(part_folder(path, spec.get(key, key)), role=role)  # noqa: E731
         return cls(clip=stage("clip", "clip"), prior=stage("prior", "prior"), decoder=stage("decoder", "decoder"),
                    upsamplers=[load_component(part_folder(path, p), role="upsampler") for p in spec.get("upsamplers", [])],
-                   defaults=defaults, info=spec.get("info", {}), memory=CaptionMemory.load(part_folder(path, spec["memory"])) if spec.get("memory") else None)
+                   defaults=defaults, info=spec.get("info", {}), memory=CaptionMemory.load(part_folder(path, spec["memory"])) if spec.get("memory") else None,
+                   reader=stage("reader", "reader") if spec.get("reader") else None)
 
     def save(self, path: str | Path, *, dtype: torch.dtype = torch.float16, dtypes: Mapping[str, torch.dtype] | None = None, overwrite: bool = False) -> Path:
         """Write the whole pipeline atomically (fp16 weights by default: half the size, loaded as fp32;
@@ -91,6 +97,8 @@ class UnclipPipeline(Pipeline):
                 (tmp / name).mkdir()
                 write_component_files(tmp / name, comp, dtype=storage[name])
             parts = {"clip": "clip", "prior": "prior", "decoder": "decoder", "upsamplers": [n for n in components if n.startswith("upsampler-")]}
+            if self.reader is not None:
+                parts["reader"] = "reader"
             if self.memory is not None:
                 self.memory.save(tmp / "memory")
                 parts["memory"] = "memory"
@@ -102,7 +110,8 @@ class UnclipPipeline(Pipeline):
         return (self.upsamplers[-1] if self.upsamplers else self.decoder).model.config.image_size
 
     def components(self) -> dict[str, Component]:
-        return {"clip": self.clip, "prior": self.prior, "decoder": self.decoder, **{f"upsampler-{u.model.config.image_size}": u for u in self.upsamplers}}
+        return {"clip": self.clip, "prior": self.prior, "decoder": self.decoder, **{f"upsampler-{u.model.config.image_size}": u for u in self.upsamplers},
+                **({"reader": self.reader} if self.reader is not None else {})}
 
     # ---- stages --------------------------------------------------------------------------------
     def encode_text(self, prompts: list[str]):
@@ -174,7 +183,7 @@ class UnclipPipeline(Pipeline):
             raise InputError(f"image_embedding must be one of {', '.join(IMAGE_EMBEDDINGS)} or a tensor, got {image_embedding!r}")
         check_request(seed, num_images, first_index)
         opts = self.defaults.updated(**options)
-        prompts = prompt_list(prompts)
+        prompts = self.read(prompt_list(prompts), opts)
         enc, text_embed = self.encode_text(prompts)
         if opts.caption_memory:
             if self.memory is None:
@@ -196,6 +205,11 @@ class UnclipPipeline(Pipeline):
         else:
             embeds = rep(text_embed)
         return to_pil(self.decode(embeds, enc, options=opts, generator=generator, progress=progress, use_embed=given is not None or image_embedding != "none", target=rep(text_embed)))
+
+    def read(self, prompts: list[str], options: SamplingOptions | None = None) -> list[str]:
+        """The words the stages read for each prompt: with a scene reader, the caption of the scene
+        read from it (when sure enough: --scene-reading), else the prompt itself."""
+        return read_prompts(self.reader, prompts, (options or self.defaults).scene_reading, self.text_max_length)
 
     def variations(self, image: Image.Image, *, num_images: int = 1, seed: int = 0, **options: Any) -> list[Image.Image]:
         """DALL-E 2's image variations: decode new images from the CLIP embedding of `image`."""
