@@ -91,7 +91,7 @@ def test_a_tiny_reader_reads_wordings_of_its_captions(reader_run, shapes_folder)
     # the figures move a little with how the captions were batched through MiniLM (a cached table's chunks)
     assert last["step"] == 300 and last["read_captions"] >= 0.95
     losses = [f["loss"] for f in figures if "loss" in f]
-    assert losses[-1] < 0.05 < losses[0]
+    assert losses[-1] < 0.1 and losses[0] > 1
 
 
 def test_the_reader_refuses_data_without_shapes_captions(tiny_run, tmp_path) -> None:
@@ -101,15 +101,21 @@ def test_the_reader_refuses_data_without_shapes_captions(tiny_run, tmp_path) -> 
         make_trainer("reader", read_preset("tiny"), data=str(tiny_run.data), out_dir=tmp_path / "r", progress=False)
 
 
-def test_a_pipeline_with_a_reader_draws_a_wording_as_its_caption(tiny_run, reader_run, shapes_folder, tmp_path) -> None:
-    import t2i
+@pytest.fixture(scope="module")
+def reader_pipeline(tiny_run, reader_run, tmp_path_factory):
     from t2i.cli import main
 
-    runs, path = tiny_run.runs, tmp_path / "pipe"
+    runs, path = tiny_run.runs, tmp_path_factory.mktemp("reader-pipe") / "pipe"
     assert main(["assemble", "--clip", str(runs["clip"]), "--prior", str(runs["prior"]), "--decoder", str(runs["decoder"]),
                  "--upsampler", str(runs["upsampler"]), "--reader", str(reader_run), "--config", "tiny", "--fp32", "-o", str(path)]) == 0
     assert json.loads((path / "pipeline.json").read_text())["reader"] == "reader"
-    pipe = t2i.load_pipeline(path)
+    return path
+
+
+def test_a_pipeline_with_a_reader_draws_a_wording_as_its_caption(reader_pipeline, shapes_folder) -> None:
+    import t2i
+
+    pipe = t2i.load_pipeline(reader_pipeline)
     caption = "a square and two circles"
     assert caption in shapes_folder[1]
     wording = next(w for w in wordings(caption) if parse_caption(w) is None and "circle" in w)
@@ -121,3 +127,20 @@ def test_a_pipeline_with_a_reader_draws_a_wording_as_its_caption(tiny_run, reade
     own = pipe(wording, num_images=2, seed=3, scene_reading=1.0, **fast)
     assert all(np.array_equal(a, b) for a, b in zip(pixels(said), pixels(direct)))
     assert not all(np.array_equal(a, b) for a, b in zip(pixels(said), pixels(own)))
+
+
+def test_generate_and_eval_say_what_the_reader_read(reader_pipeline, tmp_path, capsys) -> None:
+    from t2i.cli import main
+
+    fast = ["--prior-steps", "2", "--decoder-steps", "2", "--upsampler-steps", "1", "--scene-reading", "0"]
+    wording = next(w for w in wordings("a square and two circles") if parse_caption(w) is None and "circle" in w)
+    assert main(["generate", wording, "--model", str(reader_pipeline), *fast, "-o", str(tmp_path / "a.png")]) == 0
+    assert "read as: two circles and a square" in capsys.readouterr().err
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text(json.dumps({"prompt": wording, "canonical": "a circle and a square", "task": "two_objects"}) + "\n"
+                    + json.dumps({"prompt": "a square and a circle", "canonical": "a circle and a square", "task": "two_objects"}) + "\n")
+    assert main(["eval", "prompts", "--data", "shapes", "--prompts-file", str(mine), "--model", str(reader_pipeline), "--samples", "1", *fast,
+                 "-o", str(tmp_path / "eval")]) == 0
+    result = json.loads((tmp_path / "eval" / "prompts-shapes.json").read_text())
+    assert [p["read_as"] for p in result["per_prompt"]] == ["two circles and a square", "a square and a circle"]  # a caption is kept
+    assert result["read_as_canonical"] == 0.5
