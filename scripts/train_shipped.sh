@@ -8,6 +8,7 @@
 set -euo pipefail
 data=${1:?usage: train_shipped.sh emoji|shapes}
 runs=${RUNS:-runs}
+reader=()  # shapes only: its scene reader (below)
 t2i() { OMP_NUM_THREADS=1 python -m t2i.cli --threads 1 "$@"; }
 
 # the emoji decoder kept improving (fidelity@5 0.21 at 6,500 steps, 0.28 at 11,250, 0.38 at 16,500), so it ran longer;
@@ -138,9 +139,14 @@ if [[ $data == shapes ]]; then
       --set options.hard_negatives=true --set options.contrast_rephrased=true --steps 1500 --batch-size 128 \
       --lr 3e-4 --seed 11 --out "$runs/shapes-match-fields" --no-progress
   clip=$runs/shapes-match-fields prior=$runs/shapes-prior-often decoder=$runs/shapes-decoder-often
+  # session 59: a scene reader: it reads a prompt into its scene, and every stage then reads that
+  # scene's caption (t2i/text/scene_reading.py); it reads words, not images, so it trains on the
+  # captions and their wordings alone
+  t2i train reader --data shapes --out "$runs/shapes-reader" --no-progress
+  reader=(--reader "$runs/shapes-reader" --int8 reader)  # int8: the pipeline stays within its 25 MB
 fi
 # emoji keeps its training captions, and emojilib's search words (t2i/assets/emoji/search_words.json),
 # for retrieval-augmented text conditioning (--caption-memory); keys in 192 dimensions keep it small
 memory=(); [[ $data == emoji ]] && memory=(--caption-memory emoji --memory-dims 192)
 t2i assemble --clip "$clip" --prior "${prior:-$runs/$data-prior}" --decoder "$decoder" \
-    --upsampler "$runs/$data-upsampler" --config "$data" "${memory[@]}" --overwrite -o "t2i/assets/models/$data"
+    --upsampler "$runs/$data-upsampler" --config "$data" "${memory[@]}" "${reader[@]}" --overwrite -o "t2i/assets/models/$data"

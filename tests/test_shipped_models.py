@@ -85,6 +85,13 @@ def test_shipped_shapes_model_draws_single_objects_that_pass_the_scorer() -> Non
     assert sum(passed) >= 3, passed  # measured: all four pass
 
 
+def test_shipped_shapes_model_reads_a_wording_as_its_caption_and_keeps_a_caption() -> None:
+    pipe = t2i.load_pipeline("shapes")
+    prompts = ["Please, three circles.", "circle: red, square: blue", "a red circle to the left of a blue square"]
+    assert pipe.read(prompts) == ["three circles", "a red circle and a blue square", "a red circle to the left of a blue square"]
+    assert pipe.read(prompts[:1], pipe.defaults.updated(scene_reading=1.0)) == prompts[:1]
+
+
 def test_shipped_emoji_model_images_match_their_own_captions() -> None:
     captions = ["grinning face", "red apple", "rocket", "dog face"]
     pipe = t2i.load_pipeline("emoji")

@@ -269,7 +269,8 @@ def shapes_prompts_benchmark(pipe, *, samples: int = 4, seed: int = 0, limit: in
     result = {"summary": summary, "rows": rows, "samples": samples, "seed": seed, "count": len(chosen), "per_prompt": per_prompt,
               "gap_interval": {t: list(bounds) for t, bounds in interval.items()}}
     if getattr(pipe, "reader", None) is not None:  # what a scene reader made of each paraphrase, and how often that is its canonical scene
-        read_as = pipe.read([p.prompt for p in chosen], pipe.defaults.updated(**options))
+        texts, per_batch, opts = [p.prompt for p in chosen], max(1, batch_size // samples), pipe.defaults.updated(**options)
+        read_as = [said for i in range(0, len(texts), per_batch) for said in pipe.read(texts[i : i + per_batch], opts)]  # in the batches drawn
         for row, text in zip(per_prompt, read_as):
             row["read_as"] = text
         result["read_as_canonical"] = float(np.mean([same_scene(r, p.canonical) for r, p in zip(read_as, chosen)]))
