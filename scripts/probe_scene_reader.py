@@ -16,9 +16,8 @@ import torch
 from t2i.checkpoint import load_component, resolve_component
 from t2i.eval.prompts import PROMPTS_DIR, shapes_paraphrases
 from t2i.pipelines.loading import is_pipeline_folder, load_pipeline, shipped_models
-from t2i.pipelines.scene_reading import check_reader
-from t2i.text.encoder import get_text_encoder
-from t2i.text.scene_reading import read_scenes, same_scene, say_scene
+from t2i.pipelines.scene_reading import check_reader, read_prompts
+from t2i.text.scene_reading import same_scene
 
 
 def reader_of(name: str):
@@ -42,13 +41,10 @@ def main() -> None:
     torch.set_num_threads(1)
     reader = reader_of(args.model)
     files = [Path(f) for f in args.files] or sorted(PROMPTS_DIR.glob("shapes-paraphrases*.jsonl"))
-    encoder = get_text_encoder(32)
     for path in files:
         rows = shapes_paraphrases(path)
-        enc = encoder.encode([r.prompt for r in rows])
-        with torch.no_grad():
-            scenes, sure = read_scenes(reader.model(enc.tokens, enc.mask))
-        said = [say_scene(s) if s is not None and c > args.above else None for s, c in zip(scenes, sure.tolist())]
+        prompts = [r.prompt for r in rows]
+        said = [s if s != p else None for s, p in zip(read_prompts(reader, prompts, args.above), prompts)]  # None: kept as written
         right = [s is not None and same_scene(s, r.canonical) for s, r in zip(said, rows)]
         tasks = sorted({r.task for r in rows})
         share = {t: sum(ok for ok, r in zip(right, rows) if r.task == t) / sum(r.task == t for r in rows) for t in tasks}

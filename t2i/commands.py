@@ -95,11 +95,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     options = pipe.defaults.updated(**_options(args))  # validates ranges before any work
 
     if not args.prompts_file:
-        images = pipe([args.prompt], num_images=args.num_images, seed=args.seed, **vars(options))
-        (images[0] if len(images) == 1 else grid_image(images)).save(out)
+        # with a scene reader, the caption of the scene it read (the pipeline keeps a caption as it is)
         said = pipe.read([args.prompt], options)[0] if getattr(pipe, "reader", None) is not None else args.prompt
-        if said != args.prompt:  # a scene reader drew the prompt as this caption: say so
+        if said != args.prompt:
             print(f"read as: {said}", file=sys.stderr)
+        images = pipe([said], num_images=args.num_images, seed=args.seed, **vars(options))
+        (images[0] if len(images) == 1 else grid_image(images)).save(out)
         print(out)
         return 0
     # Batch mode: an image's noise depends on (--seed, its line, its sample), not on the batching.

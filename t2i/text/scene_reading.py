@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from t2i.data.shapes import COLORS, COUNT_WORDS, SHAPES, SIZES
+from t2i.data.shapes import COLORS, SHAPES, SIZES, _join, _phrase
 from t2i.text.shapes_wording import Group, Scene, parse_caption
 
 COUNTS = (0, 1, 2, 3, 4)  # 0: the slot is empty
@@ -52,15 +52,8 @@ def same_scene(a: str, b: str) -> bool:
 
 def say_scene(scene: Scene) -> str:
     """A scene in the training captions' words: 'two red circles and a square', 'a circle above a blue square'."""
-    phrases = [_phrase(g) for g in scene.groups]
-    if scene.relation is not None:
-        return f"{phrases[0]} {scene.relation} {phrases[1]}"
-    return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
-
-
-def _phrase(g: Group) -> str:
-    words = ["a" if g.count == 1 else COUNT_WORDS[g.count], *(w for w in (g.size, g.color) if w)]
-    return " ".join([*words, g.shape if g.count == 1 else g.shape + "s"])
+    phrases = [_phrase(g.count, g.shape, g.color, g.size) for g in scene.groups]  # the renderer's own captioning
+    return f"{phrases[0]} {scene.relation} {phrases[1]}" if scene.relation is not None else _join(phrases)
 
 
 def scene_targets(scene: Scene, slots: int) -> torch.Tensor:
@@ -74,12 +67,6 @@ def scene_targets(scene: Scene, slots: int) -> torch.Tensor:
         out += [0, 0, 0, 0] if g is None else [COUNTS.index(g.count), SIZE_NAMES.index(g.size), COLOR_NAMES.index(g.color), SHAPES.index(g.shape)]
     out.append(RELATION_NAMES.index(scene.relation))
     return torch.tensor(out, dtype=torch.long)
-
-
-def caption_targets(caption: str, slots: int) -> torch.Tensor | None:
-    """The targets of a shapes caption's scene, or None for text that is not one."""
-    scene = parse_caption(caption)
-    return None if scene is None else scene_targets(scene, slots)
 
 
 def reader_loss(logits: dict[str, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:

@@ -83,14 +83,16 @@ class ReaderStage(Stage):
         self.caption_rows = self.captions.rows  # one per text, in its order
         self.targets = torch.full((len(self.captions.texts), slots * 4 + 1), -1, dtype=torch.long)
         for text, row in zip(texts, self.caption_rows.tolist()):
+            target = scene_targets(scenes[text], slots)
             wordings = self.captions.variants[row] if self.captions.variants.shape[1] else torch.empty(0, dtype=torch.long)
             for r in [row, *wordings[wordings >= 0].tolist()]:
                 if self.targets[r, 0] < 0:  # a wording of two captions keeps the first's scene (they say the same)
-                    self.targets[r] = scene_targets(scenes[text], slots)
+                    self.targets[r] = target
         kinds = [scene_kind(scenes[t]) for t in texts]
         per_kind = Counter(kinds)
         self.weights = torch.tensor([0.5 / len(texts) + 0.5 / (len(per_kind) * per_kind[k]) for k in kinds], dtype=torch.float64)
         self.dev = [json.loads(line) for line in DEV_PROMPTS.read_text().splitlines() if line.strip()]
+        self.dev_encoding = None  # encoded at the first preview, once
         self.texts, self.scenes = texts, scenes
 
     def batch(self, step, size, generator):
@@ -105,7 +107,9 @@ class ReaderStage(Stage):
     def preview(self, model, step, out_dir):
         """Share of the development paraphrases (never trained on) and of the first 256 captions
         read as exactly their scene."""
-        enc = get_text_encoder(self.max_length).encode([r["prompt"] for r in self.dev])
+        if self.dev_encoding is None:
+            self.dev_encoding = get_text_encoder(self.max_length).encode([r["prompt"] for r in self.dev])
+        enc = self.dev_encoding
         caps = self.captions.batch(self.caption_rows[:256])
         with torch.no_grad():
             dev, _ = read_scenes(model(enc.tokens, enc.mask))
