@@ -64,15 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     from t2i import registry
 
     stages = "; ".join(f"{e.name}: {', '.join(s.name for s in e.stages)}" for e in registry.SYSTEMS)
+    entries = {s.name: s for e in registry.SYSTEMS for s in e.stages}
     t = sub.add_parser("train", help=f"train one stage ({stages})", description="Train one stage of a system.",
-                       epilog="stages:\n" + "\n".join(f"  {s.name:<10} {e.name}: {s.help}" for e in registry.SYSTEMS for s in e.stages),
+                       epilog="stages:\n" + "\n".join(f"  {name:<10} {', '.join(registry.systems_of(name))}: {s.help}" for name, s in entries.items()),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("stage", choices=registry.stage_names(), metavar="STAGE", help=f"the stage to train ({stages})")
     t.add_argument("--data", required=True, help="emoji, shapes, or a folder / CSV / JSONL of images and captions")
     t.add_argument("--config", help="preset name or JSON file (default: the first of DATA, SYSTEM-DATA, emoji, SYSTEM-emoji with the stage)")
     t.add_argument("--out", help="run folder (default runs/DATA-STAGE)")
-    for need in sorted({n for e in registry.SYSTEMS for s in e.stages for n in s.needs}):
-        users = [s.name for e in registry.SYSTEMS for s in e.stages if need in s.needs]
+    for need in sorted({n for s in entries.values() for n in s.needs}):
+        users = [s.name for s in entries.values() if need in s.needs]
         t.add_argument(f"--{need}", dest=need, help=f"trained {need} (run folder or component folder); needed by {', '.join(users)}")
     t.add_argument("--steps", type=int)
     t.add_argument("--batch-size", type=int)

@@ -28,7 +28,7 @@ def resolve(target: str) -> Any:
 
 @dataclass(frozen=True)
 class StageEntry:
-    name: str  # `t2i train NAME`, unique over all systems
+    name: str  # `t2i train NAME`: one entry per name (a stage that several systems take is one entry listed by each)
     trainer: str  # the training stage class
     needs: tuple[str, ...] = ()  # stages whose trained component it reads (`--NAME RUN_OR_FOLDER`)
     help: str = ""
@@ -57,6 +57,9 @@ class SystemEntry:
         return resolve(self.options)
 
 
+# a stage of no one system: it reads prompts, not images, and any system's pipeline may hold it
+READER = StageEntry("reader", "t2i.train.reader_stage:ReaderStage", help="shapes prompt -> its scene, drawn as the stages' own caption", optional=True)
+
 SYSTEMS: tuple[SystemEntry, ...] = (
     SystemEntry(
         name="unclip",
@@ -70,7 +73,7 @@ SYSTEMS: tuple[SystemEntry, ...] = (
             StageEntry("prior", "t2i.unclip.stages:PriorStage", needs=("clip",), help="caption -> CLIP image embedding"),
             StageEntry("decoder", "t2i.unclip.stages:DecoderStage", needs=("clip",), help="CLIP image embedding (+ caption) -> 32x32 image"),
             StageEntry("upsampler", "t2i.unclip.stages:UpsamplerStage", help="32x32 -> 64x64, with noise-conditioning augmentation"),
-            StageEntry("reader", "t2i.train.reader_stage:ReaderStage", help="shapes prompt -> its scene, drawn as the stages' own caption", optional=True),
+            READER,
         ),
     ),
     SystemEntry(
@@ -81,6 +84,7 @@ SYSTEMS: tuple[SystemEntry, ...] = (
         stages=(
             StageEntry("imagen-base", "t2i.imagen.stages:ImagenBaseStage", help="caption -> 32x32 image"),
             StageEntry("imagen-sr", "t2i.imagen.stages:ImagenSuperResStage", help="caption + low-res image -> 2x larger, with noise-conditioning augmentation"),
+            READER,
         ),
     ),
 )
@@ -94,6 +98,7 @@ def system(name: str) -> SystemEntry:
 
 
 def stage(name: str) -> tuple[SystemEntry, StageEntry]:
+    """The stage's entry and the first system that lists it."""
     for entry in SYSTEMS:
         for candidate in entry.stages:
             if candidate.name == name:
@@ -113,4 +118,9 @@ def sampling_options() -> dict[str, tuple[Any, list[str]]]:
 
 
 def stage_names() -> list[str]:
-    return [s.name for entry in SYSTEMS for s in entry.stages]
+    return list(dict.fromkeys(s.name for entry in SYSTEMS for s in entry.stages))
+
+
+def systems_of(name: str) -> list[str]:
+    """The systems whose pipelines take the stage."""
+    return [entry.name for entry in SYSTEMS if any(s.name == name for s in entry.stages)]

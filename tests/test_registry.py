@@ -18,8 +18,11 @@ from t2i.train.build import make_trainer, read_preset, stage_section
 
 
 def test_every_registered_stage_is_complete() -> None:
-    names = registry.stage_names()
-    assert len(names) == len(set(names))  # `t2i train NAME` is unambiguous
+    entries = {}
+    for system in registry.SYSTEMS:
+        for entry in system.stages:
+            assert entries.setdefault(entry.name, entry) is entry  # `t2i train NAME` is unambiguous: one entry per name
+    assert registry.stage_names() == list(entries)
     for system in registry.SYSTEMS:
         seen = set()
         for entry in system.stages:
@@ -36,7 +39,9 @@ def test_train_help_lists_every_stage_with_its_system(capsys) -> None:
     out = capsys.readouterr().out
     for system in registry.SYSTEMS:
         for entry in system.stages:
-            assert f"{entry.name:<10} {system.name}: {entry.help}" in out
+            systems = ", ".join(registry.systems_of(entry.name))
+            assert system.name in systems and f"{entry.name:<10} {systems}: {entry.help}" in out
+    assert "reader     unclip, imagen: " in out  # a stage several systems take is listed once
 
 
 @pytest.mark.parametrize("system", [s.name for s in registry.SYSTEMS])

@@ -94,6 +94,23 @@ def test_a_tiny_reader_reads_wordings_of_its_captions(reader_run, shapes_folder)
     assert losses[-1] < 0.1 and losses[0] > 1
 
 
+def test_relation_share_sets_how_often_a_scene_with_a_relation_is_drawn() -> None:
+    from t2i.checkpoint import Component
+    from t2i.models.scene_reader import ReaderConfig, SceneReader
+    from t2i.train.reader_stage import ReaderStage
+
+    captions = [["a circle"], ["two red squares"], ["a triangle and a blue circle"], ["a circle above a square"], ["a square to the left of a triangle"]]
+    component = Component(SceneReader(ReaderConfig(width=16, num_heads=2, depth=1, slot_depth=1)), "reader")
+    shares = []
+    for share in (0.0, 0.6):
+        stage = ReaderStage(component, captions, relation_share=share)
+        related = torch.tensor([stage.scenes[t].relation is not None for t in stage.texts])
+        shares.append(float(stage.weights[related].sum() / stage.weights.sum()))
+        draws = stage.batch(0, 4000, torch.Generator().manual_seed(0))["targets"][:, -1] > 0  # the relation field
+        assert float(draws.float().mean()) == pytest.approx(shares[-1], abs=0.03)
+    assert 0 < shares[0] < 0.5 and shares[1] == pytest.approx(0.6)
+
+
 def test_the_reader_refuses_data_without_shapes_captions(tiny_run, tmp_path) -> None:
     from t2i.train.build import make_trainer, read_preset
 
@@ -112,16 +129,36 @@ def reader_pipeline(tiny_run, reader_run, tmp_path_factory):
     return path
 
 
-def test_a_pipeline_with_a_reader_draws_a_wording_as_its_caption(reader_pipeline, shapes_folder) -> None:
+@pytest.fixture(scope="module")
+def imagen_reader_pipeline(tiny_imagen, reader_run, tmp_path_factory):
+    from t2i.cli import main
+
+    runs, path = tiny_imagen.runs, tmp_path_factory.mktemp("imagen-reader-pipe") / "pipe"
+    assert main(["assemble", "--imagen-base", str(runs["imagen-base"]), "--imagen-sr", str(runs["imagen-sr"]), "--reader", str(reader_run),
+                 "--config", "tiny", "--fp32", "-o", str(path)]) == 0
+    assert json.loads((path / "pipeline.json").read_text())["reader"] == "reader"
+    return path
+
+
+def test_a_reader_alone_is_no_system(reader_run, tmp_path, capsys) -> None:
+    from t2i.cli import main
+
+    assert main(["assemble", "--reader", str(reader_run), "-o", str(tmp_path / "p")]) == 2  # both systems take one: which?
+    assert "give the trained stages of one system" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("system", ["unclip", "imagen"])
+def test_a_pipeline_with_a_reader_draws_a_wording_as_its_caption(system, request, shapes_folder) -> None:
     import t2i
 
-    pipe = t2i.load_pipeline(reader_pipeline)
+    pipe = t2i.load_pipeline(request.getfixturevalue("reader_pipeline" if system == "unclip" else "imagen_reader_pipeline"))
+    assert pipe.kind == system and pipe.reader is not None
     caption = "a square and two circles"
     assert caption in shapes_folder[1]
     wording = next(w for w in wordings(caption) if parse_caption(w) is None and "circle" in w)
     assert pipe.read([caption, wording], pipe.defaults.updated(scene_reading=0.0)) == [caption, "two circles and a square"]
     assert pipe.read([wording], pipe.defaults.updated(scene_reading=1.0)) == [wording]  # 1: never
-    fast = {"prior_steps": 2, "decoder_steps": 2, "upsampler_steps": 2}
+    fast = {"prior_steps": 2, "decoder_steps": 2, "upsampler_steps": 2} if system == "unclip" else {"base_steps": 2, "sr_steps": 2}
     said = pipe(wording, num_images=2, seed=3, scene_reading=0.0, **fast)
     direct = pipe("two circles and a square", num_images=2, seed=3, **fast)
     own = pipe(wording, num_images=2, seed=3, scene_reading=1.0, **fast)

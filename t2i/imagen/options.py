@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from t2i.errors import InputError
-from t2i.pipelines.options import SAMPLERS, SPACINGS, THRESHOLDS, SamplingOptionsBase, option, stage_sampler
+from t2i.pipelines.options import SAMPLERS, SPACINGS, THRESHOLDS, SamplingOptionsBase, option, scene_reading_option, stage_sampler
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,9 @@ class ImagenSamplingOptions(SamplingOptionsBase):
     # nearest training caption by the frozen sentence encoder (t2i/pipelines/caption_memory.py)
     caption_memory: float = option(0.0, "0 to 1: how far the prompt's conditioning moves to that of its nearest training captions (pipelines with a caption memory)",
                                     fraction=True)
+    # with a scene reader (shapes): a prompt that is not a caption is drawn as the caption of the
+    # scene read from it when the reading is surer than this
+    scene_reading: float = scene_reading_option()
     # a cascade may hold more super-resolution UNets than it runs by default (imagen-shapes: 64 -> 128)
     sr_stages: int | None = option(None, "how many of the cascade's super-resolution UNets run, lowest resolution first (default: all)", kind=int)
     sr_steps: int = option(20)

@@ -9,6 +9,10 @@ A pipeline folder holds a component folder per UNet and `pipeline.json`:
 The base may have high-noise experts (eDiff-I): base UNets trained on the noisiest diffusion
 steps alone (`t2i train imagen-base --set options.min_step=900`), which sample those steps.
 
+A pipeline assembled with `--reader RUN` holds a scene reader (t2i/pipelines/scene_reading.py):
+a shapes prompt that is not a caption is drawn as the caption of the scene read from it, as in
+unCLIP.
+
 A pipeline assembled with `--caption-memory DATA` keeps the data's captions (the "memory" part);
 with the sampling option caption_memory w > 0 each UNet's conditional prediction is (1 - w) the
 prompt's and w that of its nearest caption by the frozen sentence encoder (see steered in
@@ -27,10 +31,11 @@ from t2i.checkpoint import CheckpointError, Component, atomic_folder, load_compo
 from t2i.diffusion.noise import RowGenerators, check_request
 from t2i.errors import InputError
 from t2i.imagen.options import ImagenSamplingOptions
-from t2i.pipelines.base import Pipeline, part_folder, preset_defaults, prompt_list, read_pipeline_json, to_pil, write_pipeline_json
+from t2i.pipelines.base import Pipeline, assembled_reader, folder_reader, part_folder, preset_defaults, prompt_list, read_pipeline_json, to_pil, write_pipeline_json
 from t2i.pipelines.caption_memory import CaptionMemory, assembled_memory, check_memory
 from t2i.pipelines.loading import is_pipeline_folder
 from t2i.pipelines.sampling import check_experts, diffusion_of, padded_tokens, run_upsampler, sample_unet, text_conditions
+from t2i.pipelines.scene_reading import check_reader
 
 DEFAULT_MAX_LENGTH = 32
 
@@ -39,8 +44,10 @@ class ImagenPipeline(Pipeline):
     kind, options_class, upsampling_attribute = "imagen", ImagenSamplingOptions, "super_res"
 
     def __init__(self, *, base: Component, super_res: list[Component] | None = None, defaults: ImagenSamplingOptions | None = None,
-                 info: dict | None = None, base_experts: list[Component] | None = None, memory: CaptionMemory | None = None) -> None:
-        self.base, self.super_res, self.memory = base, list(super_res or []), memory
+                 info: dict | None = None, base_experts: list[Component] | None = None, memory: CaptionMemory | None = None,
+                 reader: Component | None = None) -> None:
+        self.base, self.super_res, self.memory, self.reader = base, list(super_res or []), memory, reader
+        check_reader(reader)
         self.base_experts = sorted(base_experts or [], key=lambda e: int(e.settings.get("min_step", 0)))
         check_experts(base, self.base_experts)
         self.defaults = defaults or ImagenSamplingOptions()
@@ -67,7 +74,7 @@ class ImagenPipeline(Pipeline):
     @classmethod
     def assemble(cls, stages: dict[str, list[str | Path]], *, preset: dict[str, Any] | None = None, caption_memory: str | None = None,
                  memory_dims: int = 0, info: dict[str, Any] | None = None) -> ImagenPipeline:
-        """A pipeline from trained stages: {"imagen-base": [RUN, ...], "imagen-sr": [RUN, ...]} (run or
+        """A pipeline from trained stages: {"imagen-base": [RUN, ...], "imagen-sr": [RUN, ...], "reader": [RUN]} (run or
         component folders, super-resolution lowest resolution first). One imagen-base is trained
         on every diffusion step; any others are its high-noise experts (trained with
         options.min_step). A preset's "imagen-pipeline" (or "pipeline") section gives the
@@ -81,7 +88,7 @@ class ImagenPipeline(Pipeline):
         defaults = preset_defaults(preset, cls.kind, cls.options_class)
         memory = assembled_memory(caption_memory, defaults, dims=memory_dims, max_length=int(whole[0].settings.get("max_length", DEFAULT_MAX_LENGTH)))
         return cls(base=whole[0], base_experts=[b for b in bases if b.settings.get("min_step")], super_res=super_res,
-                   defaults=defaults, info=info, memory=memory)
+                   defaults=defaults, info=info, memory=memory, reader=assembled_reader(stages))
 
     # ---- persistence -------------------------------------------------------------------------
     @classmethod
@@ -92,7 +99,8 @@ class ImagenPipeline(Pipeline):
         return cls(base=base,
                    base_experts=[load_component(part_folder(path, p), role="imagen-base", shared_with=base) for p in spec.get("base_experts", [])],
                    super_res=[load_component(part_folder(path, p), role="imagen-sr") for p in spec.get("super_res", [])],
-                   defaults=defaults, info=spec.get("info", {}), memory=CaptionMemory.load(part_folder(path, spec["memory"])) if spec.get("memory") else None)
+                   defaults=defaults, info=spec.get("info", {}), memory=CaptionMemory.load(part_folder(path, spec["memory"])) if spec.get("memory") else None,
+                   reader=folder_reader(path, spec))
 
     def save(self, path: str | Path, *, dtype: torch.dtype = torch.float16, dtypes: Mapping[str, torch.dtype] | None = None, overwrite: bool = False) -> Path:
         """Write the whole pipeline atomically (fp16 weights by default, `dtypes` per component by
@@ -109,6 +117,8 @@ class ImagenPipeline(Pipeline):
             if self.memory is not None:
                 self.memory.save(tmp / "memory")
                 extra["memory"] = "memory"
+            if self.reader is not None:
+                extra["reader"] = "reader"
             write_pipeline_json(tmp, self.kind, self.defaults, self.info, base="base", **extra, super_res=[name for name in parts if name.startswith("sr-")])
         return path
 
@@ -120,7 +130,7 @@ class ImagenPipeline(Pipeline):
 
     def components(self) -> dict[str, Component]:
         return {"base": self.base, **{f"base-from-{e.settings['min_step']}": e for e in self.base_experts},
-                **{f"sr-{sr.model.config.image_size}": sr for sr in self.super_res}}
+                **{f"sr-{sr.model.config.image_size}": sr for sr in self.super_res}, **({"reader": self.reader} if self.reader is not None else {})}
 
     # ---- sampling ------------------------------------------------------------------------------
     def encode_text(self, prompts: list[str], phrase_mix: float = 0.0):
@@ -157,7 +167,7 @@ class ImagenPipeline(Pipeline):
         row_seeds, one per image (prompt-major), replace those seeds (see generate_requests)."""
         check_request(seed, num_images, first_index)
         opts = self.defaults.updated(**options)
-        prompts = prompt_list(prompts)
+        prompts = self.read(prompt_list(prompts), opts)
         enc = self.encode_text(prompts, opts.phrase_mix)
         # phrase mixing leaves the pooled embedding as it was, so at full depth it is the memory's query
         near = self.nearest_caption_text(prompts, opts.caption_memory, opts.phrase_mix, pooled=enc.pooled if self.text_layers == 0 else None)

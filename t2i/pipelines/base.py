@@ -6,7 +6,9 @@
   each image from (seed, first_index + prompt, sample), or takes the seed of each row;
 - batching (`generate`): a long list in batches, with the same images as one call; and several
   requests with their own seeds in one call (`generate_requests`, the server's batching);
-- the pipeline folder's pipeline.json: format version, kind, default options, info.
+- the pipeline folder's pipeline.json: format version, kind, default options, info;
+- a scene reader (t2i/pipelines/scene_reading.py), which any system's pipeline may hold: `read`
+  gives the words its stages draw, and `assembled_reader` / `folder_reader` load it.
 """
 from __future__ import annotations
 
@@ -19,12 +21,13 @@ from typing import Any
 import torch
 from PIL import Image
 
-from t2i.checkpoint import FORMAT_VERSION, CheckpointError, read_versioned_json
+from t2i.checkpoint import FORMAT_VERSION, CheckpointError, Component, load_component, read_versioned_json, resolve_component
 from t2i.config import ConfigError, config_from_dict, config_to_dict
 from t2i.data.dataset import to_uint8
 from t2i.diffusion.noise import image_seeds
 from t2i.errors import InputError
 from t2i.pipelines.options import SamplingOptionsBase
+from t2i.pipelines.scene_reading import read_prompts
 
 
 def prompt_list(prompts: str | list[str]) -> list[str]:
@@ -54,6 +57,13 @@ class Pipeline:
     kind: str = ""
     options_class: type = SamplingOptionsBase
     upsampling_attribute: str = ""  # the attribute holding its upsampling stages, lowest resolution first
+    reader: Component | None = None  # a scene reader, where the pipeline has one
+    text_max_length: int = 32  # tokens of a prompt its stages read
+
+    def read(self, prompts: list[str], options: Any = None) -> list[str]:
+        """The words the stages read for each prompt: with a scene reader, the caption of the scene
+        read from it (when sure enough: --scene-reading), else the prompt itself."""
+        return read_prompts(self.reader, prompts, (options or self.defaults).scene_reading, self.text_max_length)
 
     def upsampling_stages(self) -> list:
         return list(getattr(self, self.upsampling_attribute)) if self.upsampling_attribute else []
@@ -155,6 +165,19 @@ def read_pipeline_json(path: Path, kind: str, options_class: type) -> tuple[dict
     except InputError as e:  # a value out of range, from the options class itself
         raise CheckpointError(f"{path}/pipeline.json defaults: {e}") from None
     return spec, defaults
+
+
+def assembled_reader(stages: dict[str, list[str | Path]]) -> Component | None:
+    """The scene reader among a pipeline's trained stages (a run or component folder), if any."""
+    runs = stages.get("reader", [])
+    if len(runs) > 1:
+        raise InputError("a pipeline takes at most one scene reader")
+    return load_component(resolve_component(runs[0]), role="reader") if runs else None
+
+
+def folder_reader(path: Path, spec: dict[str, Any]) -> Component | None:
+    """The scene reader a pipeline folder's pipeline.json names, if any."""
+    return load_component(part_folder(path, spec["reader"]), role="reader") if spec.get("reader") else None
 
 
 def part_folder(pipeline: Path, name: object) -> Path:

@@ -27,6 +27,13 @@ def option(default: Any, help: str = "", choices: tuple[str, ...] | None = None,
     return field(default=default, metadata={"help": help, "choices": choices, "kind": kind or type(default), "fraction": fraction})
 
 
+def scene_reading_option():
+    """How sure a scene reader (t2i/pipelines/scene_reading.py) must be to replace a prompt by the
+    caption of the scene it read; every system's options have it."""
+    return option(0.5, "0 to 1: how sure a scene reader's reading of a prompt must be to replace it by its caption (1: never; pipelines with a reader)",
+                  fraction=True)
+
+
 class SamplingOptionsBase:
     """Mixin for a frozen dataclass of sampling options, validated in its __post_init__."""
 

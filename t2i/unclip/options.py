@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from t2i.pipelines.options import SAMPLERS, SPACINGS, THRESHOLDS, SamplingOptionsBase, option, stage_sampler
+from t2i.pipelines.options import SAMPLERS, SPACINGS, THRESHOLDS, SamplingOptionsBase, option, scene_reading_option, stage_sampler
 
 # What the decoder is conditioned on (DALL-E 2, section 5.1): the prior's image embedding, the
 # CLIP text embedding in its place, or no embedding at all (text tokens only).
@@ -41,9 +41,8 @@ class SamplingOptions(SamplingOptionsBase):
     caption_memory: float = option(0.0, "0 to 1: how far the prompt's conditioning moves to that of its nearest training captions (pipelines with a caption memory)",
                                     fraction=True)
     # with a scene reader (shapes): a prompt that is not a caption is drawn as the caption of the
-    # scene read from it when the reading is surer than this (t2i/pipelines/scene_reading.py)
-    scene_reading: float = option(0.5, "0 to 1: how sure a scene reader's reading of a prompt must be to replace it by its caption (1: never; pipelines with a reader)",
-                                  fraction=True)
+    # scene read from it when the reading is surer than this
+    scene_reading: float = scene_reading_option()
 
     def __post_init__(self) -> None:
         self.check_ranges()

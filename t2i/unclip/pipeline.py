@@ -20,11 +20,11 @@ from t2i.checkpoint import CheckpointError, Component, atomic_folder, load_compo
 from t2i.data.dataset import to_model_range
 from t2i.diffusion.noise import RowGenerators, check_request, row_seed
 from t2i.errors import InputError
-from t2i.pipelines.base import Pipeline, part_folder, preset_defaults, prompt_list, read_pipeline_json, to_pil, write_pipeline_json
+from t2i.pipelines.base import Pipeline, assembled_reader, folder_reader, part_folder, preset_defaults, prompt_list, read_pipeline_json, to_pil, write_pipeline_json
 from t2i.pipelines.caption_memory import CaptionMemory, assembled_memory, check_memory
 from t2i.pipelines.loading import is_pipeline_folder
 from t2i.pipelines.sampling import keep_best, run_decoder, run_upsampler
-from t2i.pipelines.scene_reading import check_reader, read_prompts
+from t2i.pipelines.scene_reading import check_reader
 from t2i.text.encoder import get_text_encoder
 from t2i.train.options import UPSAMPLER_SAMPLING
 from t2i.unclip.options import IMAGE_EMBEDDINGS, SamplingOptions
@@ -61,10 +61,8 @@ class UnclipPipeline(Pipeline):
         missing = [name for name in ("clip", "prior", "decoder") if len(stages.get(name, [])) != 1]
         if missing:
             raise InputError(f"an unclip pipeline needs one {missing[0]}")
-        if len(stages.get("reader", [])) > 1:
-            raise InputError("an unclip pipeline takes at most one reader")
         load = lambda role: [load_component(resolve_component(p), role=role) for p in stages.get(role, [])]  # noqa: E731
-        (clip,), (prior,), (decoder,), upsamplers, readers = load("clip"), load("prior"), load("decoder"), load("upsampler"), load("reader")
+        (clip,), (prior,), (decoder,), upsamplers = load("clip"), load("prior"), load("decoder"), load("upsampler")
         defaults = SamplingOptions()
         if preset is not None:  # the preset's sampling-time choices win over those recorded at training time
             defaults = preset_defaults(preset, cls.kind, cls.options_class)
@@ -73,7 +71,7 @@ class UnclipPipeline(Pipeline):
                 up.settings.update({k: int(given[k]) for k in UPSAMPLER_SAMPLING if k in given})
         memory = assembled_memory(caption_memory, defaults, dims=memory_dims, max_length=clip.model.config.max_tokens)
         return cls(clip=clip, prior=prior, decoder=decoder, upsamplers=upsamplers, defaults=defaults, info=info, memory=memory,
-                   reader=readers[0] if readers else None)
+                   reader=assembled_reader(stages))
 
     # ---- persistence -------------------------------------------------------------------------
     @classmethod
@@ -84,7 +82,7 @@ class UnclipPipeline(Pipeline):
         return cls(clip=stage("clip", "clip"), prior=stage("prior", "prior"), decoder=stage("decoder", "decoder"),
                    upsamplers=[load_component(part_folder(path, p), role="upsampler") for p in spec.get("upsamplers", [])],
                    defaults=defaults, info=spec.get("info", {}), memory=CaptionMemory.load(part_folder(path, spec["memory"])) if spec.get("memory") else None,
-                   reader=stage("reader", "reader") if spec.get("reader") else None)
+                   reader=folder_reader(path, spec))
 
     def save(self, path: str | Path, *, dtype: torch.dtype = torch.float16, dtypes: Mapping[str, torch.dtype] | None = None, overwrite: bool = False) -> Path:
         """Write the whole pipeline atomically (fp16 weights by default: half the size, loaded as fp32;
@@ -205,11 +203,6 @@ class UnclipPipeline(Pipeline):
         else:
             embeds = rep(text_embed)
         return to_pil(self.decode(embeds, enc, options=opts, generator=generator, progress=progress, use_embed=given is not None or image_embedding != "none", target=rep(text_embed)))
-
-    def read(self, prompts: list[str], options: SamplingOptions | None = None) -> list[str]:
-        """The words the stages read for each prompt: with a scene reader, the caption of the scene
-        read from it (when sure enough: --scene-reading), else the prompt itself."""
-        return read_prompts(self.reader, prompts, (options or self.defaults).scene_reading, self.text_max_length)
 
     def variations(self, image: Image.Image, *, num_images: int = 1, seed: int = 0, **options: Any) -> list[Image.Image]:
         """DALL-E 2's image variations: decode new images from the CLIP embedding of `image`."""
