@@ -96,7 +96,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if not args.prompts_file:
         # with a scene reader, the caption of the scene it read (the pipeline keeps a caption as it is)
-        said = pipe.read([args.prompt], options)[0] if getattr(pipe, "reader", None) is not None else args.prompt
+        said = pipe.read([args.prompt], options)[0]
         if said != args.prompt:
             print(f"read as: {said}", file=sys.stderr)
         images = pipe([said], num_images=args.num_images, seed=args.seed, **vars(options))
