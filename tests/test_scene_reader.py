@@ -61,6 +61,17 @@ def test_a_reading_the_world_cannot_draw_is_none() -> None:
         scene_targets(Scene(tuple(Group(1, None, c, "circle") for c in ("red", "blue", "green", "cyan", "yellow"))), 4)
 
 
+def test_a_slot_that_echoes_another_is_dropped_from_a_list_but_not_from_a_relation() -> None:
+    circle = Group(1, None, None, "circle")
+    echo = torch.tensor([1, 0, 0, 0] * 2 + [0] * 8 + [0])  # "a circle and a circle"
+    related = echo.clone()
+    related[-1] = 1  # "a circle to the left of a circle" is a scene of this world
+    mixed = scene_targets(Scene((circle, Group(1, None, "red", "circle"))), 4)  # "a circle and a red circle": two groups
+    scenes, _ = read_scenes(_one_hot_logits(torch.stack([echo, related, mixed])))
+    assert scenes == [Scene((circle,)), Scene((circle, circle), "to the left of"), Scene((circle, Group(1, None, "red", "circle")))]
+    assert say_scene(scenes[0]) == "a circle"
+
+
 @pytest.fixture(scope="module")
 def shapes_folder(tmp_path_factory):
     from PIL import Image

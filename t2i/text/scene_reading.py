@@ -84,7 +84,13 @@ def reader_loss(logits: dict[str, torch.Tensor], targets: torch.Tensor) -> torch
 def read_scenes(logits: dict[str, torch.Tensor]) -> tuple[list[Scene | None], torch.Tensor]:
     """Each row's most likely scene (None where that reading is no scene of this world: more than
     MAX_OBJECTS objects, or a relation between anything but two single objects) and its confidence,
-    the product of the chosen classes' probabilities."""
+    the product of the chosen classes' probabilities.
+
+    A list never names one group twice (a caption counts alike objects in one group: 'two
+    circles'), yet the reader, sure of itself, fills a second slot with a copy of the first on
+    short single-object prompts ('show one disc', 'Square. Just a square.': 'a circle and a
+    circle'), on every blind set; so a copy is dropped. 'a square and another square' is then read
+    as one square (it was read as 'a square and a square', which the stages draw as two)."""
     best = {name: v.float().softmax(-1).max(-1) for name, v in logits.items()}
     fields = torch.stack([best[name].indices for name in FIELDS], -1)  # (B, slots, 4)
     present = fields[..., 0] > 0
@@ -94,6 +100,8 @@ def read_scenes(logits: dict[str, torch.Tensor]) -> tuple[list[Scene | None], to
     for row, relation in zip(fields.tolist(), best["relation"].indices.tolist()):
         groups = tuple(Group(COUNTS[c], SIZE_NAMES[s], COLOR_NAMES[k], SHAPES[h]) for c, s, k, h in row if c > 0)
         relation = RELATION_NAMES[relation]
+        if relation is None:
+            groups = tuple(dict.fromkeys(groups))  # a slot that echoes another: see the docstring
         ok = groups and sum(g.count for g in groups) <= MAX_OBJECTS
         ok = ok and (relation is None or (len(groups) == 2 and groups[0].count == groups[1].count == 1))
         scenes.append(Scene(groups, relation) if ok else None)
