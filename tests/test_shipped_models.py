@@ -122,6 +122,15 @@ def test_shipped_imagen_shapes_model_draws_single_objects_that_pass_the_scorer()
     assert high_frequency_energy(np.stack([np.asarray(im) for im in big])) > 3 * high_frequency_energy(resized)
 
 
+def test_shipped_imagen_shapes_model_draws_a_wording_as_the_caption_its_reader_reads() -> None:
+    """The same scene reader as `shapes`: a wording becomes its caption, then the same image."""
+    pipe = t2i.load_pipeline("imagen-shapes")
+    assert pipe.read(["Please, three circles.", "a red circle to the left of a blue square"]) == \
+        ["three circles", "a red circle to the left of a blue square"]
+    worded, captioned = pipe("Please, three circles.", seed=1)[0], pipe("three circles", seed=1)[0]
+    assert np.array_equal(np.asarray(worded), np.asarray(captioned))
+
+
 def test_shipped_imagen_emoji_model_draws_the_named_training_emoji() -> None:
     """fidelity@5, the eval's rule: an image passes when its 5 nearest dataset images (pixels at
     16×16) include the named emoji in some skin tone."""
